@@ -1,0 +1,1 @@
+//! ipvs-agent library.

@@ -1,0 +1,21 @@
+//! Compiles the API's .proto files with protox (pure Rust: no protoc needed).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "ipvs/agent/v1/types.proto",
+        "ipvs/agent/v1/ipvs.proto",
+        "ipvs/agent/v1/link.proto",
+        "ipvs/agent/v1/stats.proto",
+    ];
+    let fds = protox::compile(files, ["."])?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("ipvs_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    for f in files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    Ok(())
+}
