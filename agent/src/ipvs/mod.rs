@@ -1,0 +1,74 @@
+//! The IPVS generic-netlink family: a pure domain model ([`types`]), message types that encode
+//! and parse with no I/O, and an async handle over one long-lived, pipelined socket.
+
+pub mod error;
+pub mod types;
+
+use std::future::Future;
+use std::net::IpAddr;
+
+pub use error::{IpvsError, ValidationError};
+pub use types::*;
+
+/// Every operation the agent performs on an IPVS table. The netlink handle implements it for
+/// the real kernel; the API layer is generic over it so its adapters can be unit-tested.
+pub trait IpvsOps: Send + Sync + 'static {
+    /// Kernel IPVS version and connection table size (`ipvsadm` header line).
+    fn info(&self) -> impl Future<Output = Result<Info, IpvsError>> + Send;
+    /// Every service (one dump).
+    fn services(&self) -> impl Future<Output = Result<Vec<ServiceEntry>, IpvsError>> + Send;
+    /// One service; `ServiceNotFound` if missing.
+    fn service(
+        &self,
+        key: &ServiceKey,
+    ) -> impl Future<Output = Result<ServiceEntry, IpvsError>> + Send;
+    /// The real servers of one service (one dump).
+    fn destinations(
+        &self,
+        key: &ServiceKey,
+    ) -> impl Future<Output = Result<Vec<DestinationEntry>, IpvsError>> + Send;
+    /// The whole table: every service with its real servers (`ipvsadm -L`); the per-service
+    /// destination dumps are pipelined, not issued one round trip at a time.
+    fn table(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(ServiceEntry, Vec<DestinationEntry>)>, IpvsError>> + Send;
+    /// `ipvsadm -A`.
+    fn new_service(&self, svc: &Service) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -E`.
+    fn set_service(&self, svc: &Service) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -D`.
+    fn del_service(&self, key: &ServiceKey) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -a`.
+    fn new_dest(
+        &self,
+        key: &ServiceKey,
+        dest: &Destination,
+    ) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -e`.
+    fn set_dest(
+        &self,
+        key: &ServiceKey,
+        dest: &Destination,
+    ) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -d`.
+    fn del_dest(
+        &self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    ) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -C`.
+    fn flush(&self) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -Z [service]`.
+    fn zero(&self, key: Option<&ServiceKey>) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -L --timeout`.
+    fn timeouts(&self) -> impl Future<Output = Result<Timeouts, IpvsError>> + Send;
+    /// `ipvsadm --set tcp tcpfin udp` (0 leaves a value unchanged).
+    fn set_timeouts(&self, t: &Timeouts) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -L --daemon`.
+    fn daemons(&self) -> impl Future<Output = Result<Vec<Daemon>, IpvsError>> + Send;
+    /// `ipvsadm --start-daemon`.
+    fn new_daemon(&self, d: &Daemon) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm --stop-daemon`.
+    fn del_daemon(&self, state: DaemonState) -> impl Future<Output = Result<(), IpvsError>> + Send;
+}
