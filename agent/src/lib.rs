@@ -2,3 +2,4 @@
 //! them over gRPC. The `ipvs` and `link` modules talk netlink; `api` adapts them to tonic.
 
 pub mod ipvs;
+pub mod link;

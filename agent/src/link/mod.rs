@@ -1,0 +1,19 @@
+//! Dummy links and their addresses, through rtnetlink: where the node's virtual IPs live.
+//!
+//! Domain types only; the gRPC layer converts them. [`LinkHandle`] holds one netlink socket,
+//! validated inputs ([`LinkName`], [`Cidr`]) turn bad requests into precise [`LinkError`]s
+//! before the kernel sees them, and kernel errnos are mapped to the same errors in one place.
+
+mod address;
+mod cidr;
+mod device;
+mod error;
+mod handle;
+mod name;
+
+pub use address::{InterfaceAddress, scope_name};
+pub use cidr::{Cidr, max_prefix_len};
+pub use device::Link;
+pub use error::LinkError;
+pub use handle::LinkHandle;
+pub use name::{LinkName, MAX_NAME_LEN};
