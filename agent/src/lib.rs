@@ -1,5 +1,6 @@
 //! ipvs-agent: owns one node's IPVS table and the links that hold its virtual IPs, and serves
 //! them over gRPC. The `ipvs` and `link` modules talk netlink; `api` adapts them to tonic.
 
+pub mod api;
 pub mod ipvs;
 pub mod link;

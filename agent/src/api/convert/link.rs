@@ -1,0 +1,262 @@
+//! `ipvs.agent.v1` links and addresses ↔ the [`crate::link`] domain types.
+
+use ipvs_proto::v1 as pb;
+
+use super::{FieldError, Problem, ipvs::ip_address, ipvs::ip_to_proto, nested};
+use crate::link::{Cidr, InterfaceAddress, Link, LinkError, LinkName, max_prefix_len};
+
+/// A link name under `field`, checked as the kernel checks it.
+pub fn link_name(name: &str, field: &str) -> Result<LinkName, FieldError> {
+    LinkName::new(name).map_err(|e| {
+        let problem = match e {
+            LinkError::InvalidName { name, reason } => {
+                Problem::Invalid(format!("link name {name:?} {reason}"))
+            }
+            other => Problem::Invalid(other.to_string()),
+        };
+        FieldError::new(field, problem)
+    })
+}
+
+pub fn create_dummy(req: &pb::CreateDummyRequest) -> Result<LinkName, FieldError> {
+    link_name(&req.name, "name")
+}
+
+pub fn delete_link(req: &pb::DeleteLinkRequest) -> Result<LinkName, FieldError> {
+    link_name(&req.name, "name")
+}
+
+pub fn set_link_state(req: &pb::SetLinkStateRequest) -> Result<(LinkName, bool), FieldError> {
+    Ok((link_name(&req.name, "name")?, req.up))
+}
+
+pub fn add_address(req: &pb::AddAddressRequest) -> Result<(LinkName, Cidr), FieldError> {
+    link_address(&req.link, req.address.as_ref(), req.prefix_length)
+}
+
+pub fn delete_address(req: &pb::DeleteAddressRequest) -> Result<(LinkName, Cidr), FieldError> {
+    link_address(&req.link, req.address.as_ref(), req.prefix_length)
+}
+
+/// `ListAddressesRequest`: one link, or every link when the name is empty.
+pub fn list_addresses(req: &pb::ListAddressesRequest) -> Result<Option<LinkName>, FieldError> {
+    if req.link.is_empty() {
+        return Ok(None);
+    }
+    link_name(&req.link, "link").map(Some)
+}
+
+fn link_address(
+    link: &str,
+    address: Option<&pb::IpAddress>,
+    prefix_length: u32,
+) -> Result<(LinkName, Cidr), FieldError> {
+    let name = link_name(link, "link")?;
+    let address = nested(address, "address", ip_address)?;
+    let max = max_prefix_len(address);
+    let prefix = u8::try_from(prefix_length)
+        .ok()
+        .filter(|p| *p <= max)
+        .ok_or_else(|| {
+            FieldError::new(
+                "prefix_length",
+                Problem::TooLarge {
+                    value: prefix_length.into(),
+                    max: max.into(),
+                },
+            )
+        })?;
+    let cidr = Cidr::new(address, prefix)
+        .map_err(|e| FieldError::new("prefix_length", Problem::Invalid(e.to_string())))?;
+    Ok((name, cidr))
+}
+
+pub fn link_to_proto(link: &Link) -> pb::Link {
+    pb::Link {
+        index: link.index,
+        name: link.name.clone(),
+        kind: link.kind.clone().unwrap_or_default(),
+        up: link.up,
+        lower_up: link.lower_up,
+        mtu: link.mtu,
+        mac: link.mac.clone(),
+        flags: link.flags,
+        oper_state: link.oper_state.clone(),
+    }
+}
+
+pub fn address_to_proto(a: &InterfaceAddress) -> pb::InterfaceAddress {
+    pb::InterfaceAddress {
+        address: Some(ip_to_proto(a.address)),
+        prefix_length: a.prefix_len.into(),
+        link: a.link.clone(),
+        link_index: a.link_index,
+        scope: a.scope.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use pb::ip_address::Ip;
+
+    use super::*;
+
+    fn add(link: &str, ip: Option<Ip>, prefix_length: u32) -> pb::AddAddressRequest {
+        pb::AddAddressRequest {
+            link: link.into(),
+            address: Some(pb::IpAddress { ip }),
+            prefix_length,
+        }
+    }
+
+    fn cidr(s: &str, prefix: u8) -> Cidr {
+        let addr: IpAddr = s.parse().expect("test address");
+        Cidr::new(addr, prefix).expect("test cidr")
+    }
+
+    fn name(s: &str) -> LinkName {
+        LinkName::new(s).expect("test name")
+    }
+
+    #[test]
+    fn address_requests() {
+        let v4 = || Some(Ip::V4(vec![192, 168, 100, 1]));
+        let v6 = || {
+            Some(Ip::V6(
+                "2001:db8::1"
+                    .parse::<std::net::Ipv6Addr>()
+                    .expect("v6")
+                    .octets()
+                    .to_vec(),
+            ))
+        };
+        let too_large = |value, max| Problem::TooLarge { value, max };
+        type Parsed = Result<(LinkName, Cidr), FieldError>;
+        let cases: Vec<(pb::AddAddressRequest, Parsed)> = vec![
+            (
+                add("dummy1", v4(), 32),
+                Ok((name("dummy1"), cidr("192.168.100.1", 32))),
+            ),
+            (
+                add("dummy1", v6(), 128),
+                Ok((name("dummy1"), cidr("2001:db8::1", 128))),
+            ),
+            (
+                add("dummy1", v4(), 33),
+                Err(FieldError::new("prefix_length", too_large(33, 32))),
+            ),
+            (
+                add("dummy1", v6(), 129),
+                Err(FieldError::new("prefix_length", too_large(129, 128))),
+            ),
+            (
+                add("dummy1", v4(), 256),
+                Err(FieldError::new("prefix_length", too_large(256, 32))),
+            ),
+            (
+                add("dummy1", None, 32),
+                Err(FieldError::new("address", Problem::Missing)),
+            ),
+            (
+                add("dummy1", Some(Ip::V4(vec![1, 2, 3, 4, 5])), 32),
+                Err(FieldError::new("address.v4", Problem::AddressLength(5))),
+            ),
+            (
+                add("", v4(), 32),
+                Err(FieldError::new(
+                    "link",
+                    Problem::Invalid(r#"link name "" is empty"#.into()),
+                )),
+            ),
+        ];
+        for (req, want) in cases {
+            assert_eq!(add_address(&req), want, "{req:?}");
+        }
+        let missing = pb::AddAddressRequest {
+            link: "dummy1".into(),
+            address: None,
+            prefix_length: 32,
+        };
+        assert_eq!(
+            add_address(&missing),
+            Err(FieldError::new("address", Problem::Missing))
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            create_dummy(&pb::CreateDummyRequest {
+                name: "averyverylongname".into()
+            })
+            .map_err(|e| e.to_string()),
+            Err(r#"invalid name: link name "averyverylongname" is longer than 15 bytes"#.into())
+        );
+        assert_eq!(
+            delete_link(&pb::DeleteLinkRequest {
+                name: "eth0:1".into()
+            })
+            .map_err(|e| e.to_string()),
+            Err(r#"invalid name: link name "eth0:1" contains ':'"#.into())
+        );
+        assert_eq!(
+            set_link_state(&pb::SetLinkStateRequest {
+                name: "dummy1".into(),
+                up: true
+            }),
+            Ok((name("dummy1"), true))
+        );
+        assert_eq!(
+            list_addresses(&pb::ListAddressesRequest {
+                link: String::new()
+            }),
+            Ok(None)
+        );
+        assert_eq!(
+            list_addresses(&pb::ListAddressesRequest { link: "lo".into() }),
+            Ok(Some(name("lo")))
+        );
+    }
+
+    #[test]
+    fn replies() {
+        let link = Link {
+            index: 3,
+            name: "dummy1".into(),
+            kind: None,
+            up: true,
+            lower_up: false,
+            mtu: 1500,
+            mac: vec![2, 0, 0, 0, 0, 1],
+            flags: 0x83,
+            oper_state: "UNKNOWN".into(),
+        };
+        let wire = link_to_proto(&link);
+        assert_eq!(
+            (
+                wire.index,
+                wire.name.as_str(),
+                wire.kind.as_str(),
+                wire.up,
+                wire.mtu,
+                wire.flags
+            ),
+            (3, "dummy1", "", true, 1500, 0x83)
+        );
+        let addr = InterfaceAddress {
+            address: "192.168.100.1".parse().expect("test address"),
+            prefix_len: 32,
+            link: "dummy1".into(),
+            link_index: 3,
+            scope: "global".into(),
+        };
+        let wire = address_to_proto(&addr);
+        assert_eq!(
+            wire.address.as_ref().map(ip_address),
+            Some(Ok(addr.address))
+        );
+        assert_eq!((wire.prefix_length, wire.link_index), (32, 3));
+    }
+}

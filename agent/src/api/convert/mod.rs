@@ -1,0 +1,161 @@
+//! Proto ↔ domain conversions: pure functions, no I/O.
+//!
+//! Requests are parsed into domain types here, before any core call; a refusal is a
+//! [`FieldError`] naming the request field at fault by its proto path (`service.key.endpoint.port`),
+//! so a client can tell which of its fields to fix. Replies are built from domain values and
+//! cannot fail.
+
+pub mod ipvs;
+pub mod link;
+pub mod stats;
+
+use std::fmt;
+use std::time::Duration;
+
+/// A request field that cannot become a domain value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct FieldError {
+    /// Proto field path, e.g. `service.key.endpoint.address.v4`.
+    pub field: String,
+    pub problem: Problem,
+}
+
+/// What is wrong with a field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("is required")]
+    Missing,
+    /// An enum left at its zero value where a choice is required.
+    #[error("must be set ({0} is not a choice)")]
+    Unspecified(&'static str),
+    #[error("{0} is not a known value")]
+    UnknownEnum(i32),
+    #[error("must be 4 bytes (IPv4) or 16 bytes (IPv6), got {0}")]
+    AddressLength(usize),
+    #[error("{value} is above the maximum {max}")]
+    TooLarge { value: u64, max: u64 },
+    #[error("must be non-zero")]
+    Zero,
+    #[error("{0:#010x} is not an IPv4 netmask (its one bits must be contiguous)")]
+    NotANetmask(u32),
+    #[error("is read-only here: {0}")]
+    ReadOnly(&'static str),
+    #[error("{value:?} is below the minimum {min:?}")]
+    TooShort { value: Duration, min: Duration },
+    #[error("{value:?} is above the maximum {max:?}")]
+    TooLong { value: Duration, max: Duration },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, problem: Problem) -> Self {
+        FieldError {
+            field: field.into(),
+            problem,
+        }
+    }
+
+    /// Places this error under `parent`: `port` inside `endpoint` becomes `endpoint.port`.
+    pub fn at(mut self, parent: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            parent.to_owned()
+        } else {
+            format!("{parent}.{}", self.field)
+        };
+        self
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.field, self.problem)
+    }
+}
+
+/// Prefixes the field path of an error result.
+pub trait At<T> {
+    fn at(self, parent: &str) -> Result<T, FieldError>;
+}
+
+impl<T> At<T> for Result<T, FieldError> {
+    fn at(self, parent: &str) -> Result<T, FieldError> {
+        self.map_err(|e| e.at(parent))
+    }
+}
+
+/// Names the field of a bare problem.
+pub trait Field<T> {
+    fn field(self, name: &str) -> Result<T, FieldError>;
+}
+
+impl<T> Field<T> for Result<T, Problem> {
+    fn field(self, name: &str) -> Result<T, FieldError> {
+        self.map_err(|p| FieldError::new(name, p))
+    }
+}
+
+/// Converts a required sub-message, reporting its errors under `field`.
+pub fn nested<M, T>(
+    message: Option<&M>,
+    field: &str,
+    convert: impl FnOnce(&M) -> Result<T, FieldError>,
+) -> Result<T, FieldError> {
+    match message {
+        Some(m) => convert(m).at(field),
+        None => Err(FieldError::new(field, Problem::Missing)),
+    }
+}
+
+/// Converts an optional sub-message, reporting its errors under `field`.
+pub fn optional<M, T>(
+    message: Option<&M>,
+    field: &str,
+    convert: impl FnOnce(&M) -> Result<T, FieldError>,
+) -> Result<Option<T>, FieldError> {
+    message.map(|m| convert(m).at(field)).transpose()
+}
+
+/// A `u32` wire value that must fit `u16` (ports).
+pub fn u16_field(value: u32) -> Result<u16, Problem> {
+    u16::try_from(value).map_err(|_| Problem::TooLarge {
+        value: value.into(),
+        max: u16::MAX.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_compose_from_the_leaf_up() {
+        let leaf = FieldError::new("port", Problem::Zero);
+        assert_eq!(
+            leaf.clone().at("endpoint").at("key").field,
+            "key.endpoint.port"
+        );
+        assert_eq!(
+            FieldError::new("", Problem::Missing)
+                .at("address")
+                .to_string(),
+            "invalid address: is required"
+        );
+        assert_eq!(
+            nested(None::<&u32>, "service", |_| Ok(())),
+            Err(FieldError::new("service", Problem::Missing))
+        );
+        assert_eq!(
+            nested(Some(&7u32), "service", |_| -> Result<(), _> {
+                Err(leaf.clone())
+            }),
+            Err(FieldError::new("service.port", Problem::Zero))
+        );
+        assert_eq!(optional(None::<&u32>, "service", |v| Ok(*v)), Ok(None));
+        assert_eq!(
+            u16_field(65536).field("port").map_err(|e| e.to_string()),
+            Err("invalid port: 65536 is above the maximum 65535".to_owned())
+        );
+        assert_eq!(u16_field(65535), Ok(65535));
+    }
+}

@@ -1,0 +1,264 @@
+//! `ipvs.agent.v1.IpvsService` over any [`IpvsOps`]: parse, validate, call, convert back.
+
+use std::sync::Arc;
+
+use ipvs_proto::v1 as pb;
+use pb::ipvs_service_server::{IpvsService, IpvsServiceServer};
+use tonic::{Request, Response, Status};
+
+use super::audit::logged;
+use super::convert::{self, ipvs::DestinationChange};
+use crate::ipvs::{IpvsError, IpvsOps, Service, ServiceKey};
+
+/// The IPVS table service, generic over the core so tests can run it on a fake table.
+#[derive(Debug)]
+pub struct IpvsApi<I> {
+    ipvs: Arc<I>,
+}
+
+impl<I: IpvsOps> IpvsApi<I> {
+    pub fn new(ipvs: Arc<I>) -> Self {
+        IpvsApi { ipvs }
+    }
+
+    pub fn into_server(self) -> IpvsServiceServer<Self> {
+        IpvsServiceServer::new(self)
+    }
+
+    /// The service as the kernel now holds it; the requested configuration if it cannot be read
+    /// back (the write itself succeeded, so failing the call would invite a wrong retry).
+    async fn read_back(&self, requested: &Service) -> pb::Service {
+        match self.ipvs.service(&requested.key).await {
+            Ok(entry) => convert::ipvs::service_to_proto(&entry, &[]),
+            Err(e) => {
+                tracing::warn!(key = %requested.key, error = %e, "cannot read back service");
+                convert::ipvs::service_to_proto(
+                    &crate::ipvs::ServiceEntry {
+                        service: requested.clone(),
+                        stats: Default::default(),
+                    },
+                    &[],
+                )
+            }
+        }
+    }
+
+    async fn create(&self, svc: Service) -> Result<pb::CreateServiceResponse, Status> {
+        svc.validate().map_err(IpvsError::from)?;
+        self.ipvs.new_service(&svc).await?;
+        Ok(pb::CreateServiceResponse {
+            service: Some(self.read_back(&svc).await),
+        })
+    }
+
+    async fn update(&self, svc: Service) -> Result<pb::UpdateServiceResponse, Status> {
+        svc.validate().map_err(IpvsError::from)?;
+        self.ipvs.set_service(&svc).await?;
+        Ok(pb::UpdateServiceResponse {
+            service: Some(self.read_back(&svc).await),
+        })
+    }
+
+    async fn add_dest(&self, change: DestinationChange) -> Result<(), Status> {
+        let key = change.service;
+        let dest = change.dest.normalized_for(&key);
+        dest.validate_for(&key).map_err(IpvsError::from)?;
+        Ok(self.ipvs.new_dest(&key, &dest).await?)
+    }
+
+    async fn update_dest(&self, change: DestinationChange) -> Result<(), Status> {
+        let key = change.service;
+        let mut dest = change.dest.normalized_for(&key);
+        if !change.weight_given {
+            // SET_DEST needs a weight: keep the one the kernel has.
+            dest.weight = self
+                .ipvs
+                .destinations(&key)
+                .await?
+                .iter()
+                .find(|d| d.dest.addr == dest.addr && d.dest.port == dest.port)
+                .map(|d| d.dest.weight)
+                .ok_or(IpvsError::DestinationNotFound)?;
+        }
+        dest.validate_for(&key).map_err(IpvsError::from)?;
+        Ok(self.ipvs.set_dest(&key, &dest).await?)
+    }
+}
+
+/// The log target of a destination write: `TCP 192.168.100.1:80 -> 127.0.0.1:8081`.
+fn dest_target(c: &DestinationChange) -> String {
+    format!("{} -> {}", c.service, endpoint(c.dest.addr, c.dest.port))
+}
+
+fn endpoint(addr: std::net::IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(addr, port).to_string()
+}
+
+#[tonic::async_trait]
+impl<I: IpvsOps> IpvsService for IpvsApi<I> {
+    async fn create_service(
+        &self,
+        request: Request<pb::CreateServiceRequest>,
+    ) -> Result<Response<pb::CreateServiceResponse>, Status> {
+        let parsed = convert::ipvs::create_service(request.get_ref());
+        logged(
+            "CreateService",
+            parsed,
+            |s| s.key.to_string(),
+            |s| self.create(s),
+        )
+        .await
+    }
+
+    async fn update_service(
+        &self,
+        request: Request<pb::UpdateServiceRequest>,
+    ) -> Result<Response<pb::UpdateServiceResponse>, Status> {
+        let parsed = convert::ipvs::update_service(request.get_ref());
+        logged(
+            "UpdateService",
+            parsed,
+            |s| s.key.to_string(),
+            |s| self.update(s),
+        )
+        .await
+    }
+
+    async fn delete_service(
+        &self,
+        request: Request<pb::DeleteServiceRequest>,
+    ) -> Result<Response<pb::DeleteServiceResponse>, Status> {
+        let parsed = convert::ipvs::key_field(request.get_ref().key.as_ref(), "key");
+        logged(
+            "DeleteService",
+            parsed,
+            ServiceKey::to_string,
+            |key| async move {
+                self.ipvs.del_service(&key).await?;
+                Ok(pb::DeleteServiceResponse {})
+            },
+        )
+        .await
+    }
+
+    async fn get_service(
+        &self,
+        request: Request<pb::GetServiceRequest>,
+    ) -> Result<Response<pb::GetServiceResponse>, Status> {
+        let key = convert::ipvs::key_field(request.get_ref().key.as_ref(), "key")?;
+        let entry = self.ipvs.service(&key).await?;
+        let dests = self.ipvs.destinations(&key).await?;
+        Ok(Response::new(pb::GetServiceResponse {
+            service: Some(convert::ipvs::service_to_proto(&entry, &dests)),
+        }))
+    }
+
+    async fn list_services(
+        &self,
+        _request: Request<pb::ListServicesRequest>,
+    ) -> Result<Response<pb::ListServicesResponse>, Status> {
+        let table = self.ipvs.table().await?;
+        Ok(Response::new(pb::ListServicesResponse {
+            services: table
+                .iter()
+                .map(|(svc, dests)| convert::ipvs::service_to_proto(svc, dests))
+                .collect(),
+        }))
+    }
+
+    async fn add_destination(
+        &self,
+        request: Request<pb::AddDestinationRequest>,
+    ) -> Result<Response<pb::AddDestinationResponse>, Status> {
+        let parsed = convert::ipvs::add_destination(request.get_ref());
+        logged("AddDestination", parsed, dest_target, |c| async move {
+            self.add_dest(c).await?;
+            Ok(pb::AddDestinationResponse {})
+        })
+        .await
+    }
+
+    async fn update_destination(
+        &self,
+        request: Request<pb::UpdateDestinationRequest>,
+    ) -> Result<Response<pb::UpdateDestinationResponse>, Status> {
+        let parsed = convert::ipvs::update_destination(request.get_ref());
+        logged("UpdateDestination", parsed, dest_target, |c| async move {
+            self.update_dest(c).await?;
+            Ok(pb::UpdateDestinationResponse {})
+        })
+        .await
+    }
+
+    async fn delete_destination(
+        &self,
+        request: Request<pb::DeleteDestinationRequest>,
+    ) -> Result<Response<pb::DeleteDestinationResponse>, Status> {
+        let parsed = convert::ipvs::delete_destination(request.get_ref());
+        logged(
+            "DeleteDestination",
+            parsed,
+            |(key, addr, port)| format!("{key} -> {}", endpoint(*addr, *port)),
+            |(key, addr, port)| async move {
+                self.ipvs.del_dest(&key, addr, port).await?;
+                Ok(pb::DeleteDestinationResponse {})
+            },
+        )
+        .await
+    }
+
+    async fn list_destinations(
+        &self,
+        request: Request<pb::ListDestinationsRequest>,
+    ) -> Result<Response<pb::ListDestinationsResponse>, Status> {
+        let key = convert::ipvs::key_field(request.get_ref().service.as_ref(), "service")?;
+        let dests = self.ipvs.destinations(&key).await?;
+        Ok(Response::new(pb::ListDestinationsResponse {
+            destinations: dests
+                .iter()
+                .map(convert::ipvs::destination_to_proto)
+                .collect(),
+        }))
+    }
+
+    async fn flush(
+        &self,
+        _request: Request<pb::FlushRequest>,
+    ) -> Result<Response<pb::FlushResponse>, Status> {
+        logged(
+            "Flush",
+            Ok(()),
+            |_| "all services".to_owned(),
+            |_| async {
+                self.ipvs.flush().await?;
+                Ok(pb::FlushResponse {})
+            },
+        )
+        .await
+    }
+
+    async fn zero(
+        &self,
+        request: Request<pb::ZeroRequest>,
+    ) -> Result<Response<pb::ZeroResponse>, Status> {
+        let parsed = convert::ipvs::optional_key(request.get_ref().service.as_ref(), "service");
+        logged(
+            "Zero",
+            parsed,
+            |key| key.map_or_else(|| "all services".to_owned(), |k| k.to_string()),
+            |key| async move {
+                self.ipvs.zero(key.as_ref()).await?;
+                Ok(pb::ZeroResponse {})
+            },
+        )
+        .await
+    }
+
+    async fn get_info(
+        &self,
+        _request: Request<pb::GetInfoRequest>,
+    ) -> Result<Response<pb::GetInfoResponse>, Status> {
+        let info = self.ipvs.info().await?;
+        Ok(Response::new(convert::ipvs::info_to_proto(&info)))
+    }
+}

@@ -1,0 +1,236 @@
+//! `ipvs.agent.v1.LinkService` over any [`LinkOps`]: parse, call, convert back.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipvs_proto::v1 as pb;
+use pb::link_service_server::{LinkService, LinkServiceServer};
+use tonic::{Request, Response, Status};
+
+use super::audit::logged;
+use super::convert;
+use crate::link::{InterfaceAddress, Link, LinkError, LinkHandle, LinkName};
+
+/// Every operation the agent performs on links and addresses; [`LinkHandle`] implements it for
+/// the kernel, and the API is generic over it so its adapter can be unit-tested.
+pub trait LinkOps: Send + Sync + 'static {
+    /// `ip link add NAME type dummy`
+    fn create_dummy(&self, name: &LinkName)
+    -> impl Future<Output = Result<Link, LinkError>> + Send;
+    /// `ip link del NAME`
+    fn delete(&self, name: &LinkName) -> impl Future<Output = Result<(), LinkError>> + Send;
+    /// `ip link set NAME up|down`
+    fn set_up(
+        &self,
+        name: &LinkName,
+        up: bool,
+    ) -> impl Future<Output = Result<Link, LinkError>> + Send;
+    /// `ip link show`
+    fn list(&self) -> impl Future<Output = Result<Vec<Link>, LinkError>> + Send;
+    /// `ip addr add ADDRESS/PREFIX dev NAME`
+    fn add_address(
+        &self,
+        name: &LinkName,
+        address: IpAddr,
+        prefix_len: u8,
+    ) -> impl Future<Output = Result<(), LinkError>> + Send;
+    /// `ip addr del ADDRESS/PREFIX dev NAME`
+    fn delete_address(
+        &self,
+        name: &LinkName,
+        address: IpAddr,
+        prefix_len: u8,
+    ) -> impl Future<Output = Result<(), LinkError>> + Send;
+    /// `ip addr show [dev NAME]`
+    fn list_addresses(
+        &self,
+        name: Option<&LinkName>,
+    ) -> impl Future<Output = Result<Vec<InterfaceAddress>, LinkError>> + Send;
+}
+
+impl LinkOps for LinkHandle {
+    fn create_dummy(
+        &self,
+        name: &LinkName,
+    ) -> impl Future<Output = Result<Link, LinkError>> + Send {
+        LinkHandle::create_dummy(self, name)
+    }
+
+    fn delete(&self, name: &LinkName) -> impl Future<Output = Result<(), LinkError>> + Send {
+        LinkHandle::delete(self, name)
+    }
+
+    fn set_up(
+        &self,
+        name: &LinkName,
+        up: bool,
+    ) -> impl Future<Output = Result<Link, LinkError>> + Send {
+        LinkHandle::set_up(self, name, up)
+    }
+
+    fn list(&self) -> impl Future<Output = Result<Vec<Link>, LinkError>> + Send {
+        LinkHandle::list(self)
+    }
+
+    fn add_address(
+        &self,
+        name: &LinkName,
+        address: IpAddr,
+        prefix_len: u8,
+    ) -> impl Future<Output = Result<(), LinkError>> + Send {
+        LinkHandle::add_address(self, name, address, prefix_len)
+    }
+
+    fn delete_address(
+        &self,
+        name: &LinkName,
+        address: IpAddr,
+        prefix_len: u8,
+    ) -> impl Future<Output = Result<(), LinkError>> + Send {
+        LinkHandle::delete_address(self, name, address, prefix_len)
+    }
+
+    fn list_addresses(
+        &self,
+        name: Option<&LinkName>,
+    ) -> impl Future<Output = Result<Vec<InterfaceAddress>, LinkError>> + Send {
+        LinkHandle::list_addresses(self, name)
+    }
+}
+
+/// The link service, generic over the core so tests can run it on fake links.
+#[derive(Debug)]
+pub struct LinkApi<L> {
+    links: Arc<L>,
+}
+
+impl<L: LinkOps> LinkApi<L> {
+    pub fn new(links: Arc<L>) -> Self {
+        LinkApi { links }
+    }
+
+    pub fn into_server(self) -> LinkServiceServer<Self> {
+        LinkServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl<L: LinkOps> LinkService for LinkApi<L> {
+    async fn create_dummy(
+        &self,
+        request: Request<pb::CreateDummyRequest>,
+    ) -> Result<Response<pb::CreateDummyResponse>, Status> {
+        let parsed = convert::link::create_dummy(request.get_ref());
+        logged(
+            "CreateDummy",
+            parsed,
+            LinkName::to_string,
+            |name| async move {
+                let link = self.links.create_dummy(&name).await?;
+                Ok(pb::CreateDummyResponse {
+                    link: Some(convert::link::link_to_proto(&link)),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn delete_link(
+        &self,
+        request: Request<pb::DeleteLinkRequest>,
+    ) -> Result<Response<pb::DeleteLinkResponse>, Status> {
+        let parsed = convert::link::delete_link(request.get_ref());
+        logged(
+            "DeleteLink",
+            parsed,
+            LinkName::to_string,
+            |name| async move {
+                self.links.delete(&name).await?;
+                Ok(pb::DeleteLinkResponse {})
+            },
+        )
+        .await
+    }
+
+    async fn set_link_state(
+        &self,
+        request: Request<pb::SetLinkStateRequest>,
+    ) -> Result<Response<pb::SetLinkStateResponse>, Status> {
+        let parsed = convert::link::set_link_state(request.get_ref());
+        logged(
+            "SetLinkState",
+            parsed,
+            |(name, up)| format!("{name} {}", if *up { "up" } else { "down" }),
+            |(name, up)| async move {
+                let link = self.links.set_up(&name, up).await?;
+                Ok(pb::SetLinkStateResponse {
+                    link: Some(convert::link::link_to_proto(&link)),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_links(
+        &self,
+        _request: Request<pb::ListLinksRequest>,
+    ) -> Result<Response<pb::ListLinksResponse>, Status> {
+        let links = self.links.list().await?;
+        Ok(Response::new(pb::ListLinksResponse {
+            links: links.iter().map(convert::link::link_to_proto).collect(),
+        }))
+    }
+
+    async fn add_address(
+        &self,
+        request: Request<pb::AddAddressRequest>,
+    ) -> Result<Response<pb::AddAddressResponse>, Status> {
+        let parsed = convert::link::add_address(request.get_ref());
+        logged(
+            "AddAddress",
+            parsed,
+            |(name, cidr)| format!("{cidr} dev {name}"),
+            |(name, cidr)| async move {
+                self.links
+                    .add_address(&name, cidr.address(), cidr.prefix_len())
+                    .await?;
+                Ok(pb::AddAddressResponse {})
+            },
+        )
+        .await
+    }
+
+    async fn delete_address(
+        &self,
+        request: Request<pb::DeleteAddressRequest>,
+    ) -> Result<Response<pb::DeleteAddressResponse>, Status> {
+        let parsed = convert::link::delete_address(request.get_ref());
+        logged(
+            "DeleteAddress",
+            parsed,
+            |(name, cidr)| format!("{cidr} dev {name}"),
+            |(name, cidr)| async move {
+                self.links
+                    .delete_address(&name, cidr.address(), cidr.prefix_len())
+                    .await?;
+                Ok(pb::DeleteAddressResponse {})
+            },
+        )
+        .await
+    }
+
+    async fn list_addresses(
+        &self,
+        request: Request<pb::ListAddressesRequest>,
+    ) -> Result<Response<pb::ListAddressesResponse>, Status> {
+        let name = convert::link::list_addresses(request.get_ref())?;
+        let addresses = self.links.list_addresses(name.as_ref()).await?;
+        Ok(Response::new(pb::ListAddressesResponse {
+            addresses: addresses
+                .iter()
+                .map(convert::link::address_to_proto)
+                .collect(),
+        }))
+    }
+}

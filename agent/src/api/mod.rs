@@ -1,0 +1,16 @@
+//! The gRPC edge: tonic services for `ipvs.agent.v1`, thin adapters over the cores.
+//!
+//! Each RPC parses its request into domain types ([`convert`]), applies the domain's rules, calls
+//! the core ([`IpvsOps`](crate::ipvs::IpvsOps), [`LinkOps`]) and converts the answer back. Every
+//! error becomes a status in one place ([`status`]); every write is logged once ([`audit`]).
+
+pub mod audit;
+pub mod convert;
+pub mod ipvs;
+pub mod link;
+pub mod stats;
+pub mod status;
+
+pub use ipvs::IpvsApi;
+pub use link::{LinkApi, LinkOps};
+pub use stats::StatsApi;

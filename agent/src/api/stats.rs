@@ -1,0 +1,120 @@
+//! `ipvs.agent.v1.StatsService` over any [`IpvsOps`]: snapshots, and a stream of them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipvs_proto::v1 as pb;
+use pb::stats_service_server::{StatsService, StatsServiceServer};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, stats::service_stats_to_proto};
+use crate::ipvs::{IpvsOps, ServiceKey};
+
+/// Samples a watcher may have queued before the sampler waits for it: a slow client delays its
+/// own stream, never the agent.
+const WATCH_BUFFER: usize = 4;
+
+/// The statistics service, generic over the core so tests can run it on a fake table.
+#[derive(Debug)]
+pub struct StatsApi<I> {
+    ipvs: Arc<I>,
+}
+
+impl<I: IpvsOps> StatsApi<I> {
+    pub fn new(ipvs: Arc<I>) -> Self {
+        StatsApi { ipvs }
+    }
+
+    pub fn into_server(self) -> StatsServiceServer<Self> {
+        StatsServiceServer::new(self)
+    }
+}
+
+/// One snapshot: `key`'s service, or the whole table (one `table()` call).
+async fn snapshot<I: IpvsOps>(
+    ipvs: &I,
+    key: Option<&ServiceKey>,
+) -> Result<Vec<pb::ServiceStats>, Status> {
+    match key {
+        Some(key) => {
+            let entry = ipvs.service(key).await?;
+            let dests = ipvs.destinations(key).await?;
+            Ok(vec![service_stats_to_proto(&entry, &dests)])
+        }
+        None => Ok(ipvs
+            .table()
+            .await?
+            .iter()
+            .map(|(svc, dests)| service_stats_to_proto(svc, dests))
+            .collect()),
+    }
+}
+
+async fn sample<I: IpvsOps>(
+    ipvs: &I,
+    key: Option<&ServiceKey>,
+) -> Result<pb::WatchStatsResponse, Status> {
+    let services = snapshot(ipvs, key).await?;
+    let timestamp_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Ok(pb::WatchStatsResponse {
+        timestamp_ms,
+        services,
+    })
+}
+
+/// Sends a sample every `period` until the client goes away (the receiver is dropped) or a
+/// sample fails (the error ends the stream).
+async fn watch<I: IpvsOps>(
+    ipvs: Arc<I>,
+    key: Option<ServiceKey>,
+    period: Duration,
+    tx: mpsc::Sender<Result<pb::WatchStatsResponse, Status>>,
+) {
+    let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = tx.closed() => return,
+            _ = ticker.tick() => {}
+        }
+        let next = sample(&*ipvs, key.as_ref()).await;
+        let failed = next.is_err();
+        if tx.send(next).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<I: IpvsOps> StatsService for StatsApi<I> {
+    async fn get_stats(
+        &self,
+        request: Request<pb::GetStatsRequest>,
+    ) -> Result<Response<pb::GetStatsResponse>, Status> {
+        let key = convert::stats::get_stats(request.get_ref())?;
+        Ok(Response::new(pb::GetStatsResponse {
+            services: snapshot(&*self.ipvs, key.as_ref()).await?,
+        }))
+    }
+
+    type WatchStatsStream = ReceiverStream<Result<pb::WatchStatsResponse, Status>>;
+
+    /// The first sample is taken before the call returns, so a bad key fails the call itself.
+    async fn watch_stats(
+        &self,
+        request: Request<pb::WatchStatsRequest>,
+    ) -> Result<Response<Self::WatchStatsStream>, Status> {
+        let (key, period) = convert::stats::watch_stats(request.get_ref())?;
+        let first = sample(&*self.ipvs, key.as_ref()).await?;
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        tx.try_send(Ok(first))
+            .map_err(|e| Status::internal(format!("watch buffer: {e}")))?;
+        tokio::spawn(watch(self.ipvs.clone(), key, period, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
