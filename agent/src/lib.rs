@@ -2,5 +2,8 @@
 //! them over gRPC. The `ipvs` and `link` modules talk netlink; `api` adapts them to tonic.
 
 pub mod api;
+pub mod config;
 pub mod ipvs;
 pub mod link;
+pub mod server;
+pub mod shutdown;

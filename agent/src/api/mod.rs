@@ -11,6 +11,11 @@ pub mod link;
 pub mod stats;
 pub mod status;
 
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+pub(crate) mod tests;
+
 pub use ipvs::IpvsApi;
 pub use link::{LinkApi, LinkOps};
 pub use stats::StatsApi;

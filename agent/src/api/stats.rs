@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, stats::service_stats_to_proto};
 use crate::ipvs::{IpvsOps, ServiceKey};
+use crate::shutdown::Shutdown;
 
 /// Samples a watcher may have queued before the sampler waits for it: a slow client delays its
 /// own stream, never the agent.
@@ -21,11 +22,21 @@ const WATCH_BUFFER: usize = 4;
 #[derive(Debug)]
 pub struct StatsApi<I> {
     ipvs: Arc<I>,
+    shutdown: Option<Shutdown>,
 }
 
 impl<I: IpvsOps> StatsApi<I> {
     pub fn new(ipvs: Arc<I>) -> Self {
-        StatsApi { ipvs }
+        StatsApi {
+            ipvs,
+            shutdown: None,
+        }
+    }
+
+    /// Ends every watch when `shutdown` fires, so a stopping server need not wait for watchers.
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
     }
 
     pub fn into_server(self) -> StatsServiceServer<Self> {
@@ -67,19 +78,28 @@ async fn sample<I: IpvsOps>(
     })
 }
 
-/// Sends a sample every `period` until the client goes away (the receiver is dropped) or a
-/// sample fails (the error ends the stream).
+/// Sends a sample every `period` until the client goes away (the receiver is dropped), a
+/// sample fails (the error ends the stream) or the server stops (the stream ends cleanly).
 async fn watch<I: IpvsOps>(
     ipvs: Arc<I>,
     key: Option<ServiceKey>,
     period: Duration,
     tx: mpsc::Sender<Result<pb::WatchStatsResponse, Status>>,
+    shutdown: Option<Shutdown>,
 ) {
+    let stop = async {
+        match shutdown {
+            Some(s) => s.requested().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stop);
     let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = tx.closed() => return,
+            () = &mut stop => return,
             _ = ticker.tick() => {}
         }
         let next = sample(&*ipvs, key.as_ref()).await;
@@ -114,7 +134,13 @@ impl<I: IpvsOps> StatsService for StatsApi<I> {
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         tx.try_send(Ok(first))
             .map_err(|e| Status::internal(format!("watch buffer: {e}")))?;
-        tokio::spawn(watch(self.ipvs.clone(), key, period, tx));
+        tokio::spawn(watch(
+            self.ipvs.clone(),
+            key,
+            period,
+            tx,
+            self.shutdown.clone(),
+        ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

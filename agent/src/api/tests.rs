@@ -1,0 +1,1040 @@
+//! The API end to end through gRPC: a real tonic client over a unix socket, the real server
+//! wiring, and in-memory cores underneath.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use ipvs_proto::v1 as pb;
+use pb::ip_address::Ip;
+use pb::ipvs_service_client::IpvsServiceClient;
+use pb::link_service_client::LinkServiceClient;
+use pb::service_key::Key;
+use pb::stats_service_client::StatsServiceClient;
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::{Code, Status};
+
+use super::fake::{FakeIpvs, FakeLinks, Write};
+use crate::ipvs::{
+    Destination, ForwardMethod, IpvsError, Protocol, Scheduler, Service, ServiceFlags, ServiceKey,
+    Stats,
+};
+use crate::server::{self, Listeners, ServerError};
+use crate::shutdown::Shutdown;
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh directory under the system temp dir, removed on drop.
+#[derive(Debug)]
+pub(crate) struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub(crate) fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "ipvs-agent-test-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create test dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A client channel to a unix socket.
+pub(crate) async fn connect(socket: &Path) -> Channel {
+    let path = socket.to_owned();
+    Endpoint::try_from("http://agent.invalid")
+        .expect("endpoint")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+        .expect("connect to the test server")
+}
+
+/// The agent's routes over fake cores, served on a unix socket in a temp dir.
+pub(crate) struct TestServer {
+    pub ipvs: Arc<FakeIpvs>,
+    pub socket: PathBuf,
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    pub(crate) async fn start() -> Self {
+        let dir = TempDir::new();
+        let socket = dir.0.join("run").join("agent.sock");
+        let ipvs = Arc::new(FakeIpvs::default());
+        let links = Arc::new(FakeLinks::default());
+        let (trigger, shutdown) = Shutdown::new();
+        let routes = server::routes(ipvs.clone(), links, shutdown.clone()).expect("routes");
+        let (listener, file) = server::bind_unix(&socket).expect("bind");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let listeners = Listeners {
+                unix: Some(listener),
+                tcp: None,
+            };
+            let stop = async {
+                let _ = stopped.await;
+            };
+            let result = server::serve(
+                routes,
+                listeners,
+                trigger,
+                shutdown,
+                stop,
+                Duration::from_secs(5),
+            )
+            .await;
+            drop(file);
+            result
+        });
+        let channel = connect(&socket).await;
+        TestServer {
+            ipvs,
+            socket,
+            channel,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    pub(crate) fn ipvs_client(&self) -> IpvsServiceClient<Channel> {
+        IpvsServiceClient::new(self.channel.clone())
+    }
+
+    pub(crate) fn stats_client(&self) -> StatsServiceClient<Channel> {
+        StatsServiceClient::new(self.channel.clone())
+    }
+
+    pub(crate) fn link_client(&self) -> LinkServiceClient<Channel> {
+        LinkServiceClient::new(self.channel.clone())
+    }
+
+    /// Stops the server as a signal would and waits for it to finish.
+    pub(crate) async fn stop(mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.expect("server task")
+    }
+}
+
+fn v4(octets: [u8; 4]) -> Option<pb::IpAddress> {
+    Some(pb::IpAddress {
+        ip: Some(Ip::V4(octets.to_vec())),
+    })
+}
+
+fn tcp_key(octets: [u8; 4], port: u32) -> Option<pb::ServiceKey> {
+    Some(pb::ServiceKey {
+        key: Some(Key::Endpoint(pb::Endpoint {
+            protocol: pb::Protocol::Tcp.into(),
+            address: v4(octets),
+            port,
+        })),
+    })
+}
+
+const VIP: [u8; 4] = [192, 168, 100, 1];
+
+fn vip_key() -> ServiceKey {
+    ServiceKey::Endpoint {
+        protocol: Protocol::Tcp,
+        addr: "192.168.100.1".parse().expect("vip"),
+        port: 80,
+    }
+}
+
+fn rr(key: Option<pb::ServiceKey>) -> pb::CreateServiceRequest {
+    pb::CreateServiceRequest {
+        service: Some(pb::Service {
+            key,
+            scheduler: pb::Scheduler::Rr.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+fn masq(octets: [u8; 4], port: u32, weight: Option<u32>) -> Option<pb::Destination> {
+    Some(pb::Destination {
+        address: v4(octets),
+        port,
+        forwarding: pb::ForwardingMethod::Masquerade.into(),
+        weight,
+        ..Default::default()
+    })
+}
+
+fn add_dest(dest: Option<pb::Destination>) -> pb::AddDestinationRequest {
+    pb::AddDestinationRequest {
+        service: tcp_key(VIP, 80),
+        destination: dest,
+    }
+}
+
+/// Asserts the code and the exact message of a failed call.
+fn refused<T: std::fmt::Debug>(r: Result<tonic::Response<T>, Status>, code: Code, message: &str) {
+    match r {
+        Ok(v) => panic!("expected {code:?} {message:?}, got {v:?}"),
+        Err(s) => assert_eq!((s.code(), s.message()), (code, message), "{s:?}"),
+    }
+}
+
+/// The seed scenario: a round-robin service and two NAT real servers.
+async fn seed(server: &TestServer) {
+    let mut ipvs = server.ipvs_client();
+    ipvs.create_service(rr(tcp_key(VIP, 80)))
+        .await
+        .expect("create service");
+    for port in [8081, 8082] {
+        ipvs.add_destination(add_dest(masq([127, 0, 0, 1], port, None)))
+            .await
+            .expect("add destination");
+    }
+}
+
+#[tokio::test]
+async fn seed_scenario_reads_back_with_defaults() {
+    let server = TestServer::start().await;
+    let mut ipvs = server.ipvs_client();
+    let created = ipvs
+        .create_service(rr(tcp_key(VIP, 80)))
+        .await
+        .expect("create")
+        .into_inner()
+        .service
+        .expect("service in reply");
+    assert_eq!(created.key, tcp_key(VIP, 80));
+    assert_eq!(created.scheduler, i32::from(pb::Scheduler::Rr));
+    // The kernel's view: HASHED is set by the kernel, not by the request.
+    assert_eq!(created.flags, ServiceFlags::HASHED);
+    assert_eq!(created.options.map(|o| o.netmask), Some(u32::MAX));
+    for port in [8081, 8082] {
+        ipvs.add_destination(add_dest(masq([127, 0, 0, 1], port, None)))
+            .await
+            .expect("add destination");
+    }
+
+    let listed = ipvs
+        .list_services(pb::ListServicesRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .services;
+    let [svc] = listed.as_slice() else {
+        panic!("one service expected: {listed:?}");
+    };
+    let dests: Vec<(Option<pb::IpAddress>, u32, Option<u32>, i32)> = svc
+        .destinations
+        .iter()
+        .map(|d| (d.address.clone(), d.port, d.weight, d.forwarding))
+        .collect();
+    let masq = i32::from(pb::ForwardingMethod::Masquerade);
+    assert_eq!(
+        dests,
+        vec![
+            (v4([127, 0, 0, 1]), 8081, Some(1), masq),
+            (v4([127, 0, 0, 1]), 8082, Some(1), masq),
+        ]
+    );
+    assert_eq!(server.ipvs.reads(), 2, "one read-back, one table dump");
+
+    let got = ipvs
+        .get_service(pb::GetServiceRequest {
+            key: tcp_key(VIP, 80),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .service;
+    assert_eq!(got.as_ref(), Some(svc));
+
+    let info = ipvs
+        .get_info(pb::GetInfoRequest {})
+        .await
+        .expect("info")
+        .into_inner();
+    assert_eq!((info.version, info.connection_table_size), (0x010201, 4096));
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_before_the_core() {
+    let server = TestServer::start().await;
+    let mut ipvs = server.ipvs_client();
+    let cases: Vec<(pb::CreateServiceRequest, &str)> = vec![
+        (
+            pb::CreateServiceRequest { service: None },
+            "invalid service: is required",
+        ),
+        (rr(None), "invalid service.key: is required"),
+        (
+            rr(Some(pb::ServiceKey {
+                key: Some(Key::Endpoint(pb::Endpoint {
+                    protocol: pb::Protocol::Tcp.into(),
+                    address: Some(pb::IpAddress {
+                        ip: Some(Ip::V4(vec![10, 1, 0])),
+                    }),
+                    port: 80,
+                })),
+            })),
+            "invalid service.key.endpoint.address.v4: must be 4 bytes (IPv4) or 16 bytes (IPv6), got 3",
+        ),
+        (
+            rr(Some(pb::ServiceKey {
+                key: Some(Key::Endpoint(pb::Endpoint {
+                    protocol: 0,
+                    address: v4(VIP),
+                    port: 80,
+                })),
+            })),
+            "invalid service.key.endpoint.protocol: must be set (PROTOCOL_UNSPECIFIED is not a choice)",
+        ),
+        (
+            rr(tcp_key(VIP, 65536)),
+            "invalid service.key.endpoint.port: 65536 is above the maximum 65535",
+        ),
+        (
+            pb::CreateServiceRequest {
+                service: Some(pb::Service {
+                    key: tcp_key(VIP, 80),
+                    scheduler: 0,
+                    ..Default::default()
+                }),
+            },
+            "invalid service.scheduler: must be set (SCHEDULER_UNSPECIFIED is not a choice)",
+        ),
+        (
+            pb::CreateServiceRequest {
+                service: Some(pb::Service {
+                    key: tcp_key(VIP, 80),
+                    scheduler: 99,
+                    ..Default::default()
+                }),
+            },
+            "invalid service.scheduler: 99 is not a known value",
+        ),
+        // Parsed, then refused by the domain's rules.
+        (
+            rr(tcp_key(VIP, 0)),
+            "a service with port 0 must be persistent",
+        ),
+        (
+            pb::CreateServiceRequest {
+                service: Some(pb::Service {
+                    key: tcp_key(VIP, 80),
+                    scheduler: pb::Scheduler::Rr.into(),
+                    options: Some(pb::ServiceOptions {
+                        one_packet: true,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            },
+            "one-packet scheduling is only for UDP and fwmark services",
+        ),
+    ];
+    for (req, message) in cases {
+        refused(
+            ipvs.create_service(req).await,
+            Code::InvalidArgument,
+            message,
+        );
+    }
+
+    let dest_cases: Vec<(pb::AddDestinationRequest, &str)> = vec![
+        (
+            add_dest(masq([10, 2, 0, 2], 8080, Some(65536))),
+            "invalid destination.weight: 65536 is above the maximum 65535",
+        ),
+        (
+            add_dest(masq([10, 2, 0, 2], 65536, None)),
+            "invalid destination.port: 65536 is above the maximum 65535",
+        ),
+        (
+            add_dest(Some(pb::Destination {
+                forwarding: 0,
+                ..masq([10, 2, 0, 2], 8080, None).expect("dest")
+            })),
+            "invalid destination.forwarding: must be set (FORWARDING_METHOD_UNSPECIFIED is not a choice)",
+        ),
+        (
+            pb::AddDestinationRequest {
+                service: None,
+                destination: masq([10, 2, 0, 2], 8080, None),
+            },
+            "invalid service: is required",
+        ),
+        (
+            add_dest(Some(pb::Destination {
+                upper_threshold: 5,
+                lower_threshold: 6,
+                ..masq([10, 2, 0, 2], 8080, None).expect("dest")
+            })),
+            "lower threshold 6 is above upper threshold 5",
+        ),
+        (
+            add_dest(Some(pb::Destination {
+                tunnel: Some(pb::Tunnel {
+                    r#type: pb::TunnelType::Gue.into(),
+                    port: 6080,
+                    checksum: 0,
+                }),
+                ..masq([10, 2, 0, 2], 8080, None).expect("dest")
+            })),
+            "tunnel options are only for tunnel (-i) real servers",
+        ),
+    ];
+    for (req, message) in dest_cases {
+        refused(
+            ipvs.add_destination(req).await,
+            Code::InvalidArgument,
+            message,
+        );
+    }
+    assert_eq!(server.ipvs.writes(), vec![], "nothing reached the core");
+}
+
+#[tokio::test]
+async fn kernel_refusals_keep_their_meaning() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut ipvs = server.ipvs_client();
+    refused(
+        ipvs.create_service(rr(tcp_key(VIP, 80))).await,
+        Code::AlreadyExists,
+        "Service already exists",
+    );
+    refused(
+        ipvs.add_destination(add_dest(masq([127, 0, 0, 1], 8081, None)))
+            .await,
+        Code::AlreadyExists,
+        "Destination already exists",
+    );
+    refused(
+        ipvs.delete_service(pb::DeleteServiceRequest {
+            key: tcp_key([10, 9, 9, 9], 80),
+        })
+        .await,
+        Code::NotFound,
+        "Service not defined",
+    );
+    // The fake answers a bare ESRCH here, as the kernel does.
+    refused(
+        ipvs.add_destination(pb::AddDestinationRequest {
+            service: tcp_key([10, 9, 9, 9], 80),
+            destination: masq([127, 0, 0, 1], 8081, None),
+        })
+        .await,
+        Code::NotFound,
+        "Service not defined",
+    );
+    refused(
+        ipvs.delete_destination(pb::DeleteDestinationRequest {
+            service: tcp_key(VIP, 80),
+            address: v4([127, 0, 0, 9]),
+            port: 8081,
+        })
+        .await,
+        Code::NotFound,
+        "No such destination",
+    );
+    refused(
+        ipvs.create_service(pb::CreateServiceRequest {
+            service: Some(pb::Service {
+                key: tcp_key([10, 1, 0, 2], 80),
+                scheduler: pb::Scheduler::Twos.into(),
+                ..Default::default()
+            }),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "Scheduler not found: twos",
+    );
+    server
+        .ipvs
+        .fail_next(IpvsError::Netlink("connection closed".into()));
+    refused(
+        ipvs.list_services(pb::ListServicesRequest {}).await,
+        Code::Unavailable,
+        "netlink: connection closed",
+    );
+    server.ipvs.fail_next(IpvsError::PermissionDenied);
+    refused(
+        ipvs.flush(pb::FlushRequest {}).await,
+        Code::PermissionDenied,
+        "permission denied (you must be root or have CAP_NET_ADMIN)",
+    );
+}
+
+#[tokio::test]
+async fn update_destination_keeps_the_weight_unless_given() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut ipvs = server.ipvs_client();
+    let update = |weight, upper| pb::UpdateDestinationRequest {
+        service: tcp_key(VIP, 80),
+        destination: Some(pb::Destination {
+            upper_threshold: upper,
+            ..masq([127, 0, 0, 1], 8081, weight).expect("dest")
+        }),
+    };
+    ipvs.update_destination(update(Some(5), 0))
+        .await
+        .expect("set weight 5");
+    ipvs.update_destination(update(None, 100))
+        .await
+        .expect("set a threshold, weight unset");
+
+    let mut want = Destination::new("127.0.0.1".parse().expect("addr"), 8081);
+    want.forward = ForwardMethod::Masquerade;
+    want.weight = 5;
+    let kept = Destination {
+        upper_threshold: 100,
+        ..want
+    };
+    let sets: Vec<Write> = server
+        .ipvs
+        .writes()
+        .into_iter()
+        .filter(|w| matches!(w, Write::SetDest(..)))
+        .collect();
+    assert_eq!(
+        sets,
+        vec![
+            Write::SetDest(vip_key(), want),
+            Write::SetDest(vip_key(), kept)
+        ]
+    );
+
+    refused(
+        ipvs.update_destination(pb::UpdateDestinationRequest {
+            service: tcp_key(VIP, 80),
+            destination: masq([127, 0, 0, 9], 8081, None),
+        })
+        .await,
+        Code::NotFound,
+        "No such destination",
+    );
+}
+
+#[tokio::test]
+async fn direct_routing_takes_the_service_port() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut ipvs = server.ipvs_client();
+    ipvs.add_destination(add_dest(Some(pb::Destination {
+        forwarding: pb::ForwardingMethod::DirectRoute.into(),
+        ..masq([10, 2, 0, 3], 8080, Some(2)).expect("dest")
+    })))
+    .await
+    .expect("add DR server");
+    let dests = ipvs
+        .list_destinations(pb::ListDestinationsRequest {
+            service: tcp_key(VIP, 80),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .destinations;
+    let dr: Vec<(u32, Option<u32>)> = dests
+        .iter()
+        .filter(|d| d.address == v4([10, 2, 0, 3]))
+        .map(|d| (d.port, d.weight))
+        .collect();
+    assert_eq!(dr, vec![(80, Some(2))]);
+}
+
+#[tokio::test]
+async fn update_service_sends_the_full_configuration() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut ipvs = server.ipvs_client();
+    let updated = ipvs
+        .update_service(pb::UpdateServiceRequest {
+            service: Some(pb::Service {
+                key: tcp_key(VIP, 80),
+                scheduler: pb::Scheduler::Sh.into(),
+                options: Some(pb::ServiceOptions {
+                    persistence_timeout: 300,
+                    netmask: 0xffff_ff00,
+                    sched_flag_1: true,
+                    ..Default::default()
+                }),
+                // Read-only fields sent back from a read are ignored.
+                flags: 0xffff,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("update")
+        .into_inner()
+        .service
+        .expect("service in reply");
+    let want = Service {
+        flags: ServiceFlags(ServiceFlags::PERSISTENT | ServiceFlags::SCHED1),
+        timeout: 300,
+        netmask: 0xffff_ff00,
+        ..Service::new(vip_key(), Scheduler::Sh)
+    };
+    assert_eq!(server.ipvs.writes().last(), Some(&Write::SetService(want)));
+    assert_eq!(updated.scheduler, i32::from(pb::Scheduler::Sh));
+    assert_eq!(
+        updated
+            .options
+            .map(|o| (o.persistence_timeout, o.netmask, o.sched_flag_1)),
+        Some((300, 0xffff_ff00, true))
+    );
+
+    refused(
+        ipvs.update_service(pb::UpdateServiceRequest {
+            service: rr(tcp_key([10, 9, 9, 9], 80)).service,
+        })
+        .await,
+        Code::NotFound,
+        "Service not defined",
+    );
+}
+
+#[tokio::test]
+async fn deletes_flush_and_zero() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut ipvs = server.ipvs_client();
+    ipvs.delete_destination(pb::DeleteDestinationRequest {
+        service: tcp_key(VIP, 80),
+        address: v4([127, 0, 0, 1]),
+        port: 8082,
+    })
+    .await
+    .expect("delete destination");
+    ipvs.zero(pb::ZeroRequest {
+        service: tcp_key(VIP, 80),
+    })
+    .await
+    .expect("zero one");
+    ipvs.zero(pb::ZeroRequest { service: None })
+        .await
+        .expect("zero all");
+    ipvs.delete_service(pb::DeleteServiceRequest {
+        key: tcp_key(VIP, 80),
+    })
+    .await
+    .expect("delete service");
+    ipvs.flush(pb::FlushRequest {}).await.expect("flush");
+    let writes = server.ipvs.writes();
+    assert_eq!(
+        writes[3..],
+        [
+            Write::DelDest(vip_key(), "127.0.0.1".parse().expect("addr"), 8082),
+            Write::Zero(Some(vip_key())),
+            Write::Zero(None),
+            Write::DelService(vip_key()),
+            Write::Flush,
+        ]
+    );
+    refused(
+        ipvs.delete_service(pb::DeleteServiceRequest { key: None })
+            .await,
+        Code::InvalidArgument,
+        "invalid key: is required",
+    );
+}
+
+#[tokio::test]
+async fn stats_snapshots() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    server.ipvs.set_stats(
+        &vip_key(),
+        Stats {
+            conns: 6,
+            inpkts: 36,
+            ..Stats::default()
+        },
+    );
+    let mut stats = server.stats_client();
+    let all = stats
+        .get_stats(pb::GetStatsRequest { service: None })
+        .await
+        .expect("all")
+        .into_inner()
+        .services;
+    let one = stats
+        .get_stats(pb::GetStatsRequest {
+            service: tcp_key(VIP, 80),
+        })
+        .await
+        .expect("one")
+        .into_inner()
+        .services;
+    assert_eq!(all, one);
+    let [svc] = all.as_slice() else {
+        panic!("one service expected: {all:?}");
+    };
+    assert_eq!(svc.key, tcp_key(VIP, 80));
+    assert_eq!(
+        svc.stats
+            .and_then(|s| s.counters)
+            .map(|c| (c.connections, c.in_packets)),
+        Some((6, 36))
+    );
+    let ports: Vec<u32> = svc.destinations.iter().map(|d| d.port).collect();
+    assert_eq!(ports, vec![8081, 8082]);
+    refused(
+        stats
+            .get_stats(pb::GetStatsRequest {
+                service: tcp_key([10, 9, 9, 9], 80),
+            })
+            .await,
+        Code::NotFound,
+        "Service not defined",
+    );
+}
+
+#[tokio::test]
+async fn watch_stats_samples_now_then_every_interval() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut stats = server.stats_client();
+    let started = tokio::time::Instant::now();
+    let mut stream = stats
+        .watch_stats(pb::WatchStatsRequest {
+            service: None,
+            interval: Some(prost_types::Duration {
+                seconds: 0,
+                nanos: 200_000_000,
+            }),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = stream.message().await.expect("first").expect("a sample");
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "first sample is immediate"
+    );
+    assert_eq!(first.services.len(), 1);
+    server.ipvs.set_stats(
+        &vip_key(),
+        Stats {
+            conns: 3,
+            ..Stats::default()
+        },
+    );
+    let second = stream.message().await.expect("second").expect("a sample");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "waits an interval"
+    );
+    assert!(
+        second.timestamp_ms >= first.timestamp_ms + 150,
+        "{first:?} {second:?}"
+    );
+    let conns = second.services[0]
+        .stats
+        .and_then(|s| s.counters)
+        .map(|c| c.connections);
+    assert_eq!(conns, Some(3));
+
+    // The client goes away: sampling stops.
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reads = server.ipvs.reads();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        server.ipvs.reads(),
+        reads,
+        "still sampling after the client left"
+    );
+}
+
+#[tokio::test]
+async fn watch_stats_refusals() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut stats = server.stats_client();
+    refused(
+        stats
+            .watch_stats(pb::WatchStatsRequest {
+                service: None,
+                interval: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: 50_000_000,
+                }),
+            })
+            .await,
+        Code::InvalidArgument,
+        "invalid interval: 50ms is below the minimum 100ms",
+    );
+    refused(
+        stats
+            .watch_stats(pb::WatchStatsRequest {
+                service: tcp_key([10, 9, 9, 9], 80),
+                interval: None,
+            })
+            .await,
+        Code::NotFound,
+        "Service not defined",
+    );
+    // A service deleted while watched ends the stream with NOT_FOUND.
+    let mut stream = stats
+        .watch_stats(pb::WatchStatsRequest {
+            service: tcp_key(VIP, 80),
+            interval: Some(prost_types::Duration {
+                seconds: 0,
+                nanos: 100_000_000,
+            }),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    stream.message().await.expect("first").expect("a sample");
+    server
+        .ipvs_client()
+        .delete_service(pb::DeleteServiceRequest {
+            key: tcp_key(VIP, 80),
+        })
+        .await
+        .expect("delete");
+    let end = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    match end {
+        Err(s) => assert_eq!(
+            (s.code(), s.message()),
+            (Code::NotFound, "Service not defined")
+        ),
+        Ok(None) => panic!("stream ended without the error"),
+        Ok(Some(_)) => unreachable!("the loop only breaks on the end"),
+    }
+}
+
+#[tokio::test]
+async fn links_and_addresses() {
+    let server = TestServer::start().await;
+    let mut links = server.link_client();
+    let created = links
+        .create_dummy(pb::CreateDummyRequest {
+            name: "dummy1".into(),
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .link
+        .expect("link in reply");
+    assert_eq!(
+        (created.name.as_str(), created.kind.as_str()),
+        ("dummy1", "dummy")
+    );
+    let up = links
+        .set_link_state(pb::SetLinkStateRequest {
+            name: "dummy1".into(),
+            up: true,
+        })
+        .await
+        .expect("up")
+        .into_inner()
+        .link
+        .expect("link in reply");
+    assert!(up.up);
+    links
+        .add_address(pb::AddAddressRequest {
+            link: "dummy1".into(),
+            address: v4(VIP),
+            prefix_length: 32,
+        })
+        .await
+        .expect("add address");
+    let addresses = links
+        .list_addresses(pb::ListAddressesRequest {
+            link: "dummy1".into(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .addresses;
+    let got: Vec<(Option<pb::IpAddress>, u32, &str)> = addresses
+        .iter()
+        .map(|a| (a.address.clone(), a.prefix_length, a.link.as_str()))
+        .collect();
+    assert_eq!(got, vec![(v4(VIP), 32, "dummy1")]);
+    let names: Vec<String> = links
+        .list_links(pb::ListLinksRequest {})
+        .await
+        .expect("list links")
+        .into_inner()
+        .links
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert_eq!(names, vec!["dummy1", "lo"]);
+
+    refused(
+        links
+            .create_dummy(pb::CreateDummyRequest {
+                name: "averyverylongname".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+        "invalid name: link name \"averyverylongname\" is longer than 15 bytes",
+    );
+    refused(
+        links
+            .create_dummy(pb::CreateDummyRequest {
+                name: "dummy1".into(),
+            })
+            .await,
+        Code::AlreadyExists,
+        "link \"dummy1\" already exists",
+    );
+    refused(
+        links
+            .add_address(pb::AddAddressRequest {
+                link: "nosuchlink".into(),
+                address: v4(VIP),
+                prefix_length: 32,
+            })
+            .await,
+        Code::NotFound,
+        "link \"nosuchlink\" not found",
+    );
+    refused(
+        links
+            .add_address(pb::AddAddressRequest {
+                link: "dummy1".into(),
+                address: v4(VIP),
+                prefix_length: 33,
+            })
+            .await,
+        Code::InvalidArgument,
+        "invalid prefix_length: 33 is above the maximum 32",
+    );
+    refused(
+        links
+            .add_address(pb::AddAddressRequest {
+                link: "dummy1".into(),
+                address: v4(VIP),
+                prefix_length: 32,
+            })
+            .await,
+        Code::AlreadyExists,
+        "address 192.168.100.1/32 already exists on link \"dummy1\"",
+    );
+    links
+        .delete_address(pb::DeleteAddressRequest {
+            link: "dummy1".into(),
+            address: v4(VIP),
+            prefix_length: 32,
+        })
+        .await
+        .expect("delete address");
+    refused(
+        links
+            .delete_address(pb::DeleteAddressRequest {
+                link: "dummy1".into(),
+                address: v4(VIP),
+                prefix_length: 32,
+            })
+            .await,
+        Code::NotFound,
+        "address 192.168.100.1/32 not found on link \"dummy1\"",
+    );
+    links
+        .delete_link(pb::DeleteLinkRequest {
+            name: "dummy1".into(),
+        })
+        .await
+        .expect("delete link");
+    refused(
+        links
+            .delete_link(pb::DeleteLinkRequest {
+                name: "dummy1".into(),
+            })
+            .await,
+        Code::NotFound,
+        "link \"dummy1\" not found",
+    );
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let server = TestServer::start().await;
+    let mut client = ServerReflectionClient::new(server.channel.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = client
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let reply = replies.message().await.expect("reply").expect("one reply");
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reply {reply:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "grpc.reflection.v1.ServerReflection",
+            "ipvs.agent.v1.IpvsService",
+            "ipvs.agent.v1.LinkService",
+            "ipvs.agent.v1.StatsService",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stopping_ends_watches_and_removes_the_socket() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let mut stream = server
+        .stats_client()
+        .watch_stats(pb::WatchStatsRequest {
+            service: None,
+            interval: None,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    stream.message().await.expect("first").expect("a sample");
+    let socket = server.socket.clone();
+    assert!(socket.exists());
+    let started = tokio::time::Instant::now();
+    server.stop().await.expect("clean stop");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the open watch held the stop for {:?}",
+        started.elapsed()
+    );
+    assert!(!socket.exists(), "socket left behind");
+    assert_eq!(stream.message().await.ok().flatten(), None, "stream ended");
+}
