@@ -1,13 +1,22 @@
 //! The IPVS generic-netlink family: a pure domain model ([`types`]), message types that encode
 //! and parse with no I/O, and an async handle over one long-lived, pipelined socket.
 
+pub mod attr;
+pub mod cmd;
+pub mod errno;
 pub mod error;
+pub mod message;
+pub mod op;
+pub mod reply;
+pub mod request;
 pub mod types;
 
 use std::future::Future;
 use std::net::IpAddr;
 
 pub use error::{IpvsError, ValidationError};
+pub use message::IpvsMessage;
+pub use op::IpvsOp;
 pub use types::*;
 
 /// Every operation the agent performs on an IPVS table. The netlink handle implements it for
