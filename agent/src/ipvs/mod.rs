@@ -5,6 +5,9 @@ pub mod attr;
 pub mod cmd;
 pub mod errno;
 pub mod error;
+mod family;
+mod frame;
+pub mod handle;
 pub mod message;
 pub mod op;
 pub mod reply;
@@ -15,6 +18,7 @@ use std::future::Future;
 use std::net::IpAddr;
 
 pub use error::{IpvsError, ValidationError};
+pub use handle::IpvsHandle;
 pub use message::IpvsMessage;
 pub use op::IpvsOp;
 pub use types::*;

@@ -1,0 +1,370 @@
+//! The async IPVS handle: one long-lived generic-netlink connection (a netlink-proto task),
+//! requests matched to replies by sequence number.
+//!
+//! - Writes carry `NLM_F_ACK`; [`IpvsHandle::apply`] sends many of them in one datagram, so
+//!   a batch costs one `sendmsg` and its acks are matched per request.
+//! - The kernel runs at most one dump per socket at a time (a second one started while the
+//!   first has not ended fails with EBUSY), so dumps are queued in order behind each other
+//!   while writes and single reads keep flowing around them.
+//! - The socket is opened by [`IpvsHandle::new`] on the thread that first polls it and
+//!   belongs to that thread's network namespace for its whole life, whichever thread later
+//!   drives the connection.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::future::{join_all, try_join_all};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_generic::GenlMessage;
+use netlink_proto::ConnectionHandle;
+use netlink_proto::sys::protocols::NETLINK_GENERIC;
+use netlink_proto::sys::{AsyncSocket, SocketAddr};
+use tokio::sync::Mutex;
+
+use super::IpvsOps;
+use super::cmd::Cmd;
+use super::errno::kernel_error;
+use super::error::IpvsError;
+use super::family::resolve_family_id;
+use super::frame::Frame;
+use super::message::IpvsMessage;
+use super::op::IpvsOp;
+use super::types::{
+    Daemon, DaemonState, Destination, DestinationEntry, Info, Service, ServiceEntry, ServiceKey,
+    Timeouts,
+};
+
+type Msg = NetlinkMessage<GenlMessage<Frame>>;
+
+/// Requested socket receive buffer. The kernel caps it at `net.core.rmem_max` (and doubles
+/// it); batches are sized so that their acks fit even the default.
+pub const RX_BUF_BYTES: usize = 4 << 20;
+
+/// Writes per datagram in [`IpvsHandle::apply`]: their acks (one small skb each, under 1 KiB
+/// of receive-buffer charge) must fit the receive buffer before they are read, or the kernel
+/// drops them (ENOBUFS) and the batch would never complete.
+pub const BATCH: usize = 128;
+
+/// A handle to the kernel's IPVS table; cheap to clone (clones share the connection).
+#[derive(Debug, Clone)]
+pub struct IpvsHandle {
+    conn: ConnectionHandle<GenlMessage<Frame>>,
+    family_id: u16,
+    /// Held for the whole life of a dump: one dump per socket.
+    dumps: Arc<Mutex<()>>,
+}
+
+fn kernel_addr() -> SocketAddr {
+    SocketAddr::new(0, 0)
+}
+
+fn closed(e: impl std::fmt::Display) -> IpvsError {
+    IpvsError::Netlink(format!("connection: {e}"))
+}
+
+impl IpvsHandle {
+    /// Resolves the "IPVS" family and starts the connection task on the current tokio
+    /// runtime. `Unavailable` if the kernel has no IPVS.
+    ///
+    /// Both sockets are opened as soon as the future is first polled, before it yields, so
+    /// they belong to the network namespace of the thread that polls it: the caller's own
+    /// under `block_on` or `#[tokio::main]`, not necessarily under `tokio::spawn`.
+    pub async fn new() -> Result<Self, IpvsError> {
+        Self::open()
+    }
+
+    fn open() -> Result<Self, IpvsError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| IpvsError::Netlink("IpvsHandle::new needs a tokio runtime".into()))?;
+        let family_id = resolve_family_id()?;
+        let (mut conn, handle, mut unsolicited) =
+            netlink_proto::new_connection::<GenlMessage<Frame>>(NETLINK_GENERIC)
+                .map_err(|e| IpvsError::Netlink(format!("open generic netlink socket: {e}")))?;
+        // Acks complete write requests; the handle needs to see them to match batches.
+        conn.set_forward_ack(true);
+        let rx_buf = libc::c_int::try_from(RX_BUF_BYTES).unwrap_or(libc::c_int::MAX);
+        if let Err(e) = conn.socket_mut().socket_mut().set_rx_buf_sz(rx_buf) {
+            tracing::warn!("IPVS socket: cannot set the receive buffer: {e}");
+        }
+        runtime.spawn(conn);
+        runtime.spawn(async move {
+            while let Some((msg, _)) = unsolicited.next().await {
+                if let NetlinkPayload::Overrun(_) = msg.payload {
+                    tracing::error!("IPVS socket: receive buffer overrun, replies were lost");
+                }
+            }
+        });
+        Ok(IpvsHandle {
+            conn: handle,
+            family_id,
+            dumps: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// The generic-netlink family id the kernel gave "IPVS".
+    pub fn family_id(&self) -> u16 {
+        self.family_id
+    }
+
+    fn frame(&self, msg: &IpvsMessage, flags: u16) -> Msg {
+        let mut genl = GenlMessage::from_payload(Frame::from_message(msg));
+        genl.set_resolved_family_id(self.family_id);
+        let mut nl = NetlinkMessage::from(genl);
+        nl.header.flags = flags;
+        nl
+    }
+
+    /// One write, acknowledged. `service` names what ENOENT would be about.
+    async fn ack(&self, msg: IpvsMessage, service: Option<&Service>) -> Result<(), IpvsError> {
+        let cmd = msg.cmd;
+        let replies: Vec<Msg> = self
+            .conn
+            .request(self.frame(&msg, NLM_F_REQUEST | NLM_F_ACK), kernel_addr())
+            .map_err(closed)?
+            .collect()
+            .await;
+        for reply in replies {
+            if let NetlinkPayload::Error(e) = reply.payload {
+                return match e.code {
+                    None => Ok(()),
+                    Some(code) => Err(kernel_error(cmd, -code.get(), service)),
+                };
+            }
+        }
+        Err(IpvsError::Netlink(format!(
+            "{}: no acknowledgement",
+            cmd.op()
+        )))
+    }
+
+    /// One request answered by one message (`GET_INFO`, `GET_CONFIG`, single `GET_SERVICE`).
+    async fn get(&self, msg: IpvsMessage) -> Result<IpvsMessage, IpvsError> {
+        let cmd = msg.cmd;
+        let replies: Vec<Msg> = self
+            .conn
+            .request(self.frame(&msg, NLM_F_REQUEST), kernel_addr())
+            .map_err(closed)?
+            .collect()
+            .await;
+        let mut out = None;
+        for reply in replies {
+            if let Some(m) = read(cmd, reply)? {
+                out.get_or_insert(m);
+            }
+        }
+        out.ok_or_else(|| IpvsError::Netlink(format!("{}: no reply", cmd.op())))
+    }
+
+    /// A dump. It runs in its own task so that a caller giving up half-way cannot release the
+    /// queue while the kernel is still dumping (the next dump would fail with EBUSY).
+    async fn dump(&self, msg: IpvsMessage) -> Result<Vec<IpvsMessage>, IpvsError> {
+        let cmd = msg.cmd;
+        let request = self.frame(&msg, NLM_F_REQUEST | NLM_F_DUMP);
+        let conn = self.conn.clone();
+        let queue = self.dumps.clone();
+        let replies = tokio::spawn(async move {
+            let _turn = queue.lock_owned().await;
+            let stream = conn.request(request, kernel_addr()).map_err(closed)?;
+            Ok::<Vec<Msg>, IpvsError>(stream.collect().await)
+        })
+        .await
+        .map_err(|e| IpvsError::Netlink(format!("{}: {e}", cmd.op())))??;
+        let mut out = Vec::with_capacity(replies.len());
+        for reply in replies {
+            if let Some(m) = read(cmd, reply)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn dests_of(&self, key: &ServiceKey) -> Result<Vec<DestinationEntry>, IpvsError> {
+        let family = key.family();
+        self.dump(IpvsMessage::get_dests(key))
+            .await?
+            .iter()
+            .map(|m| {
+                m.to_destination_entry(family)
+                    .map_err(|e| unreadable(Cmd::GetDest, e))
+            })
+            .collect()
+    }
+
+    /// Applies many writes, pipelined: [`BATCH`] per datagram, each acknowledged on its own.
+    /// Every write is attempted (a failure does not stop the ones after it); the results come
+    /// back in order, one per write.
+    pub async fn apply(&self, ops: &[IpvsOp]) -> Vec<Result<(), IpvsError>> {
+        join_all(ops.chunks(BATCH).map(|chunk| self.apply_batch(chunk)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    async fn apply_batch(&self, ops: &[IpvsOp]) -> Vec<Result<(), IpvsError>> {
+        let requests: Vec<Msg> = ops
+            .iter()
+            .map(|op| self.frame(&op.message(), NLM_F_REQUEST | NLM_F_ACK))
+            .collect();
+        let replies: Vec<Msg> = match self.conn.request_batch(requests, kernel_addr()) {
+            Ok(stream) => stream.collect().await,
+            Err(e) => return vec![Err(closed(e)); ops.len()],
+        };
+        match match_acks(ops.len(), &replies) {
+            Ok(codes) => ops
+                .iter()
+                .zip(codes)
+                .map(|(op, code)| match code {
+                    None => Ok(()),
+                    Some(errno) => Err(kernel_error(op.cmd(), errno, op.service())),
+                })
+                .collect(),
+            Err(e) => vec![Err(e); ops.len()],
+        }
+    }
+}
+
+fn unreadable(cmd: Cmd, e: impl std::fmt::Display) -> IpvsError {
+    IpvsError::Netlink(format!("{}: unreadable reply: {e}", cmd.op()))
+}
+
+/// One reply: a message, nothing (ack, end of dump), or the kernel's refusal.
+fn read(cmd: Cmd, reply: Msg) -> Result<Option<IpvsMessage>, IpvsError> {
+    match reply.payload {
+        NetlinkPayload::InnerMessage(genl) => genl
+            .payload
+            .parse()
+            .map(Some)
+            .map_err(|e| unreadable(cmd, e)),
+        NetlinkPayload::Error(e) => match e.code {
+            None => Ok(None),
+            Some(code) => Err(kernel_error(cmd, -code.get(), None)),
+        },
+        NetlinkPayload::Overrun(_) => Err(IpvsError::Netlink(format!(
+            "{}: receive buffer overrun",
+            cmd.op()
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// The errno (None for success) of each of `count` batched writes. The kernel handles a
+/// datagram's messages in order and acks each, so the acks arrive in request order with
+/// consecutive sequence numbers; anything else is reported rather than guessed at.
+fn match_acks(count: usize, replies: &[Msg]) -> Result<Vec<Option<i32>>, IpvsError> {
+    let acks: Vec<(u32, Option<i32>)> = replies
+        .iter()
+        .filter_map(|m| match &m.payload {
+            NetlinkPayload::Error(e) => Some((m.header.sequence_number, e.code.map(|c| -c.get()))),
+            _ => None,
+        })
+        .collect();
+    let in_order = acks.windows(2).all(|w| w[1].0 == w[0].0.wrapping_add(1));
+    if acks.len() != count || !in_order {
+        return Err(IpvsError::Netlink(format!(
+            "batch: {} acknowledgements for {count} requests; the table's state is unknown",
+            acks.len()
+        )));
+    }
+    Ok(acks.into_iter().map(|(_, code)| code).collect())
+}
+
+impl IpvsOps for IpvsHandle {
+    async fn info(&self) -> Result<Info, IpvsError> {
+        self.get(IpvsMessage::get_info())
+            .await?
+            .to_info()
+            .map_err(|e| unreadable(Cmd::GetInfo, e))
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceEntry>, IpvsError> {
+        self.dump(IpvsMessage::get_services())
+            .await?
+            .iter()
+            .map(|m| {
+                m.to_service_entry()
+                    .map_err(|e| unreadable(Cmd::GetService, e))
+            })
+            .collect()
+    }
+
+    async fn service(&self, key: &ServiceKey) -> Result<ServiceEntry, IpvsError> {
+        self.get(IpvsMessage::get_service(key))
+            .await?
+            .to_service_entry()
+            .map_err(|e| unreadable(Cmd::GetService, e))
+    }
+
+    /// The kernel answers a destination dump of a missing service with an empty list, so a
+    /// `GET_SERVICE` goes along (pipelined, not after) to tell the two apart.
+    async fn destinations(&self, key: &ServiceKey) -> Result<Vec<DestinationEntry>, IpvsError> {
+        let (service, dests) = futures::join!(self.service(key), self.dests_of(key));
+        service?;
+        dests
+    }
+
+    /// The services dump, then every service's destination dump issued at once; the kernel's
+    /// one-dump-per-socket rule queues them on the connection back to back.
+    async fn table(&self) -> Result<Vec<(ServiceEntry, Vec<DestinationEntry>)>, IpvsError> {
+        let services = self.services().await?;
+        let dests = try_join_all(services.iter().map(|s| self.dests_of(&s.service.key))).await?;
+        Ok(services.into_iter().zip(dests).collect())
+    }
+
+    async fn new_service(&self, svc: &Service) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::new_service(svc), Some(svc)).await
+    }
+
+    async fn set_service(&self, svc: &Service) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::set_service(svc), Some(svc)).await
+    }
+
+    async fn del_service(&self, key: &ServiceKey) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::del_service(key), None).await
+    }
+
+    async fn new_dest(&self, key: &ServiceKey, dest: &Destination) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::new_dest(key, dest), None).await
+    }
+
+    async fn set_dest(&self, key: &ServiceKey, dest: &Destination) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::set_dest(key, dest), None).await
+    }
+
+    async fn del_dest(&self, key: &ServiceKey, addr: IpAddr, port: u16) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::del_dest(key, addr, port), None).await
+    }
+
+    async fn flush(&self) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::flush(), None).await
+    }
+
+    async fn zero(&self, key: Option<&ServiceKey>) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::zero(key), None).await
+    }
+
+    async fn timeouts(&self) -> Result<Timeouts, IpvsError> {
+        Ok(self.get(IpvsMessage::get_config()).await?.to_timeouts())
+    }
+
+    async fn set_timeouts(&self, t: &Timeouts) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::set_config(t), None).await
+    }
+
+    async fn daemons(&self) -> Result<Vec<Daemon>, IpvsError> {
+        self.dump(IpvsMessage::get_daemons())
+            .await?
+            .iter()
+            .map(|m| m.to_daemon().map_err(|e| unreadable(Cmd::GetDaemon, e)))
+            .collect()
+    }
+
+    async fn new_daemon(&self, d: &Daemon) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::new_daemon(d), None).await
+    }
+
+    async fn del_daemon(&self, state: DaemonState) -> Result<(), IpvsError> {
+        self.ack(IpvsMessage::del_daemon(state), None).await
+    }
+}
