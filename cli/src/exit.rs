@@ -1,0 +1,42 @@
+//! Exit statuses, the same as ipvsadm's where ipvsadm has one.
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 0 | success (also when stdout's reader went away) |
+//! | 1 | a listing failed, e.g. `-L -t` of a missing service (ipvsadm: 1); `Cannot find device` |
+//! | 2 | invalid command line: ipvsadm's own checks (ipvsadm: 2), `link`/`addr` usage; a link or address change the agent refused (`RTNETLINK answers: ...`, as `ip`) |
+//! | 3 | the agent could not be reached (ipvsadm has no agent) |
+//! | 4 | the agent's API has no such operation (`--set`, `--start-daemon`, `-c`, ...) |
+//! | 255 | the agent refused an IPVS change (ipvsadm: 255, i.e. -1); an unknown option or missing argument, or no command first (ipvsadm: 255) |
+
+/// A failed run: what to print on stderr and the status to exit with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+pub const LIST_FAILED: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const UNREACHABLE: u8 = 3;
+pub const UNSUPPORTED: u8 = 4;
+pub const REFUSED: u8 = 255;
+
+/// The exit-status table as it appears in `--help`.
+pub const HELP: &str = "Exit status:
+  0    success
+  1    a listing failed (e.g. -L of a missing service); ip: device not found
+  2    invalid command line; ip: the agent refused a link/address change
+  3    the agent could not be reached
+  4    the agent's API has no such operation
+  255  the agent refused an IPVS change; unknown option, missing argument or no command
+";
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
