@@ -1,0 +1,99 @@
+//! Dispatch: an interface command (`link`, `addr`) or an ipvsadm command line, run against the
+//! agent, with the result on stdout and failures on stderr.
+
+use std::process::ExitCode;
+
+use crate::client::{AGENT_ENV, AgentAddress};
+use crate::exit::{self, Failure};
+use crate::ipvsadm::parse::{ParseError, parse};
+use crate::ipvsadm::resolve::System;
+use crate::ipvsadm::run::{Settings, run};
+use crate::link;
+use crate::output::{OutputFormat, is_broken_pipe, write_stdout};
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(exit::UNREACHABLE, format!("ipvsctl: cannot start: {e}")))
+}
+
+fn agent(flag: Option<&str>) -> Result<AgentAddress, Failure> {
+    let env = std::env::var(AGENT_ENV).ok();
+    AgentAddress::choose(flag, env.as_deref())
+        .map_err(|e| Failure::new(exit::USAGE, format!("ipvsctl: {e}")))
+}
+
+fn ipvsadm_main(program: &str, args: &[String]) -> Result<String, Failure> {
+    let names = System::default();
+    let invocation = parse(program, args, &names).map_err(|e| {
+        let code = match e {
+            ParseError::Invalid(_) => exit::USAGE,
+            ParseError::TryHelp { .. } | ParseError::Popt(_) => exit::REFUSED,
+        };
+        Failure::new(code, e.to_string())
+    })?;
+    let agent = agent(invocation.globals.agent.as_deref())?;
+    let settings = Settings {
+        program,
+        agent: &agent,
+        output: invocation.globals.output.unwrap_or_default(),
+        names: &names,
+    };
+    runtime()?.block_on(run(invocation.command, &settings))
+}
+
+fn iface_main(argv: &[String]) -> Result<String, Failure> {
+    let cli = match link::parse(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap's own rendering: usage errors on stderr (status 2), --help on stdout (0).
+            let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
+            let text = e.render().to_string();
+            return if code == 0 {
+                Ok(text)
+            } else {
+                Err(Failure::new(code, text.trim_end().to_string()))
+            };
+        }
+    };
+    let command = cli.command()?;
+    // clap already read IPVSCTL_AGENT into `agent`.
+    let agent = AgentAddress::choose(cli.agent.as_deref(), None)
+        .map_err(|e| Failure::new(exit::USAGE, format!("ipvsctl: {e}")))?;
+    runtime()?.block_on(link::run(
+        command,
+        &agent,
+        cli.output.unwrap_or(OutputFormat::Text),
+    ))
+}
+
+/// Runs ipvsctl with `argv` (program name first) and returns the exit status.
+pub fn main(argv: Vec<String>) -> ExitCode {
+    let program = argv
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "ipvsctl".to_string());
+    let args = argv.get(1..).unwrap_or_default();
+    let result = if link::is_iface_command(args) {
+        iface_main(&argv)
+    } else {
+        ipvsadm_main(&program, args)
+    };
+    match result {
+        Ok(text) => match write_stdout(&text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ipvsctl: cannot write output: {e}");
+                ExitCode::from(exit::LIST_FAILED)
+            }
+        },
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("{}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
