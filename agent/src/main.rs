@@ -1,1 +1,128 @@
-fn main() {}
+//! `ipvs-agent`: serves this node's IPVS table and virtual-IP links over gRPC.
+//!
+//! Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 when the agent cannot start or its
+//! server fails, 2 for a command line it refuses.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{CommandFactory, Parser, error::ErrorKind};
+use ipvs_agent::config::{Cli, LogFormat};
+use ipvs_agent::ipvs::{IpvsError, IpvsHandle};
+use ipvs_agent::link::LinkHandle;
+use ipvs_agent::server::{self, Listeners, SHUTDOWN_GRACE};
+use ipvs_agent::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Refuse a bad command line before touching the kernel.
+    if let Err(e) = cli.check() {
+        Cli::command().error(ErrorKind::ArgumentConflict, e).exit();
+    }
+    let filter = match cli.log_filter() {
+        Ok(f) => f,
+        Err(e) => Cli::command().error(ErrorKind::InvalidValue, e).exit(),
+    };
+    init_logging(cli.log_format, filter);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ipvs-agent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let format = cli.log_format;
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Once, in the form the operator chose: a JSON line for a log pipeline, or text.
+            match format {
+                LogFormat::Json => tracing::error!("{e:#}"),
+                LogFormat::Text => eprintln!("ipvs-agent: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: EnvFilter) {
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Signals first, so a stop that comes during start-up is not lost.
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let stop = async move {
+        let name = tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sigint.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "stop requested");
+    };
+
+    let ipvs = Arc::new(open_ipvs().await?);
+    let links = Arc::new(LinkHandle::new().context("cannot open the rtnetlink socket")?);
+    let (trigger, shutdown) = Shutdown::new();
+    let routes = server::routes(ipvs, links, shutdown.clone())?;
+
+    let (unix, socket_file) = server::bind_unix(&cli.unix)?;
+    let tcp = match cli.listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
+    tracing::info!(
+        unix = %socket_file.path().display(),
+        tcp = ?cli.listen,
+        insecure = cli.insecure,
+        "serving ipvs.agent.v1"
+    );
+    let listeners = Listeners {
+        unix: Some(unix),
+        tcp,
+    };
+    let served = server::serve(routes, listeners, trigger, shutdown, stop, SHUTDOWN_GRACE).await;
+    drop(socket_file);
+    served?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens the IPVS family, loading the `ip_vs` module once if the kernel lacks it.
+async fn open_ipvs() -> anyhow::Result<IpvsHandle> {
+    match IpvsHandle::new().await {
+        Err(IpvsError::Unavailable) => {}
+        other => return other.context("cannot open the IPVS netlink family"),
+    }
+    tracing::info!("IPVS is not loaded; running `modprobe ip_vs`");
+    match tokio::process::Command::new("modprobe")
+        .arg("ip_vs")
+        .status()
+        .await
+    {
+        Ok(status) if status.success() => {}
+        Ok(status) => tracing::warn!(%status, "`modprobe ip_vs` failed"),
+        Err(e) => tracing::warn!(error = %e, "cannot run modprobe"),
+    }
+    match IpvsHandle::new().await {
+        Err(IpvsError::Unavailable) => bail!(
+            "IPVS is not available in this kernel, even after `modprobe ip_vs`: load the ip_vs \
+             module, or run a kernel built with CONFIG_IP_VS"
+        ),
+        other => other.context("cannot open the IPVS netlink family"),
+    }
+}
