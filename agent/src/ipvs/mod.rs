@@ -14,6 +14,9 @@ pub mod reply;
 pub mod request;
 pub mod types;
 
+#[cfg(test)]
+mod tests;
+
 use std::future::Future;
 use std::net::IpAddr;
 

@@ -1,0 +1,27 @@
+//! Byte-level tests of the message layer: requests as ipvsadm sends them and replies as the
+//! kernel sends them, each with the command that produces it and every field commented.
+//! Bytes are the generic-netlink payload (`genlmsghdr` + attributes): the `nlmsghdr` before
+//! it differs between runs (sequence number, port id) and is not the family's business.
+
+mod replies;
+mod requests;
+
+use netlink_packet_core::{Emitable, ParseableParametrized};
+use netlink_packet_generic::{GenlFamily, GenlHeader};
+
+use super::message::IpvsMessage;
+
+/// `genlmsghdr` + attributes, as `msg` goes on the wire.
+fn genl(msg: &IpvsMessage) -> Vec<u8> {
+    let mut out = vec![msg.command(), msg.version(), 0, 0];
+    let start = out.len();
+    out.resize(start + msg.buffer_len(), 0);
+    msg.emit(&mut out[start..]);
+    out
+}
+
+/// Parses `genlmsghdr` + attributes.
+fn parse(bytes: &[u8]) -> IpvsMessage {
+    let header = GenlHeader::parse(bytes).expect("genlmsghdr");
+    IpvsMessage::parse_with_param(&bytes[4..], header).expect("parse")
+}
