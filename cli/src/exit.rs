@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 0 | success (also when stdout's reader went away) |
 //! | 1 | a listing failed, e.g. `-L -t` of a missing service (ipvsadm: 1); `Cannot find device` |
-//! | 2 | invalid command line: ipvsadm's own checks (ipvsadm: 2), `link`/`addr` usage; a link or address change the agent refused (`RTNETLINK answers: ...`, as `ip`) |
+//! | 2 | invalid command line: ipvsadm's own checks (ipvsadm: 2), `link`/`addr` usage; the agent's node has no IPVS (ipvsadm: 2); a link or address change the agent refused (`RTNETLINK answers: ...`, as `ip`) |
 //! | 3 | the agent could not be reached (ipvsadm has no agent) |
 //! | 4 | the agent's API has no such operation (`--set`, `--start-daemon`, `-c`, ...) |
 //! | 255 | the agent refused an IPVS change (ipvsadm: 255, i.e. -1); an unknown option or missing argument, or no command first (ipvsadm: 255) |
@@ -26,7 +26,8 @@ pub const REFUSED: u8 = 255;
 pub const HELP: &str = "Exit status:
   0    success
   1    a listing failed (e.g. -L of a missing service); ip: device not found
-  2    invalid command line; ip: the agent refused a link/address change
+  2    invalid command line; the agent's node has no IPVS;
+       ip: the agent refused a link/address change
   3    the agent could not be reached
   4    the agent's API has no such operation
   255  the agent refused an IPVS change; unknown option, missing argument or no command

@@ -28,6 +28,7 @@ pub enum Op {
 const EPERM: i32 = 1;
 const ENOENT: i32 = 2;
 const ESRCH: i32 = 3;
+const EIO: i32 = 5;
 const ENOMEM: i32 = 12;
 const EEXIST: i32 = 17;
 const EINVAL: i32 = 22;
@@ -39,6 +40,7 @@ const EAFNOSUPPORT: i32 = 97;
 /// Linux errno names and glibc's `strerror` texts for the errors IPVS returns.
 const ERRNOS: &[(i32, &str, &str)] = &[
     (EPERM, "EPERM", "Operation not permitted"),
+    (EIO, "EIO", "Input/output error"),
     (ENOENT, "ENOENT", "No such file or directory"),
     (ESRCH, "ESRCH", "No such process"),
     (ENOMEM, "ENOMEM", "Cannot allocate memory"),
@@ -159,15 +161,38 @@ fn errno_from_code(op: Op, status: &Status) -> Option<i32> {
             }
             _ => ESRCH,
         },
-        Code::InvalidArgument => EINVAL,
+        // A scheduler or engine the node lacks (the agent says FAILED_PRECONDITION).
+        Code::FailedPrecondition
+            if matches!(op, Op::CreateService | Op::UpdateService)
+                && mentions(
+                    msg,
+                    &["scheduler not found", "persistence engine not found"],
+                ) =>
+        {
+            ENOENT
+        }
+        // The agent's own validation has clearer words than ipvsadm's EINVAL line; a kernel
+        // EINVAL comes with its errno and is mapped above.
         Code::PermissionDenied | Code::Unauthenticated => EPERM,
         Code::ResourceExhausted => ENOMEM,
         _ => return None,
     })
 }
 
+/// ipvsadm's words when it cannot talk to IPVS at all (it exits 2).
+pub const NO_IPVS: &str = "Can't initialize ipvs: Protocol not available\n\
+                           Are you sure that IP Virtual Server is built in the kernel or as module?";
+
+/// Whether the agent says its node has no IPVS (module not loaded or not built).
+pub fn is_ipvs_missing(status: &Status) -> bool {
+    status.code() == Code::Unavailable && mentions(status.message(), &["ipvs is not available"])
+}
+
 /// What ipvsadm would print for the agent's refusal of call `op`.
 pub fn ipvsadm_message(op: Op, status: &Status) -> String {
+    if is_ipvs_missing(status) {
+        return NO_IPVS.to_string();
+    }
     match errno_hint(status).or_else(|| errno_from_code(op, status)) {
         Some(errno) => ipvs_strerror(op, errno),
         None if status.message().is_empty() => format!("{:?}", status.code()),
@@ -250,8 +275,63 @@ mod tests {
             (
                 Op::CreateService,
                 Code::InvalidArgument,
-                "bad",
+                "new_service: Invalid argument (errno 22)",
                 "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+            ),
+            (
+                Op::AddDestination,
+                Code::InvalidArgument,
+                "lower threshold 9 is above upper threshold 1",
+                "lower threshold 9 is above upper threshold 1",
+            ),
+            // What ipvs-agent says (agent/src/ipvs/error.rs).
+            (
+                Op::UpdateService,
+                Code::NotFound,
+                "Service not defined",
+                "No such service",
+            ),
+            (
+                Op::UpdateDestination,
+                Code::NotFound,
+                "Service not defined",
+                "Service not defined",
+            ),
+            (
+                Op::UpdateDestination,
+                Code::NotFound,
+                "No such destination",
+                "No such destination",
+            ),
+            (
+                Op::CreateService,
+                Code::FailedPrecondition,
+                "Scheduler not found: twos",
+                "Scheduler or persistence engine not found",
+            ),
+            (
+                Op::CreateService,
+                Code::FailedPrecondition,
+                "Persistence engine not found: sip",
+                "Scheduler or persistence engine not found",
+            ),
+            (
+                Op::AddDestination,
+                Code::Internal,
+                "new_dest: Input/output error (errno 5)",
+                "Input/output error",
+            ),
+            (
+                Op::Flush,
+                Code::PermissionDenied,
+                "permission denied (you must be root or have CAP_NET_ADMIN)",
+                "Permission denied (you must be root)",
+            ),
+            (
+                Op::ListServices,
+                Code::Unavailable,
+                "IPVS is not available in this kernel (generic netlink family \"IPVS\" not found); load it with `modprobe ip_vs`",
+                NO_IPVS,
             ),
             (
                 Op::Flush,

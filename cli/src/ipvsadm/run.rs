@@ -5,7 +5,7 @@ use ipvs_proto::v1::ipvs_service_client::IpvsServiceClient;
 use tonic::transport::Channel;
 
 use super::command::{Command, ListFormat, ListOther, ServiceKey};
-use super::errors::{Op, ipvsadm_message};
+use super::errors::{Op, ipvsadm_message, is_ipvs_missing};
 use super::format;
 use super::request;
 use super::resolve::Resolve;
@@ -43,6 +43,8 @@ fn refused(settings: &Settings<'_>, op: Op, code: u8, status: &tonic::Status) ->
             ),
         );
     }
+    // ipvsadm exits 2 when it cannot initialise IPVS.
+    let code = if is_ipvs_missing(status) { exit::USAGE } else { code };
     Failure::new(code, ipvsadm_message(op, status))
 }
 

@@ -271,8 +271,8 @@ fn refusal(command: &IfaceCommand, status: &tonic::Status) -> Failure {
         IfaceCommand::LinkShow { name } => name.as_deref(),
         IfaceCommand::AddrShow { dev } => dev.as_deref(),
     };
-    let msg = status.message().to_ascii_lowercase();
-    let about_address = msg.contains("address") && !msg.contains("link") && !msg.contains("device");
+    // ipvs-agent says "address X not found on link Y" and "link Y not found".
+    let about_address = status.message().to_ascii_lowercase().starts_with("address");
     match status.code() {
         Code::AlreadyExists => Failure::new(exit::USAGE, "RTNETLINK answers: File exists"),
         Code::NotFound if matches!(command, IfaceCommand::AddrDel { .. }) && about_address => {
@@ -590,14 +590,14 @@ mod tests {
             (
                 &del_addr,
                 Code::NotFound,
-                "link dummy1 not found",
+                "link \"dummy1\" not found",
                 1,
                 "Cannot find device \"dummy1\"",
             ),
             (
                 &del_addr,
                 Code::NotFound,
-                "address 10.0.0.1/32 not assigned",
+                "address 10.0.0.1/32 not found on link \"dummy1\"",
                 2,
                 "RTNETLINK answers: Cannot assign requested address",
             ),
