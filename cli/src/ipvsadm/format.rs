@@ -473,3 +473,234 @@ pub fn rules(services: &[ServiceView], numeric: bool, names: &dyn Resolve) -> St
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::ipvsadm::resolve::{FixedNames, NoNames, Services};
+    use crate::ipvsadm::view::{Counters, Rates, TunnelView};
+
+    #[test]
+    fn largenum_follows_print_largenum() {
+        // The non-exact strings were printed by ipvsadm's printf formats.
+        let cases: &[(u64, bool, &str)] = &[
+            (0, false, "        0"),
+            (99_999_999, false, " 99999999"),
+            (100_000_000, false, "  100000K"),
+            (999_999_999, false, "  999999K"),
+            (1_000_000_000, false, "    1000M"),
+            (99_999_999_999, false, "   99999M"),
+            (100_000_000_000, false, "     100G"),
+            (99_999_999_999_999, false, "   99999G"),
+            (100_000_000_000_000, false, "     100T"),
+            (u64::MAX, false, "18446744T"),
+            (12_345_678, true, " 12345678"),
+            (123_456_789, true, " 123456789"),
+            (u64::MAX, true, " 18446744073709551615"),
+        ];
+        for (n, exact, want) in cases {
+            assert_eq!(largenum(*n, *exact), *want, "{n} exact={exact}");
+        }
+    }
+
+    #[test]
+    fn inet_ntop6_matches_glibc() {
+        // Each pair was printed by glibc 2.36's inet_ntop.
+        let cases: &[(&str, &str)] = &[
+            ("::1", "::1"),
+            ("::", "::"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("::ffff:1.2.3.4", "::ffff:1.2.3.4"),
+            ("::1.2.3.4", "::1.2.3.4"),
+            ("::2", "::2"),
+            ("1:0:0:2:0:0:0:3", "1:0:0:2::3"),
+            ("1:0:0:2:0:0:3:4", "1::2:0:0:3:4"),
+            ("fe80::1:0:0:1", "fe80::1:0:0:1"),
+            ("2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"),
+            ("0:0:0:0:0:1:1.2.3.4", "::1:102:304"),
+            ("::ffff:0:1.2.3.4", "::ffff:0:102:304"),
+            ("1::", "1::"),
+            ("::0.0.1.0", "::100"),
+            ("1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"),
+        ];
+        for (input, want) in cases {
+            let a: Ipv6Addr = input.parse().unwrap_or(Ipv6Addr::UNSPECIFIED);
+            assert_eq!(inet_ntop6(a), *want, "{input}");
+        }
+    }
+
+    fn service(
+        family: Family,
+        address: Option<IpAddr>,
+        port: Option<u16>,
+        protocol: Option<L4>,
+    ) -> ServiceView {
+        ServiceView {
+            family,
+            protocol,
+            address,
+            port,
+            fwmark: None,
+            scheduler: "rr".into(),
+            sched_flags: Vec::new(),
+            persistent: None,
+            netmask: None,
+            persistence_engine: None,
+            one_packet: false,
+            stats: Counters::default(),
+            rates: Rates::default(),
+            destinations: Vec::new(),
+        }
+    }
+
+    fn real(
+        address: IpAddr,
+        port: u16,
+        forwarding: Forwarding,
+        tunnel: Option<TunnelView>,
+    ) -> DestView {
+        DestView {
+            address,
+            port,
+            forwarding,
+            weight: 1,
+            upper_threshold: 0,
+            lower_threshold: 0,
+            active_connections: 0,
+            inactive_connections: 0,
+            persistent_connections: 0,
+            tunnel,
+            stats: Counters::default(),
+            rates: Rates::default(),
+        }
+    }
+
+    fn plain() -> ListFormat {
+        ListFormat {
+            view: ListView::Plain,
+            numeric: true,
+            exact: false,
+            nosort: false,
+        }
+    }
+
+    #[test]
+    fn ipv6_and_fwmark_services() {
+        let v6: IpAddr = "2001:db8::10"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let r6: IpAddr = "2001:db8:0:0:1:0:0:2"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let mut s = service(Family::Inet6, Some(v6), Some(443), Some(L4::Tcp));
+        s.persistent = Some(300);
+        s.netmask = Some("64".into());
+        s.persistence_engine = Some("sip".into());
+        s.destinations = vec![real(r6, 443, Forwarding::Route, None)];
+        let mut m = service(Family::Inet6, None, None, None);
+        m.fwmark = Some(5);
+        m.one_packet = true;
+        let text: String = [&s, &m]
+            .iter()
+            .map(|s| service_entry(s, plain(), &NoNames))
+            .collect();
+        assert_eq!(
+            text,
+            "TCP  [2001:db8::10]:443 rr persistent 300 mask 64 pe sip\n\
+             \x20 -> [2001:db8::1:0:0:2]:443      Route   1      0          0         \n\
+             FWM  5 IPv6 rr ops\n"
+        );
+        assert_eq!(
+            rules(&[s, m], true, &NoNames),
+            "-A -t [2001:db8::10]:443 -s rr -p 300 -M 64 --pe sip\n\
+             -a -t [2001:db8::10]:443 -r [2001:db8::1:0:0:2]:443 -g -w 1\n\
+             -A -f 5 -6 -s rr -o\n"
+        );
+    }
+
+    #[test]
+    fn tunnels_print_their_encapsulation() {
+        // Lines as printf prints ipvsadm's "  -> %-28s %-7s %-13s %-6d %-10u %-10u\n"; the
+        // -S lines are the formats reference's captures of ipvsadm 1.31.
+        let ip = |s: &str| IpAddr::V4(s.parse().unwrap_or(Ipv4Addr::UNSPECIFIED));
+        let gue = TunnelView {
+            kind: TunnelKind::Gue,
+            port: Some(6080),
+            checksum: Checksum::Csum,
+        };
+        let gre = TunnelView {
+            kind: TunnelKind::Gre,
+            port: None,
+            checksum: Checksum::None,
+        };
+        let ipip = TunnelView {
+            kind: TunnelKind::Ipip,
+            port: None,
+            checksum: Checksum::None,
+        };
+        let mut s = service(
+            Family::Inet,
+            Some(ip("198.18.10.8")),
+            Some(80),
+            Some(L4::Tcp),
+        );
+        s.destinations = vec![
+            real(ip("198.18.20.11"), 80, Forwarding::Tunnel, Some(gue)),
+            real(ip("198.18.20.12"), 80, Forwarding::Tunnel, Some(gre)),
+            real(ip("198.18.20.13"), 80, Forwarding::Tunnel, Some(ipip)),
+            real(ip("198.18.20.14"), 8080, Forwarding::Masq, None),
+        ];
+        let format = ListFormat {
+            view: ListView::TunInfo,
+            ..plain()
+        };
+        assert_eq!(
+            service_entry(&s, format, &NoNames),
+            "TCP  198.18.10.8:80 rr\n\
+             \x20 -> 198.18.20.11:80              Tunnel  gue:6080:+c   1      0          0         \n\
+             \x20 -> 198.18.20.12:80              Tunnel  gre:-c        1      0          0         \n\
+             \x20 -> 198.18.20.13:80              Tunnel  ipip          1      0          0         \n\
+             \x20 -> 198.18.20.14:8080            Masq    n/a           1      0          0         \n"
+        );
+        assert_eq!(
+            rules(&[s], true, &NoNames),
+            "-A -t 198.18.10.8:80 -s rr\n\
+             -a -t 198.18.10.8:80 -r 198.18.20.11:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n\
+             -a -t 198.18.10.8:80 -r 198.18.20.12:80 -i -w 1 --tun-type gre --tun-nocsum\n\
+             -a -t 198.18.10.8:80 -r 198.18.20.13:80 -i -w 1 --tun-type ipip\n\
+             -a -t 198.18.10.8:80 -r 198.18.20.14:8080 -m -w 1\n"
+        );
+    }
+
+    #[test]
+    fn long_names_are_cut_like_ipvsadm() {
+        let ip = |s: &str| IpAddr::V4(s.parse().unwrap_or(Ipv4Addr::UNSPECIFIED));
+        let names = FixedNames {
+            hosts: vec![
+                ("a-rather-long-virtual-host.example.com", ip("10.0.0.1")),
+                ("backend-number-one.example.com", ip("10.0.0.2")),
+            ],
+            services: Services::parse("http 80/tcp\n"),
+        };
+        let mut s = service(Family::Inet, Some(ip("10.0.0.1")), Some(80), Some(L4::Tcp));
+        s.destinations = vec![real(ip("10.0.0.2"), 80, Forwarding::Route, None)];
+        let format = ListFormat {
+            numeric: false,
+            ..plain()
+        };
+        // "TCP  " + name is cut at 33 bytes, the server's name at 28.
+        assert_eq!(
+            service_entry(&s, format, &names),
+            "TCP  a-rather-long-virtual-host.e rr\n\
+             \x20 -> backend-number-one.example.c Route   1      0          0         \n"
+        );
+        // Rules are not cut.
+        assert_eq!(
+            rules(&[s], false, &names),
+            "-A -t a-rather-long-virtual-host.example.com:http -s rr\n\
+             -a -t a-rather-long-virtual-host.example.com:http -r backend-number-one.example.com:http -g -w 1\n"
+        );
+    }
+}
