@@ -368,3 +368,96 @@ impl IpvsOps for IpvsHandle {
         self.ack(IpvsMessage::del_daemon(state), None).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroI32;
+
+    use netlink_packet_core::{ErrorMessage, NetlinkHeader};
+    use netlink_packet_generic::GenlHeader;
+
+    use super::*;
+
+    fn ack(seq: u32, errno: i32) -> Msg {
+        let mut e = ErrorMessage::default();
+        e.code = NonZeroI32::new(-errno);
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = seq;
+        NetlinkMessage::new(header, NetlinkPayload::Error(e))
+    }
+
+    fn inner(cmd: u8, payload: Vec<u8>) -> Msg {
+        let frame = Frame {
+            header: GenlHeader { cmd, version: 1 },
+            payload,
+        };
+        NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(GenlMessage::from_parts(frame.header, frame)),
+        )
+    }
+
+    #[test]
+    fn acks_are_matched_in_order() {
+        let replies = [ack(10, 0), ack(11, libc::EEXIST), ack(12, 0)];
+        assert_eq!(
+            match_acks(3, &replies),
+            Ok(vec![None, Some(libc::EEXIST), None])
+        );
+        // Sequence numbers may wrap.
+        assert_eq!(
+            match_acks(2, &[ack(u32::MAX, 0), ack(0, libc::ESRCH)]),
+            Ok(vec![None, Some(libc::ESRCH)])
+        );
+    }
+
+    #[test]
+    fn lost_or_reordered_acks_are_reported() {
+        let lost = "batch: 2 acknowledgements for 3 requests; the table's state is unknown";
+        assert_eq!(
+            match_acks(3, &[ack(10, 0), ack(11, 0)]),
+            Err(IpvsError::Netlink(lost.into()))
+        );
+        let swapped = "batch: 2 acknowledgements for 2 requests; the table's state is unknown";
+        assert_eq!(
+            match_acks(2, &[ack(11, 0), ack(10, 0)]),
+            Err(IpvsError::Netlink(swapped.into()))
+        );
+    }
+
+    #[test]
+    fn replies_are_read_or_refused() {
+        // An info reply.
+        let info = [8, 0, 1, 0, 1, 2, 1, 0].to_vec();
+        assert_eq!(
+            read(Cmd::GetInfo, inner(14, info))
+                .ok()
+                .flatten()
+                .map(|m| m.cmd),
+            Some(Cmd::SetInfo)
+        );
+        // An ack carries nothing; a refusal is the kernel's word for this command.
+        assert_eq!(read(Cmd::Flush, ack(1, 0)), Ok(None));
+        assert_eq!(
+            read(Cmd::GetService, ack(1, libc::ESRCH)),
+            Err(IpvsError::ServiceNotFound)
+        );
+        // A reply this build cannot parse fails its request.
+        assert_eq!(
+            read(Cmd::GetInfo, inner(14, vec![8, 0, 1, 0, 1])),
+            Err(IpvsError::Netlink(
+                "get info: unreadable reply: failed to parse IPVS SetInfo attributes caused by \
+                 buffer has length: 5, but the NLA is 8 bytes"
+                    .into()
+            ))
+        );
+        let overrun =
+            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::Overrun(vec![]));
+        assert_eq!(
+            read(Cmd::GetDest, overrun),
+            Err(IpvsError::Netlink(
+                "get destinations: receive buffer overrun".into()
+            ))
+        );
+    }
+}
