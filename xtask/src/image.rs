@@ -26,7 +26,7 @@ pub const GUEST_LAB_DIR: &str = "/opt/ipvs/lab";
 const TOOLS: &[&str] = &["ipvsadm", "ip", "tcpdump"];
 
 /// Bump when the base layout changes so cached archives are rebuilt.
-const BASE_FORMAT: u32 = 1;
+const BASE_FORMAT: u32 = 2;
 
 const BACKEND_PAGES: &[(&str, &str)] = &[
     (
@@ -157,7 +157,7 @@ fn base_manifest(kernel: &Kernel) -> Result<Manifest> {
             m.file(&format!("{guest_mod}/{extra}"), &src, 0o644)?;
         }
     }
-    m.data("/lab/modules", modules::LOAD.join("\n") + "\n", 0o644)?;
+    m.data("/lab/modules", modules::load_list(), 0o644)?;
     Ok(m)
 }
 

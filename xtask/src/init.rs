@@ -48,9 +48,9 @@ mkdir -p /run/netns
 echo 1 > /proc/sys/kernel/printk
 hostname lab
 ip link set lo up
-for m in $(cat /lab/modules); do
-  modprobe "$m" || echo "lab: modprobe $m failed"
-done
+while read -r m args; do
+  modprobe "$m" $args || echo "lab: modprobe $m failed"
+done < /lab/modules
 cd /tmp
 "#;
 
@@ -92,14 +92,14 @@ while :; do sleep 3600; done
 
 const CAPTURE: &str = r#"ip link add nl0 type nlmon
 ip link set nl0 up
-tcpdump -Z root -U -s 0 -i nl0 -w /tmp/lab.pcap 2>/tmp/tcpdump.log &
+tcpdump -Z root -U --immediate-mode -s 0 -i nl0 -w /tmp/lab.pcap 2>/tmp/tcpdump.log &
 tpid=$!
 i=0
 while [ ! -s /tmp/lab.pcap ] && [ "$i" -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 [ -s /tmp/lab.pcap ] || { echo "lab: tcpdump did not start"; cat /tmp/tcpdump.log; }
 __ARGS__
 st=$?
-sleep 0.5
+sleep 1
 kill -INT "$tpid"
 wait "$tpid"
 echo "__STATUS__ $st"

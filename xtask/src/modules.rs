@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 
 /// Modules `/init` loads, in this order. `crc32c_generic` comes first: `libcrc32c` (needed by
 /// `ip_vs`) only soft-depends on it and fails with "unknown symbol" without it.
+/// Module parameters for `/init` are in [`PARAMS`].
 pub const LOAD: &[&str] = &[
     "crc32c_generic",
     "ip_vs",
@@ -31,6 +32,23 @@ pub const LOAD: &[&str] = &[
     "e1000",
     "nlmon",
 ];
+
+/// Parameters `/init` passes to modprobe: no `dummy0` appears unless a test creates it.
+pub const PARAMS: &[(&str, &str)] = &[("dummy", "numdummies=0")];
+
+/// `/lab/modules`: one module per line, with its parameters.
+pub fn load_list() -> String {
+    let mut out = String::new();
+    for m in LOAD {
+        out.push_str(m);
+        if let Some((_, p)) = PARAMS.iter().find(|(name, _)| name == m) {
+            out.push(' ');
+            out.push_str(p);
+        }
+        out.push('\n');
+    }
+    out
+}
 
 /// `modules.dep`: module path -> dependency paths, all relative to `/lib/modules/<version>`.
 #[derive(Debug, Default)]
@@ -119,6 +137,14 @@ kernel/net/netfilter/nf_conntrack.ko: kernel/lib/libcrc32c.ko
 kernel/crypto/crc32c_generic.ko:
 kernel/drivers/net/dummy.ko.xz:
 ";
+
+    #[test]
+    fn load_list_has_parameters() {
+        let list = load_list();
+        assert!(list.starts_with("crc32c_generic\nip_vs\n"), "{list}");
+        assert!(list.contains("\ndummy numdummies=0\n"), "{list}");
+        assert_eq!(list.lines().count(), LOAD.len());
+    }
 
     #[test]
     fn module_names() {

@@ -177,7 +177,7 @@ pub fn up(paths: &Paths, args: UpArgs) -> Result<()> {
         initrd,
         memory_mb: args.vm.memory.unwrap_or_else(|| image::memory_mb(size)),
         nic: Some(format!(
-            "user,model=e1000,restrict=on,\
+            "user,model=e1000,restrict=on,ipv6=off,\
              hostfwd=tcp:127.0.0.1:{}-{GUEST_IP}:{AGENT_PORT},\
              hostfwd=tcp:127.0.0.1:{exec_port}-{GUEST_IP}:{EXEC_PORT}",
             args.port

@@ -12,9 +12,13 @@ use anyhow::{Result, bail};
 
 /// `LINKTYPE_NETLINK`.
 pub const LINKTYPE_NETLINK: u32 = 253;
-/// `PACKET_USER` / `PACKET_KERNEL` from `linux/if_packet.h`: who sent the message.
+/// `PACKET_USER` / `PACKET_KERNEL` from `linux/if_packet.h`: who sent the message. The tap
+/// sets them, but a packet socket on `nlmon` sees the transmit path and reports
+/// `PACKET_OUTGOING` instead, so the direction usually comes from `NLM_F_REQUEST`.
 const PACKET_USER: u16 = 6;
 const PACKET_KERNEL: u16 = 7;
+/// The kernel only acts on messages carrying this flag and never sets it in its own.
+const NLM_F_REQUEST: u16 = 0x1;
 const COOKED_LEN: usize = 16;
 const NLMSG_HDRLEN: usize = 16;
 
@@ -64,7 +68,6 @@ pub fn parse(bytes: &[u8]) -> Result<Pcap> {
 pub enum Direction {
     ToKernel,
     FromKernel,
-    Unknown(u16),
 }
 
 /// One netlink message as captured.
@@ -97,11 +100,7 @@ pub fn messages(pcap: &Pcap) -> Result<Vec<Message>> {
             );
         }
         let be16 = |at: usize| u16::from_be_bytes([rec[at], rec[at + 1]]);
-        let direction = match be16(0) {
-            PACKET_USER => Direction::ToKernel,
-            PACKET_KERNEL => Direction::FromKernel,
-            other => Direction::Unknown(other),
-        };
+        let pkttype = be16(0);
         let protocol = be16(14);
         let mut body = &rec[COOKED_LEN..];
         while body.len() >= NLMSG_HDRLEN {
@@ -116,11 +115,18 @@ pub fn messages(pcap: &Pcap) -> Result<Vec<Message>> {
                     body.len()
                 );
             }
+            let flags = le16(6);
+            let direction = match pkttype {
+                PACKET_USER => Direction::ToKernel,
+                PACKET_KERNEL => Direction::FromKernel,
+                _ if flags & NLM_F_REQUEST != 0 => Direction::ToKernel,
+                _ => Direction::FromKernel,
+            };
             out.push(Message {
                 direction,
                 protocol,
                 ty: le16(4),
-                flags: le16(6),
+                flags,
                 seq: le32(8),
                 pid: le32(12),
                 bytes: body[..len].to_vec(),
@@ -132,12 +138,11 @@ pub fn messages(pcap: &Pcap) -> Result<Vec<Message>> {
     Ok(out)
 }
 
-/// `K<U NETLINK_GENERIC type=0x0010 flags=0x0005 seq=1 pid=0 len=32 2000...`
+/// `U->K NETLINK_GENERIC type=0x0010 flags=0x0005 seq=1 pid=0 len=32 2000...`
 pub fn format(m: &Message) -> String {
     let dir = match m.direction {
-        Direction::ToKernel => "K<U".to_string(),
-        Direction::FromKernel => "K>U".to_string(),
-        Direction::Unknown(t) => format!("?{t}"),
+        Direction::ToKernel => "U->K",
+        Direction::FromKernel => "K->U",
     };
     format!(
         "{dir} {} type=0x{:04x} flags=0x{:04x} seq={} pid={} len={} {}",
@@ -225,15 +230,24 @@ mod tests {
         let request = nlmsg(0x10, 0x0005, 1, &[3, 1, 0, 0]);
         let mut dump = nlmsg(0x24, 0x0002, 1, &[1, 1, 0, 0, 9]);
         dump.extend_from_slice(&nlmsg(3, 0x0002, 1, &[0, 0, 0, 0]));
-        let file = pcap_with(&[cooked(6, 16, &request), cooked(7, 16, &dump)]);
+        // PACKET_OUTGOING (4), as captured on nlmon: the direction comes from the flags.
+        let ack = nlmsg(2, 0x0100, 2, &[0, 0, 0, 0]);
+        let file = pcap_with(&[
+            cooked(6, 16, &request),
+            cooked(7, 16, &dump),
+            cooked(4, 16, &request),
+            cooked(4, 0, &ack),
+        ]);
         let msgs = messages(&parse(&file)?)?;
         let lines: Vec<String> = msgs.iter().map(format).collect();
         assert_eq!(
             lines,
             [
-                "K<U NETLINK_GENERIC type=0x0010 flags=0x0005 seq=1 pid=0 len=20 1400000010000500010000000000000003010000",
-                "K>U NETLINK_GENERIC type=0x0024 flags=0x0002 seq=1 pid=0 len=21 150000002400020001000000000000000101000009",
-                "K>U NETLINK_GENERIC type=0x0003 flags=0x0002 seq=1 pid=0 len=20 1400000003000200010000000000000000000000",
+                "U->K NETLINK_GENERIC type=0x0010 flags=0x0005 seq=1 pid=0 len=20 1400000010000500010000000000000003010000",
+                "K->U NETLINK_GENERIC type=0x0024 flags=0x0002 seq=1 pid=0 len=21 150000002400020001000000000000000101000009",
+                "K->U NETLINK_GENERIC type=0x0003 flags=0x0002 seq=1 pid=0 len=20 1400000003000200010000000000000000000000",
+                "U->K NETLINK_GENERIC type=0x0010 flags=0x0005 seq=1 pid=0 len=20 1400000010000500010000000000000003010000",
+                "K->U NETLINK_ROUTE type=0x0002 flags=0x0100 seq=2 pid=0 len=20 1400000002000001020000000000000000000000",
             ]
         );
         Ok(())
