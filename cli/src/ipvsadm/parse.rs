@@ -25,8 +25,8 @@ use crate::output::OutputFormat;
 
 /// ipvsadm's `MAX_TIMEOUT`: 31 days.
 const MAX_TIMEOUT: i64 = 86400 * 31;
-/// The kernel's default persistence timeout, used by a bare `-p`.
-const DEFAULT_PERSISTENT_TIMEOUT: u32 = 300;
+/// ipvsadm's `IPVS_SVC_PERSISTENT_TIMEOUT` (6 minutes), used by a bare `-p`.
+const DEFAULT_PERSISTENT_TIMEOUT: u32 = 360;
 /// The scheduler ipvsadm sets when `-s` is not given.
 pub const DEFAULT_SCHEDULER: &str = "wlc";
 /// `IP_VS_SCHEDNAME_MAXLEN - 1`: ipvsadm keeps this many bytes of `-s`.

@@ -28,6 +28,10 @@ run many.table "-ln --nosort" > "$out/many-ln-nosort.txt"
 run many.table "-Ln -t 10.0.0.1:443" > "$out/many-Ln-t.txt"
 run many.table "-l" > "$out/many-l.txt"
 run many.table "-L --stats" > "$out/many-L-stats.txt"
+# The requests ipvsadm builds for each line of requests.lines: "LINE<TAB>what it sent".
+while IFS= read -r line; do
+  printf '%s\t%s\n' "$line" "$(run seed.table "$line" 2>&1)"
+done < "$here/requests.lines" > "$out/requests.tsv"
 # The sockopt interface leaves ipvsadm's persistence-engine field uninitialised; the netlink
 # interface (what the kernel and the agent use) zeroes it. Drop the noise from -S's first line.
 run many.table "-Sn" | sed '1s/ --pe .*//' > "$out/many-Sn.txt"

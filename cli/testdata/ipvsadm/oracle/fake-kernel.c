@@ -2,7 +2,8 @@
  * A fake IPVS kernel for the real ipvsadm, preloaded with LD_PRELOAD (see capture.sh).
  * It fails the generic-netlink family lookup so that ipvsadm uses [gs]etsockopt, and answers
  * IP_VS_SO_GET_INFO/SERVICES/SERVICE/DESTS from the table file named by $FAKE_IPVS.
- * Writes succeed, or fail with errno $FAKE_ERRNO when it is set.
+ * Writes print the request ipvsadm built on stdout ("op=N svc ... | dest ...") and succeed,
+ * or fail with errno $FAKE_ERRNO when it is set.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -115,6 +116,19 @@ int setsockopt(int fd, int level, int opt, const void *val, socklen_t len) {
   if (fd != fakefd) return real(fd, level, opt, val, len);
   const char *e = getenv("FAKE_ERRNO");
   if (e && atoi(e)) { errno = atoi(e); return -1; }
-  fprintf(stderr, "[fake setsockopt %d len %u]\n", opt - BASE, (unsigned)len);
+  struct svc_kern { uint16_t protocol; uint32_t addr; uint16_t port; uint32_t fwmark; char sched[16]; unsigned flags, timeout; uint32_t netmask; };
+  struct dest_kern { uint32_t addr; uint16_t port; unsigned conn_flags; int weight; uint32_t uthr, lthr; };
+  char a[16], m[16];
+  if (len >= sizeof(struct svc_kern)) {
+    const struct svc_kern *k = val;
+    inet_ntop(AF_INET, &k->addr, a, sizeof a); inet_ntop(AF_INET, &k->netmask, m, sizeof m);
+    printf("op=%d svc proto=%u addr=%s port=%u fwmark=%u sched=%s flags=%#x timeout=%u netmask=%s", opt - BASE, k->protocol, a, ntohs(k->port), k->fwmark, k->sched, k->flags, k->timeout, m);
+    if (len >= sizeof(struct svc_kern) + sizeof(struct dest_kern)) {
+      const struct dest_kern *d = (const void *)((const char *)val + sizeof(struct svc_kern));
+      inet_ntop(AF_INET, &d->addr, a, sizeof a);
+      printf(" | dest addr=%s port=%u fwd=%u weight=%d uthr=%u lthr=%u", a, ntohs(d->port), d->conn_flags, d->weight, d->uthr, d->lthr);
+    }
+    printf("\n");
+  } else printf("op=%d\n", opt - BASE);
   return 0;
 }
