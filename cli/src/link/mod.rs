@@ -168,25 +168,6 @@ fn drop_dev_keyword(args: &[String]) -> Vec<String> {
     out
 }
 
-/// iproute2's rule for interface names: 1..=15 bytes, no `/`, `:` or blanks.
-fn check_name(name: &str) -> Result<(), Failure> {
-    let ok = !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::new(
-            exit::USAGE,
-            format!("Error: argument \"{name}\" is wrong: \"name\" not a valid ifname"),
-        ))
-    }
-}
-
 /// `ADDR[/LEN]`; a bare address is a host route (/32 or /128), as with `ip addr add`.
 fn parse_cidr(s: &str) -> Result<(IpAddr, u32), Failure> {
     let bad = || {
@@ -221,10 +202,8 @@ impl IfaceCli {
                 Some(LinkCmd::Show { name: Some(n) }) => IfaceCommand::LinkShow {
                     name: Some(n.clone()),
                 },
-                Some(LinkCmd::Add { name, .. }) => {
-                    check_name(name)?;
-                    IfaceCommand::LinkAdd { name: name.clone() }
-                }
+                // The agent checks names (length, characters) and says what is wrong.
+                Some(LinkCmd::Add { name, .. }) => IfaceCommand::LinkAdd { name: name.clone() },
                 Some(LinkCmd::Del { name }) => IfaceCommand::LinkDel { name: name.clone() },
                 Some(LinkCmd::Set { name, state }) => IfaceCommand::LinkSet {
                     name: name.clone(),
@@ -521,13 +500,6 @@ mod tests {
                 .map_err(|e| e.to_string())
                 .and_then(|c| c.command().map_err(|f| f.message))
         };
-        assert_eq!(
-            checked("link add a-name-that-is-too-long type dummy"),
-            Err(
-                "Error: argument \"a-name-that-is-too-long\" is wrong: \"name\" not a valid ifname"
-                    .to_string()
-            )
-        );
         assert_eq!(
             checked("addr add 10.0.0.1/33 dev dummy1"),
             Err("Error: any valid prefix is expected rather than \"10.0.0.1/33\".".to_string())
