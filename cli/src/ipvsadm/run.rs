@@ -44,7 +44,11 @@ fn refused(settings: &Settings<'_>, op: Op, code: u8, status: &tonic::Status) ->
         );
     }
     // ipvsadm exits 2 when it cannot initialise IPVS.
-    let code = if is_ipvs_missing(status) { exit::USAGE } else { code };
+    let code = if is_ipvs_missing(status) {
+        exit::USAGE
+    } else {
+        code
+    };
     Failure::new(code, ipvsadm_message(op, status))
 }
 
