@@ -442,6 +442,11 @@ async fn refusals_use_ipvsadm_words_and_status() {
                     "destination 10.1.0.1:80 not found",
                 ),
                 ("GetService", Code::NotFound, "no such service"),
+                (
+                    "GetInfo",
+                    Code::Unavailable,
+                    "IPVS is not available in this kernel (generic netlink family \"IPVS\" not found)",
+                ),
             ],
             ..Default::default()
         },
@@ -459,6 +464,11 @@ async fn refusals_use_ipvsadm_words_and_status() {
             "No such destination\n",
         ),
         ("-Ln -t 10.0.0.1:80", 1, "No such service\n"),
+        (
+            "-ln",
+            2,
+            "Can't initialize ipvs: Protocol not available\nAre you sure that IP Virtual Server is built in the kernel or as module?\n",
+        ),
     ];
     for (line, status, stderr) in cases {
         let args: Vec<&str> = line.split(' ').collect();
