@@ -425,6 +425,25 @@ mod tests {
         );
     }
 
+    /// The kernel's captured refusals of ipvsadm's daemon commands.
+    #[test]
+    fn captured_refusals() {
+        use crate::ipvs::tests::captured::{DEL_DAEMON_ESRCH, NEW_DAEMON_EINVAL};
+        let msg = |bytes: &[u8]| Msg::deserialize(bytes).expect("netlink message");
+        assert_eq!(
+            read(Cmd::NewDaemon, msg(NEW_DAEMON_EINVAL)),
+            Err(IpvsError::Kernel {
+                op: "start daemon",
+                errno: libc::EINVAL,
+                message: "Invalid argument".into(),
+            })
+        );
+        assert_eq!(
+            read(Cmd::DelDaemon, msg(DEL_DAEMON_ESRCH)),
+            Err(IpvsError::DaemonNotRunning)
+        );
+    }
+
     #[test]
     fn replies_are_read_or_refused() {
         // An info reply.

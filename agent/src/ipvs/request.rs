@@ -8,7 +8,7 @@ use super::cmd::Cmd;
 use super::message::IpvsMessage;
 use super::types::{
     Daemon, DaemonState, Destination, Family, ForwardMethod, Service, ServiceFlags, ServiceKey,
-    Timeouts,
+    Timeouts, Tunnel,
 };
 
 /// The attributes that identify a service: AF + PROTOCOL + ADDR + PORT, or AF + FWMARK.
@@ -70,18 +70,24 @@ pub fn dest_key_attrs(addr: IpAddr, port: u16) -> Vec<DestAttr> {
     ]
 }
 
-/// A full destination, as `NEW_DEST`/`SET_DEST` need it; tunnel settings only in tunnel mode.
+/// A full destination, as `NEW_DEST`/`SET_DEST` need it. The tunnel attributes always go
+/// along, zero unless in tunnel mode, as ipvsadm sends them (kernels before 5.2 ignore them).
 pub fn dest_attrs(dest: &Destination) -> Vec<DestAttr> {
+    let tunnel = if dest.forward == ForwardMethod::Tunnel {
+        dest.tunnel
+    } else {
+        Tunnel::default()
+    };
     let mut attrs = dest_key_attrs(dest.addr, dest.port);
-    attrs.push(DestAttr::FwdMethod(dest.forward.number()));
-    attrs.push(DestAttr::Weight(dest.weight));
-    if dest.forward == ForwardMethod::Tunnel {
-        attrs.push(DestAttr::TunType(dest.tunnel.kind.number()));
-        attrs.push(DestAttr::TunPort(dest.tunnel.port));
-        attrs.push(DestAttr::TunFlags(dest.tunnel.checksum.bits()));
-    }
-    attrs.push(DestAttr::UThresh(dest.upper_threshold));
-    attrs.push(DestAttr::LThresh(dest.lower_threshold));
+    attrs.extend([
+        DestAttr::FwdMethod(dest.forward.number()),
+        DestAttr::Weight(dest.weight),
+        DestAttr::TunType(tunnel.kind.number()),
+        DestAttr::TunPort(tunnel.port),
+        DestAttr::TunFlags(tunnel.checksum.bits()),
+        DestAttr::UThresh(dest.upper_threshold),
+        DestAttr::LThresh(dest.lower_threshold),
+    ]);
     attrs
 }
 

@@ -1,8 +1,9 @@
-//! Byte-level tests of the message layer: requests as ipvsadm sends them and replies as the
-//! kernel sends them, each with the command that produces it and every field commented.
-//! Bytes are the generic-netlink payload (`genlmsghdr` + attributes): the `nlmsghdr` before
-//! it differs between runs (sequence number, port id) and is not the family's business.
+//! Byte-level tests of the message layer against real captures ([`captured`]): our requests
+//! must be ipvsadm's bytes, and the kernel's replies must read as the domain values ipvsadm
+//! showed. Bytes are the generic-netlink payload (`genlmsghdr` + attributes): the `nlmsghdr`
+//! before it differs between runs (sequence number, port id) and is not the family's business.
 
+pub(crate) mod captured;
 mod replies;
 mod requests;
 
