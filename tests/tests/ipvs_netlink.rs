@@ -3,6 +3,7 @@
 //! IPv6, firewall marks and tunnels; counters; a pipelined batch; the kernel's refusals.
 
 use std::future::Future;
+use std::io::Write;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -356,6 +357,41 @@ fn netlink_pipelined_batch_of_200_services() -> Result<()> {
             "deletes failed"
         );
         assert!(h.services().await?.is_empty());
+
+        // Refusals are the largest acks (they quote the request): a whole batch of them
+        // must still fit the receive buffer and come back one per request.
+        let refused = h.apply(&dels).await;
+        assert_eq!(refused, vec![Err(IpvsError::ServiceNotFound); dels.len()]);
+
+        // The same 400 writes through `ipvsadm -R`, for scale.
+        let script: String = (1..=200)
+            .map(|i| format!("-A -t 10.1.0.{i}:80 -s rr\n-a -t 10.1.0.{i}:80 -r 10.2.0.1:80 -m\n"))
+            .collect();
+        let started = Instant::now();
+        let mut child = std::process::Command::new("ipvsadm")
+            .arg("-R")
+            .stdin(std::process::Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("ipvsadm stdin")?
+            .write_all(script.as_bytes())?;
+        ensure!(child.wait()?.success(), "ipvsadm -R failed");
+        eprintln!(
+            "the same 400 writes through ipvsadm -R: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(saved("-A")?.len(), 200);
+        let started = Instant::now();
+        run_ok("ipvsadm", &["-Ln"])?;
+        let theirs = started.elapsed();
+        let started = Instant::now();
+        assert_eq!(h.table().await?.len(), 200);
+        eprintln!(
+            "listing 200 services: ipvsadm -Ln {theirs:?}, table() {:?}",
+            started.elapsed()
+        );
         Ok(())
     })
 }
