@@ -1,5 +1,11 @@
-//! The IPVS generic-netlink family: a pure domain model ([`types`]), message types that encode
-//! and parse with no I/O, and an async handle over one long-lived, pipelined socket.
+//! The IPVS generic-netlink family.
+//!
+//! - [`types`]: the domain model, independent of netlink; [`error`]: what can go wrong.
+//! - [`cmd`], [`attr`], [`message`]: the wire format, parse and emit with no I/O; [`request`]
+//!   builds messages from domain values as ipvsadm does, [`reply`] reads the kernel's back;
+//!   [`errno`] names the kernel's refusals.
+//! - [`handle`]: [`IpvsHandle`], the async handle over one long-lived, pipelined socket;
+//!   [`op`]: a write as a value, for batches.
 
 pub mod attr;
 pub mod cmd;
