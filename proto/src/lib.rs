@@ -3,7 +3,12 @@
 //! The `.proto` files are the API's reference; this crate only compiles them.
 
 /// Generated messages and services of `ipvs.agent.v1`.
-#[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
 pub mod v1 {
     tonic::include_proto!("ipvs.agent.v1");
 
