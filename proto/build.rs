@@ -6,6 +6,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ipvs/agent/v1/ipvs.proto",
         "ipvs/agent/v1/link.proto",
         "ipvs/agent/v1/stats.proto",
+        "ipvs/agent/v1/config.proto",
+        "ipvs/agent/v1/table.proto",
     ];
     let fds = protox::compile(files, ["."])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
