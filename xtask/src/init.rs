@@ -34,7 +34,7 @@ pub enum Mode {
 
 const PRELUDE: &str = r#"#!/bin/sh
 export PATH=__BIN__:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root IPVS_LAB=1 IPVS_E2E_BIN_DIR=__BIN__
+export HOME=/root NO_COLOR=1 IPVS_LAB=1 IPVS_E2E_BIN_DIR=__BIN__
 # Backtraces for panics, not for every anyhow error.
 export RUST_BACKTRACE=1 RUST_LIB_BACKTRACE=0
 mount -t proc proc /proc

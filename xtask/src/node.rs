@@ -360,7 +360,15 @@ fn qmp_quit(socket: &Path) -> Result<()> {
     line.clear();
     reader.read_line(&mut line)?;
     conn.write_all(b"{\"execute\":\"quit\"}\n")?;
-    Ok(())
+    // Hanging up at once can beat the command; wait for its reply or for qemu to go.
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(_) if line.contains("\"return\"") || line.contains("SHUTDOWN") => return Ok(()),
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Prints the node's state; returns false when it is down.
