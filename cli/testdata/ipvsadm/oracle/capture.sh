@@ -36,3 +36,11 @@ done < "$here/requests.lines" > "$out/requests.tsv"
 # interface (what the kernel and the agent use) zeroes it. Drop the noise from -S's first line.
 run many.table "-Sn" | sed '1s/ --pe .*//' > "$out/many-Sn.txt"
 run many.table "-S" | sed '1s/ --pe .*//' > "$out/many-S.txt"
+# The connection table (conn.table is /proc/net/ip_vs_conn as the kernel prints it), the
+# timeouts and the sync daemons (the sockopt interface knows only state, interface and syncid).
+conn() { FAKE_CONN="$here/conn.table" run seed.table "$1"; }
+conn "-Lcn" > "$out/conn-Lcn.txt"
+conn "-Lc" > "$out/conn-Lc.txt"
+conn "-Lcn --persistent-conn" > "$out/conn-Lcn-persistent.txt"
+FAKE_TIMEOUT="900 120 300" run seed.table "-L --timeout" > "$out/timeout.txt"
+FAKE_DAEMON="1 eth0 5 2 dummy1 255" run seed.table "-L --daemon" > "$out/daemon.txt"

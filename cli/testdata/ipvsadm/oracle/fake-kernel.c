@@ -2,8 +2,11 @@
  * A fake IPVS kernel for the real ipvsadm, preloaded with LD_PRELOAD (see capture.sh).
  * It fails the generic-netlink family lookup so that ipvsadm uses [gs]etsockopt, and answers
  * IP_VS_SO_GET_INFO/SERVICES/SERVICE/DESTS from the table file named by $FAKE_IPVS.
- * Writes print the request ipvsadm built on stdout ("op=N svc ... | dest ...") and succeed,
- * or fail with errno $FAKE_ERRNO when it is set.
+ * IP_VS_SO_GET_TIMEOUT answers "$FAKE_TIMEOUT" ("tcp tcpfin udp"), IP_VS_SO_GET_DAEMON answers
+ * "$FAKE_DAEMON" ("state ifname syncid" for the first and second slot), and opening
+ * /proc/net/ip_vs_conn opens the file named by $FAKE_CONN instead; each fails when unset.
+ * Writes print the request ipvsadm built on stdout ("op=N svc ... | dest ...", "op=N timeout
+ * ...", "op=N daemon ...") and succeed, or fail with errno $FAKE_ERRNO when it is set.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -78,6 +81,23 @@ static void load(void) {
   }
   fclose(fp);
 }
+struct timeout_user { int tcp, tcp_fin, udp; };
+struct daemon_kern { int state; char mcast_ifn[16]; int syncid; };
+static const char *redirect(const char *path) {
+  const char *c = getenv("FAKE_CONN");
+  if (!strcmp(path, "/proc/net/ip_vs_conn")) return c ? c : "/nonexistent/ip_vs_conn";
+  return path;
+}
+FILE *fopen(const char *path, const char *mode) {
+  static FILE *(*real)(const char *, const char *);
+  if (!real) real = dlsym(RTLD_NEXT, "fopen");
+  return real(redirect(path), mode);
+}
+FILE *fopen64(const char *path, const char *mode) {
+  static FILE *(*real)(const char *, const char *);
+  if (!real) real = dlsym(RTLD_NEXT, "fopen64");
+  return real(redirect(path), mode);
+}
 int genl_ctrl_resolve(void *sk, const char *name) { (void)sk; (void)name; return -1; }
 int socket(int domain, int type, int protocol) {
   static int (*real)(int,int,int);
@@ -107,6 +127,15 @@ int getsockopt(int fd, int level, int opt, void *val, socklen_t *len) {
   case 4: { struct get_dests_kern *q = val; int i = find(q->protocol, q->addr, q->port, q->fwmark);
             if (i < 0) { errno = ESRCH; return -1; } q->num_dests = svcs[i].num_dests;
             for (unsigned j = 0; j < svcs[i].num_dests; j++) q->e[j] = dests[i][j]; return 0; }
+  case 6: { const char *t = getenv("FAKE_TIMEOUT"); struct timeout_user *u = val;
+            if (!t) break;
+            if (sscanf(t, "%d %d %d", &u->tcp, &u->tcp_fin, &u->udp) != 3) break; return 0; }
+  case 7: { const char *t = getenv("FAKE_DAEMON"); struct daemon_kern *d = val;
+            if (!t) break;
+            memset(d, 0, 2 * sizeof *d);
+            sscanf(t, "%d %15s %d %d %15s %d", &d[0].state, d[0].mcast_ifn, &d[0].syncid,
+                   &d[1].state, d[1].mcast_ifn, &d[1].syncid);
+            return 0; }
   }
   errno = ENOPROTOOPT; return -1;
 }
@@ -119,7 +148,13 @@ int setsockopt(int fd, int level, int opt, const void *val, socklen_t len) {
   struct svc_kern { uint16_t protocol; uint32_t addr; uint16_t port; uint32_t fwmark; char sched[16]; unsigned flags, timeout; uint32_t netmask; };
   struct dest_kern { uint32_t addr; uint16_t port; unsigned conn_flags; int weight; uint32_t uthr, lthr; };
   char a[16], m[16];
-  if (len >= sizeof(struct svc_kern)) {
+  if (opt - BASE == 10 && len == sizeof(struct timeout_user)) {
+    const struct timeout_user *t = val;
+    printf("op=10 timeout tcp=%d tcpfin=%d udp=%d\n", t->tcp, t->tcp_fin, t->udp);
+  } else if ((opt - BASE == 11 || opt - BASE == 12) && len == sizeof(struct daemon_kern)) {
+    const struct daemon_kern *d = val;
+    printf("op=%d daemon state=%d ifn=%s syncid=%d\n", opt - BASE, d->state, d->mcast_ifn, d->syncid);
+  } else if (len >= sizeof(struct svc_kern)) {
     const struct svc_kern *k = val;
     inet_ntop(AF_INET, &k->addr, a, sizeof a); inet_ntop(AF_INET, &k->netmask, m, sizeof m);
     printf("op=%d svc proto=%u addr=%s port=%u fwmark=%u sched=%s flags=%#x timeout=%u netmask=%s", opt - BASE, k->protocol, a, ntohs(k->port), k->fwmark, k->sched, k->flags, k->timeout, m);
