@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::client::{AGENT_ENV, AgentAddress};
 use crate::exit::{self, Failure};
-use crate::ipvsadm::parse::{ParseError, parse};
+use crate::ipvsadm::parse::parse;
 use crate::ipvsadm::resolve::System;
 use crate::ipvsadm::run::{Settings, run};
 use crate::link;
@@ -26,19 +26,15 @@ fn agent(flag: Option<&str>) -> Result<AgentAddress, Failure> {
 
 fn ipvsadm_main(program: &str, args: &[String]) -> Result<String, Failure> {
     let names = System::default();
-    let invocation = parse(program, args, &names).map_err(|e| {
-        let code = match e {
-            ParseError::Invalid(_) => exit::USAGE,
-            ParseError::TryHelp { .. } | ParseError::Popt(_) => exit::REFUSED,
-        };
-        Failure::new(code, e.to_string())
-    })?;
+    let invocation =
+        parse(program, args, &names).map_err(|e| Failure::new(e.exit_code(), e.to_string()))?;
     let agent = agent(invocation.globals.agent.as_deref())?;
     let settings = Settings {
         program,
         agent: &agent,
         output: invocation.globals.output.unwrap_or_default(),
         names: &names,
+        dry_run: invocation.globals.dry_run,
     };
     runtime()?.block_on(run(invocation.command, &settings))
 }

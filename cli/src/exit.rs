@@ -6,8 +6,8 @@
 //! | 1 | a listing failed, e.g. `-L -t` of a missing service (ipvsadm: 1); `Cannot find device` |
 //! | 2 | invalid command line: ipvsadm's own checks (ipvsadm: 2), `link`/`addr` usage; the agent's node has no IPVS (ipvsadm: 2); a link or address change the agent refused (`RTNETLINK answers: ...`, as `ip`) |
 //! | 3 | the agent could not be reached (ipvsadm has no agent) |
-//! | 4 | the agent's API has no such operation (`--set`, `--start-daemon`, `-c`, ...) |
-//! | 255 | the agent refused an IPVS change (ipvsadm: 255, i.e. -1); an unknown option or missing argument, or no command first (ipvsadm: 255) |
+//! | 4 | the agent does not implement the operation (an agent older than this client) |
+//! | 255 | the agent refused an IPVS change (ipvsadm: 255, i.e. -1), or `-R` input the kernel would refuse; an unknown option or missing argument, or no command first (ipvsadm: 255) |
 
 /// A failed run: what to print on stderr and the status to exit with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub const HELP: &str = "Exit status:
   2    invalid command line; the agent's node has no IPVS;
        ip: the agent refused a link/address change
   3    the agent could not be reached
-  4    the agent's API has no such operation
+  4    the agent does not implement the operation (older agent)
   255  the agent refused an IPVS change; unknown option, missing argument or no command
 ";
 

@@ -10,8 +10,11 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 use ipvs_proto::v1 as pb;
+use ipvs_proto::v1::config_service_server::{ConfigService, ConfigServiceServer};
 use ipvs_proto::v1::ipvs_service_server::{IpvsService, IpvsServiceServer};
 use ipvs_proto::v1::link_service_server::{LinkService, LinkServiceServer};
+use ipvs_proto::v1::table_service_server::{TableService, TableServiceServer};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Code, Request, Response, Status};
@@ -27,6 +30,13 @@ struct Fake {
     failures: Vec<(&'static str, Code, &'static str)>,
     links: Vec<pb::Link>,
     addresses: Vec<pb::InterfaceAddress>,
+    timeouts: pb::Timeouts,
+    daemons: Vec<pb::Daemon>,
+    connections: Vec<pb::Connection>,
+    /// The plan `Apply` answers with.
+    plan: Vec<pb::Change>,
+    /// Serve only the IPVS and link services, as an agent from before the settings API.
+    without_settings: bool,
 }
 
 impl Fake {
@@ -141,6 +151,66 @@ impl IpvsService for Fake {
 }
 
 #[tonic::async_trait]
+impl ConfigService for Fake {
+    async fn get_timeouts(
+        &self,
+        r: Request<pb::GetTimeoutsRequest>,
+    ) -> Result<Response<pb::GetTimeoutsResponse>, Status> {
+        let timeouts = Some(self.timeouts);
+        self.answer("GetTimeouts", r, pb::GetTimeoutsResponse { timeouts })
+    }
+    async fn set_timeouts(
+        &self,
+        r: Request<pb::SetTimeoutsRequest>,
+    ) -> Result<Response<pb::SetTimeoutsResponse>, Status> {
+        let timeouts = r.get_ref().timeouts;
+        self.answer("SetTimeouts", r, pb::SetTimeoutsResponse { timeouts })
+    }
+    async fn start_daemon(
+        &self,
+        r: Request<pb::StartDaemonRequest>,
+    ) -> Result<Response<pb::StartDaemonResponse>, Status> {
+        self.answer("StartDaemon", r, pb::StartDaemonResponse {})
+    }
+    async fn stop_daemon(
+        &self,
+        r: Request<pb::StopDaemonRequest>,
+    ) -> Result<Response<pb::StopDaemonResponse>, Status> {
+        self.answer("StopDaemon", r, pb::StopDaemonResponse {})
+    }
+    async fn list_daemons(
+        &self,
+        r: Request<pb::ListDaemonsRequest>,
+    ) -> Result<Response<pb::ListDaemonsResponse>, Status> {
+        let daemons = self.daemons.clone();
+        self.answer("ListDaemons", r, pb::ListDaemonsResponse { daemons })
+    }
+    async fn list_connections(
+        &self,
+        r: Request<pb::ListConnectionsRequest>,
+    ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
+        let connections = self.connections.clone();
+        self.answer(
+            "ListConnections",
+            r,
+            pb::ListConnectionsResponse { connections },
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl TableService for Fake {
+    async fn apply(
+        &self,
+        r: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::ApplyResponse>, Status> {
+        let applied = !r.get_ref().dry_run;
+        let changes = self.plan.clone();
+        self.answer("Apply", r, pb::ApplyResponse { changes, applied })
+    }
+}
+
+#[tonic::async_trait]
 impl LinkService for Fake {
     async fn create_dummy(
         &self,
@@ -224,9 +294,18 @@ fn start(dir: &Path, fake: Fake) -> Agent {
     let listener = UnixListener::bind(&path).expect("bind the fake agent's socket");
     let log = fake.log.clone();
     let server = tokio::spawn(async move {
+        let settings = (!fake.without_settings).then(|| {
+            (
+                ConfigServiceServer::new(fake.clone()),
+                TableServiceServer::new(fake.clone()),
+            )
+        });
+        let (config, table) = settings.unzip();
         let _ = tonic::transport::Server::builder()
             .add_service(IpvsServiceServer::new(fake.clone()))
             .add_service(LinkServiceServer::new(fake))
+            .add_optional_service(config)
+            .add_optional_service(table)
             .serve_with_incoming(UnixListenerStream::new(listener))
             .await;
     });
@@ -250,6 +329,25 @@ async fn ipvsctl(agent: Option<&str>, args: &[&str]) -> Output {
         cmd.env("IPVSCTL_AGENT", a);
     }
     cmd.output().await.expect("run ipvsctl")
+}
+
+/// Runs `ipvsctl` with `input` on its stdin.
+async fn ipvsctl_stdin(agent: &str, args: &[&str], input: &str) -> Output {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ipvsctl"))
+        .args(args)
+        .env("IPVSCTL_AGENT", agent)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ipvsctl");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .expect("write stdin");
+    }
+    child.wait_with_output().await.expect("wait for ipvsctl")
 }
 
 fn text(b: &[u8]) -> String {
@@ -517,15 +615,22 @@ async fn bad_lines_never_reach_the_agent() {
             "Try `IPVSCTL -h' or 'IPVSCTL --help' for more information.\n",
         ),
         ("-L --bogus", 255, "--bogus: unknown option\n"),
-        (
-            "--set 1 2 3",
-            4,
-            "ipvsctl: --set is not available: the agent's API has no such operation\n",
-        ),
+        ("--set 1 2", 2, "--set option requires 3 timeout values\n"),
         (
             "-A -u 10.0.0.1:53 -o json",
             2,
-            "ipvsctl: -o json applies to listings (-L, -S); a bare -o is --ops\n",
+            "ipvsctl: -o json applies to listings (-L, -S) and -R; a bare -o is --ops\n",
+        ),
+        ("-ln --dry-run", 2, "ipvsctl: --dry-run applies to -R\n"),
+        (
+            "-L --timeout --stats",
+            2,
+            "options conflicts in the list command\n",
+        ),
+        (
+            "--start-daemon primary",
+            2,
+            "illegal start-daemon parameter specified\n",
         ),
     ];
     let program = env!("CARGO_BIN_EXE_ipvsctl");
@@ -661,4 +766,435 @@ async fn link_and_addr_commands() {
         calls[4],
         "ListAddresses ListAddressesRequest { link: \"dummy1\" }"
     );
+}
+
+const TIMEOUT: &str = include_str!("../testdata/ipvsadm/timeout.txt");
+const DAEMON: &str = include_str!("../testdata/ipvsadm/daemon.txt");
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_send_the_right_requests_and_list_like_ipvsadm() {
+    let dir = TempDir::new("settings");
+    let agent = start(
+        &dir.0,
+        Fake {
+            timeouts: pb::Timeouts {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 300,
+            },
+            daemons: vec![
+                pb::Daemon {
+                    role: pb::DaemonRole::Backup as i32,
+                    interface: "dummy1".into(),
+                    sync_id: 255,
+                    ..Default::default()
+                },
+                pb::Daemon {
+                    role: pb::DaemonRole::Master as i32,
+                    interface: "eth0".into(),
+                    sync_id: 5,
+                    ..Default::default()
+                },
+            ],
+            connections: vec![pb::Connection {
+                protocol: "TCP".into(),
+                client_address: v4([127, 0, 0, 1]),
+                client_port: 41000,
+                virtual_address: v4([192, 168, 100, 1]),
+                virtual_port: 80,
+                destination_address: v4([127, 0, 0, 1]),
+                destination_port: 8081,
+                state: "ESTABLISHED".into(),
+                expires_seconds: 899,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    let cases: &[(&str, &str)] = &[
+        ("--set 900 120 300", ""),
+        (
+            "--start-daemon backup --mcast-interface dummy1 --syncid 255 --mcast-group 239.1.1.1 --mcast-port 8849 --mcast-ttl 2 --sync-maxlen 1400",
+            "",
+        ),
+        ("--start-daemon master", ""),
+        ("--stop-daemon backup", ""),
+        ("-L --timeout", TIMEOUT),
+        ("-L --daemon", DAEMON),
+        (
+            "-Lcn",
+            "IPVS connection entries\n\
+             pro expire state       source             virtual            destination\n\
+             TCP 14:59  ESTABLISHED 127.0.0.1:41000    192.168.100.1:80   127.0.0.1:8081\n",
+        ),
+    ];
+    for (line, stdout) in cases {
+        let args: Vec<&str> = line.split(' ').collect();
+        let out = ipvsctl(Some(&agent.socket), &args).await;
+        assert_eq!(
+            (out.status.code(), text(&out.stdout), text(&out.stderr)),
+            (Some(0), stdout.to_string(), String::new()),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        agent.calls(),
+        vec![
+            "SetTimeoutsRequest { timeouts: Some(Timeouts { tcp: 900, tcp_fin: 120, udp: 300 }) }",
+            "StartDaemonRequest { daemon: Some(Daemon { role: Backup, interface: \"dummy1\", sync_id: 255, sync_maxlen: 1400, group: Some(IpAddress { ip: Some(V4([239, 1, 1, 1])) }), port: 8849, ttl: 2 }) }",
+            "StartDaemonRequest { daemon: Some(Daemon { role: Master, interface: \"eth0\", sync_id: 0, sync_maxlen: 0, group: None, port: 0, ttl: 0 }) }",
+            "StopDaemonRequest { role: Backup }",
+            "GetTimeoutsRequest",
+            "ListDaemonsRequest",
+            "ListConnectionsRequest",
+        ]
+        .into_iter()
+        .zip(["SetTimeouts", "StartDaemon", "StartDaemon", "StopDaemon", "GetTimeouts", "ListDaemons", "ListConnections"])
+        .map(|(req, call)| format!("{call} {req}"))
+        .collect::<Vec<_>>()
+    );
+    // The same reads as JSON.
+    let json = |args: &'static [&'static str]| {
+        let socket = agent.socket.clone();
+        async move {
+            let out = ipvsctl(Some(&socket), args).await;
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON on stdout")
+        }
+    };
+    let t = json(&["-L", "--timeout", "-o", "json"]).await;
+    assert_eq!(
+        (&t["tcp"], &t["tcp_fin"], &t["udp"]),
+        (&900.into(), &120.into(), &300.into())
+    );
+    let d = json(&["-L", "--daemon", "-o", "json"]).await;
+    assert_eq!(
+        (
+            &d[0]["role"],
+            &d[0]["interface"],
+            &d[1]["role"],
+            &d[1]["sync_id"]
+        ),
+        (
+            &"master".into(),
+            &"eth0".into(),
+            &"backup".into(),
+            &255.into()
+        )
+    );
+    let c = json(&["-Lc", "-o", "json"]).await;
+    assert_eq!(
+        (
+            &c[0]["protocol"],
+            &c[0]["client_address"],
+            &c[0]["destination_port"],
+            &c[0]["expires_seconds"],
+            &c[0]["pe_name"]
+        ),
+        (
+            &"TCP".into(),
+            &"127.0.0.1".into(),
+            &8081.into(),
+            &899.into(),
+            &serde_json::Value::Null
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_refusals_use_ipvsadm_words_and_status() {
+    let dir = TempDir::new("settings-refusals");
+    let agent = start(
+        &dir.0,
+        Fake {
+            failures: vec![
+                (
+                    "StartDaemon",
+                    Code::AlreadyExists,
+                    "the master daemon already runs",
+                ),
+                ("StopDaemon", Code::NotFound, "no backup daemon runs"),
+                ("GetTimeouts", Code::Internal, "netlink socket closed"),
+                ("ListDaemons", Code::PermissionDenied, "permission denied"),
+                (
+                    "ListConnections",
+                    Code::Internal,
+                    "cannot read /proc/net/ip_vs_conn",
+                ),
+                (
+                    "SetTimeouts",
+                    Code::InvalidArgument,
+                    "set timeouts: Invalid argument (errno 22)",
+                ),
+            ],
+            ..Default::default()
+        },
+    );
+    let cases: &[(&str, i32, &str)] = &[
+        ("--start-daemon master", 255, "Daemon has already run\n"),
+        ("--stop-daemon backup", 255, "No daemon is running\n"),
+        // ipvsadm exits 1 without a word when it cannot read these.
+        ("-L --timeout", 1, ""),
+        ("-L --daemon", 1, ""),
+        ("-Lcn", 1, "cannot open file /proc/net/ip_vs_conn\n"),
+        (
+            "--set 1 2 3",
+            255,
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n",
+        ),
+    ];
+    for (line, status, stderr) in cases {
+        let args: Vec<&str> = line.split(' ').collect();
+        let out = ipvsctl(Some(&agent.socket), &args).await;
+        assert_eq!(
+            (out.status.code(), text(&out.stdout), text(&out.stderr)),
+            (Some(*status), String::new(), stderr.to_string()),
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_without_the_settings_api_is_named() {
+    let dir = TempDir::new("old-agent");
+    let agent = start(
+        &dir.0,
+        Fake {
+            without_settings: true,
+            ..Default::default()
+        },
+    );
+    let out = ipvsctl(Some(&agent.socket), &["-L", "--timeout"]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("ipvsctl: the agent does not implement GetTimeouts"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ipvsctl_stdin(&agent.socket, &["-R"], "-A -t 10.0.0.1:80\n").await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("ipvsctl: the agent does not implement Apply"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `ipvsadm -Sn` of a small table, plus settings lines.
+const RESTORE_INPUT: &str = "--set 900 120 300\n\
+    -A -t 10.0.0.1:80 -s rr\n\
+    -a -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 3\n\
+    # the DNS service\n\
+    -A -u 10.0.0.2:53 -s wlc\n\
+    -Z -u 10.0.0.2:53\n\
+    --start-daemon master --mcast-interface dummy1\n";
+
+fn change(kind: pb::ChangeKind, description: &str) -> pb::Change {
+    pb::Change {
+        kind: kind as i32,
+        description: description.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_applies_the_whole_table_then_the_settings() {
+    let dir = TempDir::new("restore");
+    let agent = start(
+        &dir.0,
+        Fake {
+            plan: vec![
+                change(pb::ChangeKind::CreateService, "-A -u 10.0.0.2:53 -s wlc"),
+                change(pb::ChangeKind::DeleteService, "-D -t 10.0.0.9:80"),
+            ],
+            ..Default::default()
+        },
+    );
+    let out = ipvsctl_stdin(&agent.socket, &["-R"], RESTORE_INPUT).await;
+    assert_eq!(
+        (out.status.code(), text(&out.stdout), text(&out.stderr)),
+        (Some(0), String::new(), String::new())
+    );
+    let calls = agent.calls();
+    let names: Vec<&str> = calls
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or_default())
+        .collect();
+    // The table first, as one request; then the other lines in input order.
+    assert_eq!(
+        names,
+        vec!["Apply", "SetTimeouts", "Zero", "StartDaemon"],
+        "{calls:#?}"
+    );
+    let apply = &calls[0];
+    assert!(apply.ends_with("prune: true, dry_run: false }"), "{apply}");
+    assert!(
+        apply.contains("Endpoint(Endpoint { protocol: Tcp, address: Some(IpAddress { ip: Some(V4([10, 0, 0, 1])) }), port: 80 })"),
+        "{apply}"
+    );
+    assert!(
+        apply.contains("destinations: [Destination { address: Some(IpAddress { ip: Some(V4([10, 0, 1, 1])) }), port: 8080, forwarding: Masquerade, weight: Some(3),"),
+        "{apply}"
+    );
+    assert!(apply.contains("scheduler: Wlc"), "{apply}");
+    assert_eq!(apply.matches("Service { key:").count(), 2, "{apply}");
+    assert!(calls[2].contains("V4([10, 0, 0, 2])"), "{}", calls[2]);
+
+    // The plan as JSON.
+    let out = ipvsctl_stdin(&agent.socket, &["-R", "-o", "json"], RESTORE_INPUT).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(
+        (&v["dry_run"], &v["applied"]),
+        (&false.into(), &true.into())
+    );
+    assert_eq!(v["changes"][1]["kind"], "delete_service");
+    assert_eq!(v["changes"][1]["description"], "-D -t 10.0.0.9:80");
+    assert_eq!(v["then"][0], "--set 900 120 300");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_dry_run_prints_the_plan_and_changes_nothing() {
+    let dir = TempDir::new("dry-run");
+    let agent = start(
+        &dir.0,
+        Fake {
+            plan: vec![
+                change(pb::ChangeKind::CreateService, "-A -u 10.0.0.2:53 -s wlc"),
+                change(
+                    pb::ChangeKind::UpdateDestination,
+                    "-e -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 3",
+                ),
+            ],
+            ..Default::default()
+        },
+    );
+    let out = ipvsctl_stdin(&agent.socket, &["-R", "--dry-run"], RESTORE_INPUT).await;
+    assert_eq!(
+        (out.status.code(), text(&out.stdout), text(&out.stderr)),
+        (
+            Some(0),
+            "-A -u 10.0.0.2:53 -s wlc\n\
+             -e -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 3\n\
+             --set 900 120 300\n\
+             -Z -u 10.0.0.2:53\n\
+             --start-daemon master --mcast-interface dummy1\n"
+                .to_string(),
+            String::new()
+        )
+    );
+    let calls = agent.calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert!(
+        calls[0].ends_with("prune: true, dry_run: true }"),
+        "{}",
+        calls[0]
+    );
+    let out = ipvsctl_stdin(
+        &agent.socket,
+        &["--dry-run", "-R", "-o", "json"],
+        RESTORE_INPUT,
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(
+        (&v["dry_run"], &v["applied"]),
+        (&true.into(), &false.into())
+    );
+    assert_eq!(v["changes"][1]["kind"], "update_destination");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_refuses_a_bad_input_before_touching_anything() {
+    let dir = TempDir::new("restore-bad");
+    let agent = start(&dir.0, Fake::default());
+    let cases: &[(&str, i32, &str)] = &[
+        (
+            "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.1.1 -w 70000\n",
+            2,
+            "line 2: illegal weight specified\n",
+        ),
+        (
+            "-A -t 10.0.0.1:80\n\n-a -t 10.0.0.2:80 -r 10.0.1.1\n",
+            255,
+            "line 3: Service not defined\n",
+        ),
+        (
+            "-A -t 10.0.0.1:80 --bogus\n",
+            255,
+            "line 1: --bogus: unknown option\n",
+        ),
+    ];
+    for (input, status, stderr) in cases {
+        let out = ipvsctl_stdin(&agent.socket, &["-R"], input).await;
+        assert_eq!(
+            (out.status.code(), text(&out.stdout), text(&out.stderr)),
+            (Some(*status), String::new(), stderr.to_string()),
+            "{input}"
+        );
+    }
+    // Options of ipvsadm's own -R command are checked too.
+    let out = ipvsctl_stdin(&agent.socket, &["-R", "-n"], "").await;
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (
+            Some(2),
+            "Illegal 'numeric' option with the 'restore' command\n".to_string()
+        )
+    );
+    assert_eq!(agent.calls(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_reports_what_the_agent_undid() {
+    let dir = TempDir::new("restore-abort");
+    let msg = "change 2 of 3 (-a -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 3) failed: Invalid argument; the 1 change made before it was undone: the table is as it was";
+    let agent = start(
+        &dir.0,
+        Fake {
+            failures: vec![("Apply", Code::Aborted, msg), ("Zero", Code::NotFound, "")],
+            ..Default::default()
+        },
+    );
+    let out = ipvsctl_stdin(&agent.socket, &["-R"], RESTORE_INPUT).await;
+    assert_eq!(
+        (out.status.code(), text(&out.stdout), text(&out.stderr)),
+        (Some(255), String::new(), format!("{msg}\n"))
+    );
+    // Nothing runs after a failed table.
+    assert_eq!(agent.calls().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_reports_each_failed_setting_line() {
+    let dir = TempDir::new("restore-late");
+    let agent = start(
+        &dir.0,
+        Fake {
+            failures: vec![
+                ("Zero", Code::NotFound, "service not found"),
+                (
+                    "StartDaemon",
+                    Code::AlreadyExists,
+                    "master daemon already runs",
+                ),
+            ],
+            ..Default::default()
+        },
+    );
+    let out = ipvsctl_stdin(&agent.socket, &["-R"], RESTORE_INPUT).await;
+    assert_eq!(
+        (out.status.code(), text(&out.stdout), text(&out.stderr)),
+        (
+            Some(255),
+            String::new(),
+            "line 6: No such service\nline 7: Daemon has already run\n".to_string()
+        )
+    );
+    let names: Vec<String> = agent
+        .calls()
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, vec!["Apply", "SetTimeouts", "Zero", "StartDaemon"]);
 }

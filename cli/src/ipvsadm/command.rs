@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use super::resolve::L4;
 
 /// A virtual service's identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceKey {
     /// `-t`, `-u` or `--sctp-service` `host[:port]`.
     Addr {
@@ -135,11 +135,12 @@ pub struct ListFormat {
     pub nosort: bool,
 }
 
-/// What `-L` lists besides the service table; none of these are in the agent's API.
+/// What `-L` lists besides the service table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListOther {
-    /// `-c`: the connection table.
-    Connections,
+    /// `-c`: the connection table; `-n` for numbers, `--persistent-conn` for the persistence
+    /// engine's columns.
+    Connections { numeric: bool, persistent: bool },
     /// `--timeout`.
     Timeout,
     /// `--daemon`.
@@ -151,6 +152,24 @@ pub enum ListOther {
 pub enum DaemonState {
     Master,
     Backup,
+}
+
+/// `--start-daemon`: a sync daemon with its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSpec {
+    pub state: DaemonState,
+    /// `--mcast-interface` (at most 15 bytes kept), `eth0` when not given, as ipvsadm does.
+    pub interface: String,
+    /// `--syncid`, 0..=255; 0 when not given.
+    pub sync_id: u8,
+    /// `--sync-maxlen`.
+    pub sync_maxlen: Option<u16>,
+    /// `--mcast-group`: a multicast address.
+    pub group: Option<IpAddr>,
+    /// `--mcast-port`.
+    pub port: Option<u16>,
+    /// `--mcast-ttl`.
+    pub ttl: Option<u8>,
 }
 
 /// An ipvsadm command.
@@ -190,7 +209,7 @@ pub enum Command {
     /// `--set tcp tcpfin udp`.
     SetTimeout { tcp: u32, tcpfin: u32, udp: u32 },
     /// `--start-daemon`.
-    StartDaemon(DaemonState),
+    StartDaemon(DaemonSpec),
     /// `--stop-daemon`.
     StopDaemon(DaemonState),
 }

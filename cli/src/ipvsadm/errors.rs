@@ -23,12 +23,20 @@ pub enum Op {
     Flush,
     Zero,
     GetInfo,
+    SetTimeouts,
+    StartDaemon,
+    StopDaemon,
+    GetTimeouts,
+    ListDaemons,
+    ListConnections,
+    Apply,
 }
 
 const EPERM: i32 = 1;
 const ENOENT: i32 = 2;
 const ESRCH: i32 = 3;
 const EIO: i32 = 5;
+const ENODEV: i32 = 19;
 const ENOMEM: i32 = 12;
 const EEXIST: i32 = 17;
 const EINVAL: i32 = 22;
@@ -44,6 +52,7 @@ const ERRNOS: &[(i32, &str, &str)] = &[
     (ENOENT, "ENOENT", "No such file or directory"),
     (ESRCH, "ESRCH", "No such process"),
     (ENOMEM, "ENOMEM", "Cannot allocate memory"),
+    (ENODEV, "ENODEV", "No such device"),
     (EEXIST, "EEXIST", "File exists"),
     (EINVAL, "EINVAL", "Invalid argument"),
     (EMSGSIZE, "EMSGSIZE", "Message too long"),
@@ -70,6 +79,8 @@ fn ipvs_strerror(op: Op, errno: i32) -> String {
         (Op::AddDestination, EEXIST) => Some("Destination already exists"),
         (Op::UpdateDestination | Op::DeleteDestination, ENOENT) => Some("No such destination"),
         (Op::ListServices | Op::GetService, ESRCH) => Some("No such service"),
+        (Op::StartDaemon, EEXIST) => Some("Daemon has already run"),
+        (Op::StopDaemon, ESRCH) => Some("No daemon is running"),
         (_, EPERM) => Some("Permission denied (you must be root)"),
         (_, EINVAL) => {
             Some("Invalid operation.  Possibly wrong module version, address not unicast, ...")
@@ -159,6 +170,8 @@ fn errno_from_code(op: Op, status: &Status) -> Option<i32> {
             {
                 ENOENT
             }
+            // The kernel's answer to a missing multicast interface.
+            Op::StartDaemon => ENODEV,
             _ => ESRCH,
         },
         // A scheduler or engine the node lacks (the agent says FAILED_PRECONDITION).

@@ -99,7 +99,7 @@ fn cut(mut s: String, max: usize) -> String {
 }
 
 /// ipvsadm's `addrport_to_anyname`: `host:port`, `[v6]:port`, names unless `numeric`.
-fn addrport(
+pub fn addrport(
     addr: IpAddr,
     port: u16,
     proto: Option<L4>,

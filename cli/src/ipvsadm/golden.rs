@@ -8,8 +8,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipvs_proto::v1 as pb;
 
 use super::command::{ListFormat, ListView};
+use super::conn::{self, ConnView};
 use super::format;
+use super::request;
 use super::resolve::{FixedNames, L4, NoNames, Services};
+use super::settings::{self, TimeoutsView};
 use super::sort::sort_like_ipvsadm;
 use super::view::{
     Checksum, Counters, DestView, Family, Forwarding, Info, Rates, ServiceView, TunnelKind,
@@ -42,7 +45,9 @@ fn capture_names() -> FixedNames {
              sip\t\t5060/tcp\n\
              sip\t\t5060/udp\n\
              http-alt\t8080/tcp\twebcache\n\
-             tproxy\t\t8081/tcp\n",
+             tproxy\t\t8081/tcp\n\
+             amqp\t\t5672/tcp\n\
+             amqp\t\t5672/sctp\n",
         ),
     }
 }
@@ -398,5 +403,192 @@ fn seed_without_n_uses_names() {
          TCP  192.168.100.1:http rr\n\
          \x20 -> localhost:tproxy             Masq    1      0          0         \n\
          \x20 -> localhost:8082               Masq    1      0          0         \n"
+    );
+}
+
+/// `oracle/conn.table` as the agent sends it.
+fn connections() -> Vec<ConnView> {
+    let ip = |s: &str| {
+        let a: IpAddr = s.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Some(request::ip(a))
+    };
+    #[allow(clippy::type_complexity)]
+    let rows: &[(&str, &str, u32, &str, u32, &str, u32, &str, u32, &str, &str)] = &[
+        (
+            "TCP",
+            "127.0.0.1",
+            41000,
+            "192.168.100.1",
+            80,
+            "127.0.0.1",
+            8081,
+            "ESTABLISHED",
+            899,
+            "",
+            "",
+        ),
+        (
+            "TCP",
+            "127.0.0.1",
+            41002,
+            "192.168.100.1",
+            80,
+            "127.0.0.1",
+            8082,
+            "TIME_WAIT",
+            65,
+            "",
+            "",
+        ),
+        (
+            "UDP",
+            "10.0.0.5",
+            54321,
+            "10.0.0.53",
+            53,
+            "192.168.200.200",
+            53,
+            "UDP",
+            299,
+            "",
+            "",
+        ),
+        (
+            "UDP",
+            "10.0.0.6",
+            5060,
+            "10.0.0.1",
+            5060,
+            "10.1.0.2",
+            5060,
+            "UDP",
+            3599,
+            "sip",
+            "call-1@example.com",
+        ),
+        (
+            "TCP",
+            "2001:db8::10",
+            41000,
+            "2001:db8::1",
+            443,
+            "2001:db8::1:0:2",
+            443,
+            "SYN_RECV",
+            59,
+            "",
+            "",
+        ),
+        (
+            "SCTP",
+            "10.0.0.7",
+            5672,
+            "200.1.1.1",
+            5672,
+            "10.0.0.2",
+            5672,
+            "ESTABLISHED",
+            6000,
+            "",
+            "",
+        ),
+        (
+            "TCP",
+            "10.0.0.8",
+            4660,
+            "10.0.0.1",
+            80,
+            "2001:db8::ff",
+            80,
+            "FIN_WAIT",
+            7,
+            "",
+            "",
+        ),
+        (
+            "TCP", "10.0.0.9", 0, "10.0.0.1", 0, "10.0.0.2", 0, "NONE", 360, "", "",
+        ),
+        (
+            "UDP",
+            "10.0.0.10",
+            5060,
+            "10.0.0.1",
+            5060,
+            "10.1.0.3",
+            5060,
+            "NONE",
+            180,
+            "sip",
+            "",
+        ),
+    ];
+    rows.iter()
+        .map(|r| {
+            ConnView::from_pb(&pb::Connection {
+                protocol: r.0.into(),
+                client_address: ip(r.1),
+                client_port: r.2,
+                virtual_address: ip(r.3),
+                virtual_port: r.4,
+                destination_address: ip(r.5),
+                destination_port: r.6,
+                state: r.7.into(),
+                expires_seconds: r.8,
+                pe_name: r.9.into(),
+                pe_data: r.10.into(),
+            })
+            .expect("valid connection")
+        })
+        .collect()
+}
+
+#[test]
+fn connection_views_match_ipvsadm() {
+    let conns = connections();
+    let names = capture_names();
+    assert_eq!(
+        conn::table(&conns, true, false, &names),
+        include_str!("../../testdata/ipvsadm/conn-Lcn.txt")
+    );
+    assert_eq!(
+        conn::table(&conns, false, false, &names),
+        include_str!("../../testdata/ipvsadm/conn-Lc.txt")
+    );
+    assert_eq!(
+        conn::table(&conns, true, true, &names),
+        include_str!("../../testdata/ipvsadm/conn-Lcn-persistent.txt")
+    );
+}
+
+#[test]
+fn timeout_and_daemon_views_match_ipvsadm() {
+    let t = TimeoutsView::from(pb::Timeouts {
+        tcp: 900,
+        tcp_fin: 120,
+        udp: 300,
+    });
+    assert_eq!(
+        settings::timeouts_line(&t),
+        include_str!("../../testdata/ipvsadm/timeout.txt")
+    );
+    // The agent's order need not be the kernel's; ipvsadm prints master first.
+    let daemons = settings::daemons(&[
+        pb::Daemon {
+            role: pb::DaemonRole::Backup as i32,
+            interface: "dummy1".into(),
+            sync_id: 255,
+            ..Default::default()
+        },
+        pb::Daemon {
+            role: pb::DaemonRole::Master as i32,
+            interface: "eth0".into(),
+            sync_id: 5,
+            ..Default::default()
+        },
+    ])
+    .expect("valid daemons");
+    assert_eq!(
+        settings::daemon_lines(&daemons),
+        include_str!("../../testdata/ipvsadm/daemon.txt")
     );
 }

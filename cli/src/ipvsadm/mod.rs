@@ -14,6 +14,7 @@
 //! unknown option or a refused change, 1 for a failed listing.
 
 pub mod command;
+pub mod conn;
 pub mod cparse;
 pub mod errors;
 pub mod format;
@@ -21,7 +22,9 @@ pub mod parse;
 pub mod popt;
 pub mod request;
 pub mod resolve;
+pub mod restore;
 pub mod run;
+pub mod settings;
 pub mod sort;
 pub mod usage;
 pub mod view;

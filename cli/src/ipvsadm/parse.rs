@@ -8,15 +8,17 @@
 //! command/option table and the per-command rules are checked, in that order. The first
 //! failure is the one reported, as with ipvsadm.
 //!
-//! ipvsctl adds two options that ipvsadm lacks, accepted anywhere: `--agent ADDRESS` and
-//! `--output text|json` (also `-o json`/`-o text`; a bare `-o` stays ipvsadm's `--ops`).
+//! ipvsctl adds options that ipvsadm lacks, accepted anywhere on its own command line (not in
+//! `-R` input, which [`parse_line`] reads with ipvsadm's grammar alone): `--agent ADDRESS`,
+//! `--output text|json` (also `-o json`/`-o text`; a bare `-o` stays ipvsadm's `--ops`) and
+//! `--dry-run` (for `-R`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::command::{
-    Command, DaemonState, DestSpec, Forward, ListFormat, ListOther, ListView, Netmask, SchedFlags,
-    ServiceKey, ServiceSpec, Tunnel, TunnelChecksum, TunnelType,
+    Command, DaemonSpec, DaemonState, DestSpec, Forward, ListFormat, ListOther, ListView, Netmask,
+    SchedFlags, ServiceKey, ServiceSpec, Tunnel, TunnelChecksum, TunnelType,
 };
 use super::cparse::{atoi, inet_aton, string_to_number, strtol_full};
 use super::popt::{ArgKind, OptSpec, Popt, PoptError, Token};
@@ -33,6 +35,10 @@ pub const DEFAULT_SCHEDULER: &str = "wlc";
 const SCHEDNAME_KEEP: usize = 15;
 /// `IP_VS_PENAME_MAXLEN`: ipvsadm keeps this many bytes of `--pe`.
 const PENAME_KEEP: usize = 16;
+/// `IP_VS_IFNAME_MAXLEN - 1`: ipvsadm keeps this many bytes of `--mcast-interface`.
+const IFNAME_KEEP: usize = 15;
+/// ipvsadm's `DEF_MCAST_IFN`, the sync daemon's interface when none is given.
+pub const DEFAULT_MCAST_INTERFACE: &str = "eth0";
 
 /// Options of ipvsadm's table, plus ipvsctl's global options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +102,7 @@ enum Opt {
     TunRemCsum,
     Agent,
     Output,
+    DryRun,
 }
 
 const fn opt(long: &'static str, short: Option<char>, arg: ArgKind, id: Opt) -> OptSpec<Opt> {
@@ -171,7 +178,11 @@ const TABLE: &[OptSpec<Opt>] = &[
     opt("tun-remcsum", None, NoArg, Opt::TunRemCsum),
     opt("agent", None, Required, Opt::Agent),
     opt("output", None, Required, Opt::Output),
+    opt("dry-run", None, NoArg, Opt::DryRun),
 ];
+
+/// How many entries at the end of [`TABLE`] are ipvsctl's own.
+const IPVSCTL_OPTIONS: usize = 3;
 
 /// ipvsadm's commands, in the order of its option table's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,6 +350,16 @@ impl fmt::Display for ParseError {
     }
 }
 
+impl ParseError {
+    /// ipvsadm's exit status for this failure: 2 for its own checks, 255 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ParseError::Invalid(_) => crate::exit::USAGE,
+            ParseError::TryHelp { .. } | ParseError::Popt(_) => crate::exit::REFUSED,
+        }
+    }
+}
+
 fn invalid(msg: impl Into<String>) -> ParseError {
     ParseError::Invalid(msg.into())
 }
@@ -350,6 +371,8 @@ pub struct Globals {
     pub agent: Option<String>,
     /// `--output`/`-o text|json`.
     pub output: Option<OutputFormat>,
+    /// `--dry-run`: `-R` prints its plan and changes nothing.
+    pub dry_run: bool,
 }
 
 /// A parsed command line.
@@ -402,6 +425,17 @@ struct Dest {
     tun_flags: u16,
 }
 
+/// ipvsadm's `ipvs_daemon_t` as the parser fills it.
+#[derive(Debug, Clone, Default)]
+struct Daemon {
+    mcast_ifn: String,
+    syncid: u8,
+    sync_maxlen: Option<u16>,
+    mcast_group: Option<IpAddr>,
+    mcast_port: Option<u16>,
+    mcast_ttl: Option<u8>,
+}
+
 /// ipvsadm's `struct ipvs_command_entry` plus its option and format bits.
 #[derive(Debug)]
 struct Entry {
@@ -409,6 +443,7 @@ struct Entry {
     svc: Svc,
     dest: Dest,
     daemon: Option<DaemonState>,
+    sync: Daemon,
     timeouts: (u32, u32, u32),
     options: u64,
     format: ListFormat,
@@ -564,6 +599,7 @@ impl Entry {
                 tun_flags: 0,
             },
             daemon: None,
+            sync: Daemon::default(),
             timeouts: (0, 0, 0),
             options: 0,
             format: ListFormat::default(),
@@ -602,6 +638,9 @@ impl Entry {
                 .and_then(|n| u32::try_from(n).ok())
                 .ok_or_else(|| invalid(format!("illegal {what} specified")))
         };
+        // Values checked against a range that fits the narrower type.
+        let narrow = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+        let byte = |n: u32| u8::try_from(n).unwrap_or(u8::MAX);
         match id {
             Opt::Tcp | Opt::Udp | Opt::Sctp => {
                 self.set_option(Optc::Service)?;
@@ -684,10 +723,13 @@ impl Entry {
                 self.set_option(Optc::Numeric)?;
                 self.format.numeric = true;
             }
-            Opt::McastInterface => self.set_option(Optc::Mcast)?,
+            Opt::McastInterface => {
+                self.set_option(Optc::Mcast)?;
+                self.sync.mcast_ifn = truncate(&arg, IFNAME_KEEP);
+            }
             Opt::SyncId => {
                 self.set_option(Optc::SyncId)?;
-                number(0, 255, "syncid")?;
+                self.sync.syncid = byte(number(0, 255, "syncid")?);
             }
             Opt::Timeout => self.set_option(Optc::Timeout)?,
             Opt::Daemon => self.set_option(Optc::Daemon)?,
@@ -726,25 +768,32 @@ impl Entry {
             }
             Opt::McastGroup => {
                 self.set_option(Optc::McastGroup)?;
-                if arg.contains(':') {
-                    if !arg.parse::<Ipv6Addr>().is_ok_and(|a| a.is_multicast()) {
-                        return Err(invalid(format!("invalid IPv6 mcast-group `{arg}'")));
-                    }
-                } else if !arg.parse::<Ipv4Addr>().is_ok_and(|a| a.is_multicast()) {
-                    return Err(invalid(format!("invalid IPv4 mcast-group `{arg}'")));
-                }
+                let group = if arg.contains(':') {
+                    arg.parse::<Ipv6Addr>()
+                        .ok()
+                        .filter(Ipv6Addr::is_multicast)
+                        .map(IpAddr::V6)
+                        .ok_or_else(|| invalid(format!("invalid IPv6 mcast-group `{arg}'")))?
+                } else {
+                    arg.parse::<Ipv4Addr>()
+                        .ok()
+                        .filter(Ipv4Addr::is_multicast)
+                        .map(IpAddr::V4)
+                        .ok_or_else(|| invalid(format!("invalid IPv4 mcast-group `{arg}'")))?
+                };
+                self.sync.mcast_group = Some(group);
             }
             Opt::McastPort => {
                 self.set_option(Optc::McastPort)?;
-                number(1, 65535, "mcast-port")?;
+                self.sync.mcast_port = Some(narrow(number(1, 65535, "mcast-port")?));
             }
             Opt::McastTtl => {
                 self.set_option(Optc::McastTtl)?;
-                number(1, 255, "mcast-ttl")?;
+                self.sync.mcast_ttl = Some(byte(number(1, 255, "mcast-ttl")?));
             }
             Opt::SyncMaxlen => {
                 self.set_option(Optc::SyncMaxlen)?;
-                number(1, 65535 - 20 - 8, "sync-maxlen")?;
+                self.sync.sync_maxlen = Some(narrow(number(1, 65535 - 20 - 8, "sync-maxlen")?));
             }
             Opt::TunInfo => self.set_option(Optc::TunInfo)?,
             Opt::TunType => {
@@ -786,7 +835,8 @@ impl Entry {
             | Opt::StartDaemon
             | Opt::StopDaemon
             | Opt::Agent
-            | Opt::Output => return Err(invalid(format!("invalid option `{word}'"))),
+            | Opt::Output
+            | Opt::DryRun => return Err(invalid(format!("invalid option `{word}'"))),
         }
         Ok(())
     }
@@ -1010,7 +1060,10 @@ impl Entry {
             Cmd::Edit => Command::EditService(self.service_spec()?),
             Cmd::Del => Command::DeleteService(self.service_key()?),
             Cmd::Flush => Command::Flush,
-            Cmd::List if self.has(Optc::Connection) => Command::ListOther(ListOther::Connections),
+            Cmd::List if self.has(Optc::Connection) => Command::ListOther(ListOther::Connections {
+                numeric: self.format.numeric,
+                persistent: self.has(Optc::PersistentConn),
+            }),
             Cmd::List if self.has(Optc::Service) => Command::List {
                 service: Some(self.service_key()?),
                 format: self.format,
@@ -1040,7 +1093,22 @@ impl Entry {
                 tcpfin: self.timeouts.1,
                 udp: self.timeouts.2,
             },
-            Cmd::StartDaemon => Command::StartDaemon(self.daemon.unwrap_or(DaemonState::Master)),
+            Cmd::StartDaemon => {
+                let sync = self.sync;
+                Command::StartDaemon(DaemonSpec {
+                    state: self.daemon.unwrap_or(DaemonState::Master),
+                    interface: if sync.mcast_ifn.is_empty() {
+                        DEFAULT_MCAST_INTERFACE.to_string()
+                    } else {
+                        sync.mcast_ifn
+                    },
+                    sync_id: sync.syncid,
+                    sync_maxlen: sync.sync_maxlen,
+                    group: sync.mcast_group,
+                    port: sync.mcast_port,
+                    ttl: sync.mcast_ttl,
+                })
+            }
             Cmd::StopDaemon => Command::StopDaemon(self.daemon.unwrap_or(DaemonState::Master)),
         })
     }
@@ -1056,22 +1124,43 @@ fn set_global(globals: &mut Globals, id: Opt, arg: Option<String>) -> Result<boo
                     invalid(format!("invalid output format `{value}' (text or json)"))
                 })?);
         }
+        Opt::DryRun => globals.dry_run = true,
         _ => return Ok(false),
     }
     Ok(true)
 }
 
-/// Parses an ipvsadm command line (`args` without the program name). `program` is named in
-/// the usage hint, as ipvsadm names `argv[0]`; `names` resolves host and service names.
+/// Parses an ipvsctl command line (`args` without the program name): ipvsadm's grammar plus
+/// ipvsctl's own options. `program` is named in the usage hint, as ipvsadm names `argv[0]`;
+/// `names` resolves host and service names.
 pub fn parse(
     program: &str,
     args: &[String],
     names: &dyn Resolve,
 ) -> Result<Invocation, ParseError> {
+    let popt = Popt::new(TABLE, args).with_value_short('o', Opt::Output, &["json", "text"]);
+    parse_with(program, popt, names)
+}
+
+/// Parses one line of `-R` input with ipvsadm's grammar alone: ipvsctl's options are unknown
+/// there, as they are to ipvsadm, and `-o` is always `--ops`.
+pub fn parse_line(
+    program: &str,
+    args: &[String],
+    names: &dyn Resolve,
+) -> Result<Command, ParseError> {
+    let ipvsadm = TABLE.get(..TABLE.len() - IPVSCTL_OPTIONS).unwrap_or(TABLE);
+    parse_with(program, Popt::new(ipvsadm, args), names).map(|inv| inv.command)
+}
+
+fn parse_with(
+    program: &str,
+    mut popt: Popt<'_, Opt>,
+    names: &dyn Resolve,
+) -> Result<Invocation, ParseError> {
     let try_help = || ParseError::TryHelp {
         program: program.to_string(),
     };
-    let mut popt = Popt::new(TABLE, args).with_value_short('o', Opt::Output, &["json", "text"]);
     let mut globals = Globals::default();
     let mut leftovers: Vec<String> = Vec::new();
 

@@ -1,14 +1,21 @@
 //! Runs a parsed ipvsadm command against the agent.
 
+use std::io::Read;
+
 use ipvs_proto::v1 as pb;
+use ipvs_proto::v1::config_service_client::ConfigServiceClient;
 use ipvs_proto::v1::ipvs_service_client::IpvsServiceClient;
+use ipvs_proto::v1::table_service_client::TableServiceClient;
 use tonic::transport::Channel;
 
 use super::command::{Command, ListFormat, ListOther, ServiceKey};
-use super::errors::{Op, ipvsadm_message, is_ipvs_missing};
+use super::conn::{self, ConnView};
+use super::errors::{NO_IPVS, Op, ipvsadm_message, is_ipvs_missing};
 use super::format;
 use super::request;
 use super::resolve::Resolve;
+use super::restore::{self, ChangeView, PlanView, Restore};
+use super::settings::{self, TimeoutsView};
 use super::sort::sort_like_ipvsadm;
 use super::usage;
 use super::view::{Info, Listing, ServiceView, ViewError};
@@ -22,34 +29,57 @@ pub struct Settings<'a> {
     pub agent: &'a AgentAddress,
     pub output: OutputFormat,
     pub names: &'a dyn Resolve,
+    /// `--dry-run`: `-R` prints its plan and changes nothing.
+    pub dry_run: bool,
 }
 
-fn unsupported(what: &str) -> Failure {
+/// The agent's services, on one connection.
+struct Clients {
+    ipvs: IpvsServiceClient<Channel>,
+    config: ConfigServiceClient<Channel>,
+    table: TableServiceClient<Channel>,
+}
+
+fn unreachable(settings: &Settings<'_>, status: &tonic::Status) -> Failure {
     Failure::new(
-        exit::UNSUPPORTED,
-        format!("ipvsctl: {what} is not available: the agent's API has no such operation"),
+        exit::UNREACHABLE,
+        format!(
+            "ipvsctl: cannot reach agent at {}: {}",
+            settings.agent,
+            client::root_cause(status)
+        ),
     )
+}
+
+/// A failure that is not about the request itself: the agent unreachable, its node without
+/// IPVS (ipvsadm exits 2 when it cannot initialise IPVS), or an agent without the call.
+fn not_served(settings: &Settings<'_>, op: Op, status: &tonic::Status) -> Option<Failure> {
+    if client::is_transport_failure(status) {
+        return Some(unreachable(settings, status));
+    }
+    if is_ipvs_missing(status) {
+        return Some(Failure::new(exit::USAGE, NO_IPVS));
+    }
+    (status.code() == tonic::Code::Unimplemented).then(|| {
+        Failure::new(
+            exit::UNSUPPORTED,
+            format!(
+                "ipvsctl: the agent does not implement {op:?}: {}",
+                status.message()
+            ),
+        )
+    })
 }
 
 /// A refusal of call `op`: unreachable agent, or ipvsadm's words with `code`.
 fn refused(settings: &Settings<'_>, op: Op, code: u8, status: &tonic::Status) -> Failure {
-    if client::is_transport_failure(status) {
-        return Failure::new(
-            exit::UNREACHABLE,
-            format!(
-                "ipvsctl: cannot reach agent at {}: {}",
-                settings.agent,
-                client::root_cause(status)
-            ),
-        );
-    }
-    // ipvsadm exits 2 when it cannot initialise IPVS.
-    let code = if is_ipvs_missing(status) {
-        exit::USAGE
-    } else {
-        code
-    };
-    Failure::new(code, ipvsadm_message(op, status))
+    not_served(settings, op, status)
+        .unwrap_or_else(|| Failure::new(code, ipvsadm_message(op, status)))
+}
+
+/// A listing that ipvsadm ends with `exit(1)` and `message` (empty: nothing printed).
+fn list_failed(settings: &Settings<'_>, op: Op, message: &str, status: &tonic::Status) -> Failure {
+    not_served(settings, op, status).unwrap_or_else(|| Failure::new(exit::LIST_FAILED, message))
 }
 
 fn bad_view(e: ViewError) -> Failure {
@@ -64,115 +94,295 @@ fn views(services: &[pb::Service]) -> Result<Vec<ServiceView>, Failure> {
         .map_err(bad_view)
 }
 
+/// Reads all of stdin for `-R`; bytes that are not UTF-8 cannot name anything and show as
+/// U+FFFD in the message of the line that holds them.
+fn read_stdin() -> Result<String, Failure> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::new(exit::USAGE, format!("ipvsctl: cannot read stdin: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Runs `command`; the result is what goes to stdout.
 pub async fn run(command: Command, settings: &Settings<'_>) -> Result<String, Failure> {
     match &command {
         Command::Help => return Ok(usage::help(settings.program)),
         Command::Version => return Ok(usage::version()),
-        Command::ListOther(ListOther::Connections) => {
-            return Err(unsupported("the connection table (-c)"));
-        }
-        Command::ListOther(ListOther::Timeout) => return Err(unsupported("--timeout")),
-        Command::ListOther(ListOther::Daemon) => return Err(unsupported("--daemon")),
-        Command::Restore => return Err(unsupported("--restore (-R)")),
-        Command::SetTimeout { .. } => return Err(unsupported("--set")),
-        Command::StartDaemon(_) => return Err(unsupported("--start-daemon")),
-        Command::StopDaemon(_) => return Err(unsupported("--stop-daemon")),
-        Command::List { .. } | Command::Save { .. } => {}
-        _ if settings.output == OutputFormat::Json => {
-            return Err(Failure::new(
-                exit::USAGE,
-                "ipvsctl: -o json applies to listings (-L, -S); a bare -o is --ops",
-            ));
-        }
         _ => {}
     }
-    // Refuse what the kernel would refuse before connecting.
+    if settings.dry_run && command != Command::Restore {
+        return Err(Failure::new(
+            exit::USAGE,
+            "ipvsctl: --dry-run applies to -R",
+        ));
+    }
+    let reads = matches!(
+        command,
+        Command::List { .. } | Command::Save { .. } | Command::ListOther(_) | Command::Restore
+    );
+    if settings.output == OutputFormat::Json && !reads {
+        return Err(Failure::new(
+            exit::USAGE,
+            "ipvsctl: -o json applies to listings (-L, -S) and -R; a bare -o is --ops",
+        ));
+    }
+    // Refuse what the kernel would refuse, and a bad restore input, before connecting.
     let service = match &command {
         Command::AddService(spec) | Command::EditService(spec) => {
             Some(request::service(spec).map_err(|msg| Failure::new(exit::REFUSED, msg))?)
         }
         _ => None,
     };
+    let restore = match &command {
+        Command::Restore => Some(
+            restore::read(settings.program, &read_stdin()?, settings.names)
+                .map_err(|e| Failure::new(e.code, e.to_string()))?,
+        ),
+        _ => None,
+    };
     let channel = client::connect(settings.agent)
         .await
         .map_err(|e| Failure::new(exit::UNREACHABLE, format!("ipvsctl: {e}")))?;
-    let mut ipvs = IpvsServiceClient::new(channel);
-    let change = |op: Op| move |s: tonic::Status| refused(settings, op, exit::REFUSED, &s);
+    let mut clients = Clients {
+        ipvs: IpvsServiceClient::new(channel.clone()),
+        config: ConfigServiceClient::new(channel.clone()),
+        table: TableServiceClient::new(channel),
+    };
     match command {
-        Command::AddService(_) => {
-            ipvs.create_service(pb::CreateServiceRequest { service })
+        Command::List { service, format } => {
+            list(&mut clients.ipvs, service, format, settings).await
+        }
+        Command::Save { numeric } => {
+            let listing = listing_all(&mut clients.ipvs, settings, false, false).await?;
+            Ok(match settings.output {
+                OutputFormat::Json => to_json(&listing),
+                OutputFormat::Text => format::rules(&listing.services, numeric, settings.names),
+            })
+        }
+        Command::ListOther(other) => list_other(&mut clients.config, other, settings).await,
+        Command::Restore => match restore {
+            Some(r) => apply(&mut clients, r, settings).await,
+            None => Ok(String::new()),
+        },
+        Command::AddService(_) | Command::EditService(_) => {
+            let create = matches!(command, Command::AddService(_));
+            let r = if create {
+                clients
+                    .ipvs
+                    .create_service(pb::CreateServiceRequest { service })
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| (Op::CreateService, s))
+            } else {
+                clients
+                    .ipvs
+                    .update_service(pb::UpdateServiceRequest { service })
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| (Op::UpdateService, s))
+            };
+            r.map_err(|(op, s)| refused(settings, op, exit::REFUSED, &s))?;
+            Ok(String::new())
+        }
+        other => {
+            change(&mut clients, &other)
                 .await
-                .map_err(change(Op::CreateService))?;
+                .map_err(|(op, s)| refused(settings, op, exit::REFUSED, &s))?;
+            Ok(String::new())
         }
-        Command::EditService(_) => {
-            ipvs.update_service(pb::UpdateServiceRequest { service })
-                .await
-                .map_err(change(Op::UpdateService))?;
-        }
-        Command::DeleteService(key) => {
-            ipvs.delete_service(pb::DeleteServiceRequest {
-                key: Some(request::service_key(&key)),
+    }
+}
+
+/// Runs a change other than `-A`/`-E`; `Err` names the call that failed.
+async fn change(clients: &mut Clients, command: &Command) -> Result<(), (Op, tonic::Status)> {
+    let ipvs = &mut clients.ipvs;
+    let config = &mut clients.config;
+    match command {
+        Command::DeleteService(key) => ipvs
+            .delete_service(pb::DeleteServiceRequest {
+                key: Some(request::service_key(key)),
             })
             .await
-            .map_err(change(Op::DeleteService))?;
-        }
-        Command::Flush => {
-            ipvs.flush(pb::FlushRequest {})
-                .await
-                .map_err(change(Op::Flush))?;
-        }
-        Command::AddServer(key, dest) => {
-            ipvs.add_destination(pb::AddDestinationRequest {
-                service: Some(request::service_key(&key)),
-                destination: Some(request::destination(&dest)),
+            .map(|_| ())
+            .map_err(|s| (Op::DeleteService, s)),
+        Command::Flush => ipvs
+            .flush(pb::FlushRequest {})
+            .await
+            .map(|_| ())
+            .map_err(|s| (Op::Flush, s)),
+        Command::AddServer(key, dest) => ipvs
+            .add_destination(pb::AddDestinationRequest {
+                service: Some(request::service_key(key)),
+                destination: Some(request::destination(dest)),
             })
             .await
-            .map_err(change(Op::AddDestination))?;
-        }
-        Command::EditServer(key, dest) => {
-            ipvs.update_destination(pb::UpdateDestinationRequest {
-                service: Some(request::service_key(&key)),
-                destination: Some(request::destination(&dest)),
+            .map(|_| ())
+            .map_err(|s| (Op::AddDestination, s)),
+        Command::EditServer(key, dest) => ipvs
+            .update_destination(pb::UpdateDestinationRequest {
+                service: Some(request::service_key(key)),
+                destination: Some(request::destination(dest)),
             })
             .await
-            .map_err(change(Op::UpdateDestination))?;
-        }
-        Command::DeleteServer(key, addr, port) => {
-            ipvs.delete_destination(pb::DeleteDestinationRequest {
-                service: Some(request::service_key(&key)),
-                address: Some(request::ip(addr)),
-                port: u32::from(port),
+            .map(|_| ())
+            .map_err(|s| (Op::UpdateDestination, s)),
+        Command::DeleteServer(key, addr, port) => ipvs
+            .delete_destination(pb::DeleteDestinationRequest {
+                service: Some(request::service_key(key)),
+                address: Some(request::ip(*addr)),
+                port: u32::from(*port),
             })
             .await
-            .map_err(change(Op::DeleteDestination))?;
-        }
-        Command::Zero(key) => {
-            ipvs.zero(pb::ZeroRequest {
+            .map(|_| ())
+            .map_err(|s| (Op::DeleteDestination, s)),
+        Command::Zero(key) => ipvs
+            .zero(pb::ZeroRequest {
                 service: key.as_ref().map(request::service_key),
             })
             .await
-            .map_err(change(Op::Zero))?;
-        }
-        Command::List { service, format } => {
-            return list(&mut ipvs, service, format, settings).await;
-        }
-        Command::Save { numeric } => {
-            let listing = listing_all(&mut ipvs, settings, false, false).await?;
-            return Ok(match settings.output {
-                OutputFormat::Json => to_json(&listing),
-                OutputFormat::Text => format::rules(&listing.services, numeric, settings.names),
-            });
-        }
+            .map(|_| ())
+            .map_err(|s| (Op::Zero, s)),
+        Command::SetTimeout { tcp, tcpfin, udp } => config
+            .set_timeouts(settings::set_timeouts(*tcp, *tcpfin, *udp))
+            .await
+            .map(|_| ())
+            .map_err(|s| (Op::SetTimeouts, s)),
+        Command::StartDaemon(spec) => config
+            .start_daemon(settings::start_daemon(spec))
+            .await
+            .map(|_| ())
+            .map_err(|s| (Op::StartDaemon, s)),
+        Command::StopDaemon(state) => config
+            .stop_daemon(settings::stop_daemon(*state))
+            .await
+            .map(|_| ())
+            .map_err(|s| (Op::StopDaemon, s)),
         Command::Help
         | Command::Version
+        | Command::AddService(_)
+        | Command::EditService(_)
+        | Command::List { .. }
         | Command::ListOther(_)
-        | Command::Restore
-        | Command::SetTimeout { .. }
-        | Command::StartDaemon(_)
-        | Command::StopDaemon(_) => {}
+        | Command::Save { .. }
+        | Command::Restore => Ok(()),
     }
-    Ok(String::new())
+}
+
+/// `-L -c`, `-L --timeout`, `-L --daemon`.
+async fn list_other(
+    config: &mut ConfigServiceClient<Channel>,
+    other: ListOther,
+    settings: &Settings<'_>,
+) -> Result<String, Failure> {
+    let json = settings.output == OutputFormat::Json;
+    match other {
+        ListOther::Connections {
+            numeric,
+            persistent,
+        } => {
+            let r = config
+                .list_connections(pb::ListConnectionsRequest {})
+                .await
+                .map_err(|s| list_failed(settings, Op::ListConnections, CONN_UNREADABLE, &s))?;
+            let conns = r
+                .get_ref()
+                .connections
+                .iter()
+                .map(ConnView::from_pb)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad_view)?;
+            Ok(if json {
+                to_json(&conns)
+            } else {
+                conn::table(&conns, numeric, persistent, settings.names)
+            })
+        }
+        ListOther::Timeout => {
+            // ipvsadm exits 1 without a word when it cannot read the timeouts.
+            let r = config
+                .get_timeouts(pb::GetTimeoutsRequest {})
+                .await
+                .map_err(|s| list_failed(settings, Op::GetTimeouts, "", &s))?;
+            let t = TimeoutsView::from(r.into_inner().timeouts.unwrap_or_default());
+            Ok(if json {
+                to_json(&t)
+            } else {
+                settings::timeouts_line(&t)
+            })
+        }
+        ListOther::Daemon => {
+            let r = config
+                .list_daemons(pb::ListDaemonsRequest {})
+                .await
+                .map_err(|s| list_failed(settings, Op::ListDaemons, "", &s))?;
+            let daemons = settings::daemons(&r.get_ref().daemons).map_err(bad_view)?;
+            Ok(if json {
+                to_json(&daemons)
+            } else {
+                settings::daemon_lines(&daemons)
+            })
+        }
+    }
+}
+
+/// ipvsadm's words when it cannot read the connection table.
+const CONN_UNREADABLE: &str = "cannot open file /proc/net/ip_vs_conn";
+
+/// `-R`: the desired table to the agent, then the deferred lines.
+async fn apply(
+    clients: &mut Clients,
+    restore: Restore,
+    settings: &Settings<'_>,
+) -> Result<String, Failure> {
+    let mut plan = PlanView {
+        dry_run: settings.dry_run,
+        applied: false,
+        changes: Vec::new(),
+        then: restore.deferred.iter().map(|d| d.text.clone()).collect(),
+    };
+    if let Some(services) = restore.table {
+        let r = clients
+            .table
+            .apply(pb::ApplyRequest {
+                services,
+                prune: true,
+                dry_run: settings.dry_run,
+            })
+            .await
+            .map_err(|s| {
+                // The agent's own account: which change failed, why, and whether the undo
+                // restored the previous table.
+                not_served(settings, Op::Apply, &s).unwrap_or_else(|| {
+                    let msg = if s.message().is_empty() {
+                        format!("{:?}", s.code())
+                    } else {
+                        s.message().to_string()
+                    };
+                    Failure::new(exit::REFUSED, msg)
+                })
+            })?
+            .into_inner();
+        plan.applied = r.applied;
+        plan.changes = r.changes.iter().map(ChangeView::from).collect();
+    }
+    let json = settings.output == OutputFormat::Json;
+    if settings.dry_run {
+        return Ok(if json { to_json(&plan) } else { plan.text() });
+    }
+    let mut failures = Vec::new();
+    for d in &restore.deferred {
+        if let Err((op, s)) = change(clients, &d.command).await {
+            if let Some(f) = not_served(settings, op, &s) {
+                return Err(f);
+            }
+            failures.push(format!("line {}: {}", d.line, ipvsadm_message(op, &s)));
+        }
+    }
+    if !failures.is_empty() {
+        return Err(Failure::new(exit::REFUSED, failures.join("\n")));
+    }
+    Ok(if json { to_json(&plan) } else { String::new() })
 }
 
 /// Every service, sorted unless `nosort`, with the header when `with_info`.

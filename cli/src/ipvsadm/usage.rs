@@ -19,11 +19,15 @@ pub fn help(program: &str) -> String {
   {p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
   {p} -D virtual-service
   {p} -C
+  {p} -R [--dry-run]
   {p} -S [-n]
   {p} -a|e virtual-service -r server-address [options]
   {p} -d virtual-service -r server-address
   {p} -L|l [virtual-service] [options]
   {p} -Z [virtual-service]
+  {p} --set tcp tcpfin udp
+  {p} --start-daemon {{master|backup}} [daemon-options]
+  {p} --stop-daemon {{master|backup}}
   {p} -h
   {p} link add NAME type dummy | link del NAME | link set NAME up|down | link show [NAME]
   {p} addr add CIDR dev NAME | addr del CIDR dev NAME | addr show [dev NAME]
@@ -34,15 +38,19 @@ Either long or short options are allowed.
   --edit-service    -E        edit virtual service with options
   --delete-service  -D        delete virtual service
   --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin: the input is checked whole, then
+                              only what differs is changed (--dry-run: print the changes)
   --save            -S        save rules to stdout
   --add-server      -a        add real server with options
   --edit-server     -e        edit real server with options
   --delete-server   -d        delete real server
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values
+  --start-daemon              start connection sync daemon
+  --stop-daemon               stop connection sync daemon
   --help            -h        display this help message
   --version         -v        display the version
-  (-R, --set, --start-daemon and --stop-daemon are parsed but the agent's API lacks them.)
 
 virtual-service:
   --tcp-service|-t  service-address   service-address is host[:port]
@@ -71,6 +79,9 @@ Options:
   --weight       -w weight            capacity of real server (0-65535)
   --u-threshold  -x uthreshold        upper threshold of connections
   --l-threshold  -y lthreshold        lower threshold of connections
+  --connection   -c                   output of current IPVS connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --daemon                            output of daemon information
   --stats                             output of statistics information
   --rate                              output of rate information
   --exact                             expand numbers (display exact values)
@@ -82,11 +93,19 @@ Options:
   --ops          -o                   one-packet scheduling
   --numeric      -n                   numeric output of addresses and ports
   --sched-flags  -b flags             scheduler flags (comma-separated)
+Daemon Options:
+  --syncid sid                        syncid for connection sync (default=0)
+  --sync-maxlen length                Max sync message length (default=1472)
+  --mcast-interface interface         multicast interface for connection sync
+  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
+  --mcast-port port                   UDP port (default=8848)
+  --mcast-ttl ttl                     Multicast TTL (default=1)
 
 ipvsctl options (anywhere on the line):
   --agent ADDRESS                     unix:/path or http://host:port; default ${AGENT_ENV},
                                       else {DEFAULT_AGENT}
-  --output|-o text|json               output of listings (-o json; a bare -o is --ops)
+  --output|-o text|json               output of listings and -R (-o json; a bare -o is --ops)
+  --dry-run                           -R: print the changes, make none
 
 {exit}",
         version = version(),

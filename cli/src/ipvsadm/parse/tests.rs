@@ -661,7 +661,20 @@ fn list_lines_parse() {
                 format: list(ListView::Plain, false),
             },
         ),
-        ("-L -c", Command::ListOther(ListOther::Connections)),
+        (
+            "-L -c",
+            Command::ListOther(ListOther::Connections {
+                numeric: false,
+                persistent: false,
+            }),
+        ),
+        (
+            "-Lcn --persistent-conn",
+            Command::ListOther(ListOther::Connections {
+                numeric: true,
+                persistent: true,
+            }),
+        ),
         ("-L --timeout", Command::ListOther(ListOther::Timeout)),
         ("-L --daemon", Command::ListOther(ListOther::Daemon)),
         ("-S -n", Command::Save { numeric: true }),
@@ -882,7 +895,7 @@ fn server_lines_parse() {
 }
 
 #[test]
-fn unsupported_commands_still_parse() {
+fn settings_and_restore_commands_parse() {
     let cases: Vec<(&str, Command)> = vec![
         ("-R", Command::Restore),
         (
@@ -895,7 +908,39 @@ fn unsupported_commands_still_parse() {
         ),
         (
             "--start-daemon backup --syncid 3 --mcast-interface eth1 --mcast-group 239.1.1.1 --mcast-port 8848 --mcast-ttl 2 --sync-maxlen 1400",
-            Command::StartDaemon(DaemonState::Backup),
+            Command::StartDaemon(DaemonSpec {
+                state: DaemonState::Backup,
+                interface: "eth1".into(),
+                sync_id: 3,
+                sync_maxlen: Some(1400),
+                group: Some(v4([239, 1, 1, 1])),
+                port: Some(8848),
+                ttl: Some(2),
+            }),
+        ),
+        (
+            "--start-daemon master",
+            Command::StartDaemon(DaemonSpec {
+                state: DaemonState::Master,
+                interface: "eth0".into(),
+                sync_id: 0,
+                sync_maxlen: None,
+                group: None,
+                port: None,
+                ttl: None,
+            }),
+        ),
+        (
+            "--start-daemon master --mcast-interface 0123456789abcdefgh --mcast-group ff02::1",
+            Command::StartDaemon(DaemonSpec {
+                state: DaemonState::Master,
+                interface: "0123456789abcde".into(),
+                sync_id: 0,
+                sync_maxlen: None,
+                group: Some(IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1))),
+                port: None,
+                ttl: None,
+            }),
         ),
         (
             "--stop-daemon master --syncid 3",
