@@ -585,9 +585,9 @@ async fn bad_lines_never_reach_the_agent() {
     let agent = start(&dir.0, Fake::default());
     let cases: &[(&str, i32, &str)] = &[
         (
-            "-A -t 10.0.0.1:80 -s nosuch",
+            "-A -t 10.0.0.1:80 -p -M 0.0.0.0",
             255,
-            "Scheduler or persistence engine not found\n",
+            "ipvsctl: a persistence mask of 0.0.0.0 cannot be set through the agent (0 means /32 there)\n",
         ),
         (
             "-A -t 10.0.0.1:0",
@@ -1197,4 +1197,47 @@ async fn restore_reports_each_failed_setting_line() {
         .map(|c| c.split(' ').next().unwrap_or_default().to_string())
         .collect();
     assert_eq!(names, vec!["Apply", "SetTimeouts", "Zero", "StartDaemon"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_scheduler_is_named_after_the_service_lookup() {
+    // The kernel looks the service up before the scheduler; so does ipvsctl.
+    let cases: &[(bool, &str, &str)] = &[
+        (false, "-A", "Scheduler or persistence engine not found\n"),
+        (false, "-E", "No such service\n"),
+        (true, "-A", "Service already exists\n"),
+        (true, "-E", "Scheduler or persistence engine not found\n"),
+    ];
+    for (exists, cmd, stderr) in cases {
+        let dir = TempDir::new("unknown-sched");
+        let agent = start(
+            &dir.0,
+            Fake {
+                services: if *exists {
+                    vec![seed_service()]
+                } else {
+                    Vec::new()
+                },
+                failures: if *exists {
+                    Vec::new()
+                } else {
+                    vec![("GetService", Code::NotFound, "Service not defined")]
+                },
+                ..Default::default()
+            },
+        );
+        let out = ipvsctl(
+            Some(&agent.socket),
+            &[cmd, "-t", "192.168.100.1:80", "-s", "nosuch"],
+        )
+        .await;
+        assert_eq!(
+            (out.status.code(), text(&out.stderr)),
+            (Some(255), stderr.to_string()),
+            "{cmd} exists={exists}"
+        );
+        let calls = agent.calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(calls[0].starts_with("GetService "), "{calls:?}");
+    }
 }

@@ -12,6 +12,10 @@ use super::resolve::L4;
 /// The kernel's answer to an unknown scheduler or persistence engine, in ipvsadm's words.
 /// ipvsctl gives it before asking the agent, whose API only knows the kernel's schedulers.
 pub const UNKNOWN_SCHEDULER: &str = "Scheduler or persistence engine not found";
+/// `-M 0.0.0.0`: the kernel takes it (one persistence template for all clients), but the
+/// agent's API reads a zero mask as "the default /32".
+pub const ZERO_NETMASK: &str =
+    "ipvsctl: a persistence mask of 0.0.0.0 cannot be set through the agent (0 means /32 there)";
 
 pub fn ip(addr: IpAddr) -> pb::IpAddress {
     pb::IpAddress {
@@ -77,9 +81,13 @@ pub fn scheduler(name: &str) -> Option<pb::Scheduler> {
     })
 }
 
-/// `-A`/`-E` as a service; `Err` carries ipvsadm's message for an unknown scheduler.
+/// `-A`/`-E` as a service; `Err` carries ipvsadm's message for an unknown scheduler, or
+/// [`ZERO_NETMASK`].
 pub fn service(spec: &ServiceSpec) -> Result<pb::Service, &'static str> {
     let sched = scheduler(&spec.scheduler).ok_or(UNKNOWN_SCHEDULER)?;
+    if spec.netmask == Some(Netmask::V4(0)) {
+        return Err(ZERO_NETMASK);
+    }
     Ok(pb::Service {
         key: Some(service_key(&spec.key)),
         scheduler: sched as i32,
@@ -197,6 +205,16 @@ mod tests {
             ..spec
         };
         assert_eq!(service(&unknown), Err(UNKNOWN_SCHEDULER));
+        let zero_mask = ServiceSpec {
+            scheduler: "rr".into(),
+            key: ServiceKey::Fwmark {
+                mark: 9,
+                ipv6: false,
+            },
+            netmask: Some(Netmask::V4(0)),
+            ..unknown
+        };
+        assert_eq!(service(&zero_mask), Err(ZERO_NETMASK));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use ipvs_proto::v1::ipvs_service_client::IpvsServiceClient;
 use ipvs_proto::v1::table_service_client::TableServiceClient;
 use tonic::transport::Channel;
 
-use super::command::{Command, ListFormat, ListOther, ServiceKey};
+use super::command::{Command, ListFormat, ListOther, ServiceKey, ServiceSpec};
 use super::conn::{self, ConnView};
 use super::errors::{NO_IPVS, Op, ipvsadm_message, is_ipvs_missing};
 use super::format;
@@ -127,13 +127,7 @@ pub async fn run(command: Command, settings: &Settings<'_>) -> Result<String, Fa
             "ipvsctl: -o json applies to listings (-L, -S) and -R; a bare -o is --ops",
         ));
     }
-    // Refuse what the kernel would refuse, and a bad restore input, before connecting.
-    let service = match &command {
-        Command::AddService(spec) | Command::EditService(spec) => {
-            Some(request::service(spec).map_err(|msg| Failure::new(exit::REFUSED, msg))?)
-        }
-        _ => None,
-    };
+    // Refuse a bad restore input before connecting.
     let restore = match &command {
         Command::Restore => Some(
             restore::read(settings.program, &read_stdin()?, settings.names)
@@ -165,8 +159,16 @@ pub async fn run(command: Command, settings: &Settings<'_>) -> Result<String, Fa
             Some(r) => apply(&mut clients, r, settings).await,
             None => Ok(String::new()),
         },
-        Command::AddService(_) | Command::EditService(_) => {
+        Command::AddService(ref spec) | Command::EditService(ref spec) => {
             let create = matches!(command, Command::AddService(_));
+            let service = match request::service(spec) {
+                Ok(service) => Some(service),
+                Err(msg) => {
+                    return Err(
+                        unknown_scheduler(&mut clients.ipvs, spec, create, msg, settings).await,
+                    );
+                }
+            };
             let r = if create {
                 clients
                     .ipvs
@@ -192,6 +194,41 @@ pub async fn run(command: Command, settings: &Settings<'_>) -> Result<String, Fa
             Ok(String::new())
         }
     }
+}
+
+/// `-A`/`-E` of a scheduler the API cannot name. The kernel looks the service up before the
+/// scheduler, so ipvsadm says "Service already exists" (`-A`) or "No such service" (`-E`)
+/// first when that applies; the service's presence is asked of the agent to say the same.
+async fn unknown_scheduler(
+    ipvs: &mut IpvsServiceClient<Channel>,
+    spec: &ServiceSpec,
+    create: bool,
+    msg: &str,
+    settings: &Settings<'_>,
+) -> Failure {
+    let (op, lookup) = if create {
+        (Op::CreateService, "Service already exists")
+    } else {
+        (Op::UpdateService, "No such service")
+    };
+    if msg != request::UNKNOWN_SCHEDULER {
+        return Failure::new(exit::REFUSED, msg);
+    }
+    let found = ipvs
+        .get_service(pb::GetServiceRequest {
+            key: Some(request::service_key(&spec.key)),
+        })
+        .await;
+    let exists = match found {
+        Ok(r) => r.get_ref().service.is_some(),
+        Err(s) if s.code() == tonic::Code::NotFound => false,
+        Err(s) => return refused(settings, op, exit::REFUSED, &s),
+    };
+    let msg = match (exists, create) {
+        (true, true) | (false, false) => lookup,
+        _ => msg,
+    };
+    Failure::new(exit::REFUSED, msg)
 }
 
 /// Runs a change other than `-A`/`-E`; `Err` names the call that failed.
