@@ -20,7 +20,7 @@ pub const AGENT_ENV: &str = "IPVSCTL_AGENT";
 /// How long to wait for the agent to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A parsed agent address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,8 +83,17 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-/// Connects to the agent.
+/// Connects to the agent; each request may take [`REQUEST_TIMEOUT`].
 pub async fn connect(address: &AgentAddress) -> Result<Channel, ClientError> {
+    connect_with_timeout(address, REQUEST_TIMEOUT).await
+}
+
+/// Connects to the agent; each request may take `request_timeout` (a whole-table apply of
+/// thousands of services takes the kernel longer than a listing).
+pub async fn connect_with_timeout(
+    address: &AgentAddress,
+    request_timeout: Duration,
+) -> Result<Channel, ClientError> {
     let unreachable = |e: &(dyn std::error::Error + 'static)| ClientError::Unreachable {
         address: address.to_string(),
         reason: root_cause(e),
@@ -94,7 +103,7 @@ pub async fn connect(address: &AgentAddress) -> Result<Channel, ClientError> {
             // The URI is required by the API but unused: the connector ignores it.
             let endpoint = Endpoint::from_static("http://ipvs-agent.invalid")
                 .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(REQUEST_TIMEOUT);
+                .timeout(request_timeout);
             let path = path.clone();
             endpoint
                 .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -110,7 +119,7 @@ pub async fn connect(address: &AgentAddress) -> Result<Channel, ClientError> {
             let endpoint = Endpoint::from_shared(uri.clone())
                 .map_err(|_| ClientError::BadAddress(uri.clone()))?
                 .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(REQUEST_TIMEOUT);
+                .timeout(request_timeout);
             endpoint.connect().await.map_err(|e| unreachable(&e))
         }
     }

@@ -1241,3 +1241,40 @@ async fn an_unknown_scheduler_is_named_after_the_service_lookup() {
         assert!(calls[0].starts_with("GetService "), "{calls:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_larger_than_grpc_default_message_limit_lists() {
+    // 15,000 services of 10 real servers with counters: above tonic's default 4 MiB.
+    let services: Vec<pb::Service> = (0..15000u32)
+        .map(|i| {
+            let mut s = seed_service();
+            let b = i.to_be_bytes();
+            if let Some(pb::service_key::Key::Endpoint(e)) =
+                s.key.as_mut().and_then(|k| k.key.as_mut())
+            {
+                e.address = v4([10, b[1], b[2], b[3]]);
+            }
+            let real = s.destinations[0].clone();
+            s.destinations = (0..10u32)
+                .map(|j| pb::Destination {
+                    port: 8000 + j,
+                    ..real.clone()
+                })
+                .collect();
+            s
+        })
+        .collect();
+    let size: usize = services.iter().map(prost::Message::encoded_len).sum();
+    assert!(size > 4 << 20, "{size} bytes");
+    let dir = TempDir::new("big");
+    let agent = start(
+        &dir.0,
+        Fake {
+            services,
+            ..Default::default()
+        },
+    );
+    let out = ipvsctl(Some(&agent.socket), &["-Sn"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 15000 * 11);
+}

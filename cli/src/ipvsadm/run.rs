@@ -1,6 +1,7 @@
 //! Runs a parsed ipvsadm command against the agent.
 
 use std::io::Read;
+use std::time::Duration;
 
 use ipvs_proto::v1 as pb;
 use ipvs_proto::v1::config_service_client::ConfigServiceClient;
@@ -135,13 +136,20 @@ pub async fn run(command: Command, settings: &Settings<'_>) -> Result<String, Fa
         ),
         _ => None,
     };
-    let channel = client::connect(settings.agent)
+    let timeout = if restore.is_some() {
+        APPLY_TIMEOUT
+    } else {
+        client::REQUEST_TIMEOUT
+    };
+    let channel = client::connect_with_timeout(settings.agent, timeout)
         .await
         .map_err(|e| Failure::new(exit::UNREACHABLE, format!("ipvsctl: {e}")))?;
+    // A table of thousands of services, or a busy connection table, is larger than tonic's
+    // default 4 MiB message limit.
     let mut clients = Clients {
-        ipvs: IpvsServiceClient::new(channel.clone()),
-        config: ConfigServiceClient::new(channel.clone()),
-        table: TableServiceClient::new(channel),
+        ipvs: IpvsServiceClient::new(channel.clone()).max_decoding_message_size(usize::MAX),
+        config: ConfigServiceClient::new(channel.clone()).max_decoding_message_size(usize::MAX),
+        table: TableServiceClient::new(channel).max_decoding_message_size(usize::MAX),
     };
     match command {
         Command::List { service, format } => {
@@ -362,6 +370,9 @@ async fn list_other(
         }
     }
 }
+
+/// How long `-R` may take: applying tens of thousands of changes is slow on a busy node.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// ipvsadm's words when it cannot read the connection table.
 const CONN_UNREADABLE: &str = "cannot open file /proc/net/ip_vs_conn";
