@@ -1088,7 +1088,25 @@ fn sockopt_dump(cmd: &Command) -> String {
         Command::Zero(None) => {
             "op=15 svc proto=0 addr=0.0.0.0 port=0 fwmark=0 sched= flags=0 timeout=0 netmask=255.255.255.255".to_string()
         }
+        // The sockopt interface carries a daemon's state, interface and syncid only.
+        Command::SetTimeout { tcp, tcpfin, udp } => {
+            format!("op=10 timeout tcp={tcp} tcpfin={tcpfin} udp={udp}")
+        }
+        Command::StartDaemon(d) => format!(
+            "op=11 daemon state={} ifn={} syncid={}",
+            state(d.state),
+            d.interface,
+            d.sync_id
+        ),
+        Command::StopDaemon(s) => format!("op=12 daemon state={} ifn= syncid=0", state(*s)),
         other => format!("not a change: {other:?}"),
+    }
+}
+
+fn state(s: DaemonState) -> u8 {
+    match s {
+        DaemonState::Master => 1,
+        DaemonState::Backup => 2,
     }
 }
 
@@ -1104,5 +1122,5 @@ fn changes_carry_what_ipvsadm_sends() {
         assert_eq!(sockopt_dump(&command(line)), sent, "{line:?}");
         checked += 1;
     }
-    assert_eq!(checked, 29);
+    assert_eq!(checked, 35);
 }
