@@ -370,6 +370,37 @@ mod tests {
                 "",
                 "FailedPrecondition",
             ),
+            // What ipvs-agent says for sync daemons (agent/src/api/config.rs).
+            (
+                Op::StartDaemon,
+                Code::AlreadyExists,
+                "sync daemon already running",
+                "Daemon has already run",
+            ),
+            (
+                Op::StopDaemon,
+                Code::NotFound,
+                "no sync daemon running",
+                "No daemon is running",
+            ),
+            (
+                Op::StartDaemon,
+                Code::NotFound,
+                "interface nosuch0 not found",
+                "No such device",
+            ),
+            (
+                Op::StartDaemon,
+                Code::InvalidArgument,
+                "start daemon: No such device (os error 19)",
+                "No such device",
+            ),
+            (
+                Op::SetTimeouts,
+                Code::InvalidArgument,
+                "set timeouts: Invalid argument (errno 22)",
+                "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+            ),
         ];
         for (op, code, msg, want) in cases {
             let got = ipvsadm_message(*op, &Status::new(*code, *msg));
