@@ -25,11 +25,14 @@ pub fn build_bins(paths: &Paths) -> Result<Vec<PathBuf>> {
     artifacts(&mut cmd, Kind::Bin)
 }
 
-/// Builds the e2e test executables without running them.
-pub fn build_tests(paths: &Paths) -> Result<Vec<PathBuf>> {
+/// Builds the e2e test executables (all, or only `targets`) without running them.
+pub fn build_tests(paths: &Paths, targets: &[String]) -> Result<Vec<PathBuf>> {
     eprintln!("lab: building the e2e tests");
     let mut cmd = cargo(paths);
     cmd.args(["test", "-p", E2E_PACKAGE, "--no-run"]);
+    for t in targets {
+        cmd.args(["--test", t]);
+    }
     artifacts(&mut cmd, Kind::Test)
 }
 

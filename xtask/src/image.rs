@@ -26,7 +26,7 @@ pub const GUEST_LAB_DIR: &str = "/opt/ipvs/lab";
 const TOOLS: &[&str] = &["ipvsadm", "ip", "tcpdump"];
 
 /// Bump when the base layout changes so cached archives are rebuilt.
-const BASE_FORMAT: u32 = 2;
+const BASE_FORMAT: u32 = 3;
 
 const BACKEND_PAGES: &[(&str, &str)] = &[
     (
@@ -106,6 +106,10 @@ fn base_manifest(kernel: &Kernel) -> Result<Manifest> {
     for dir in ["/sbin", "/usr/bin", "/usr/sbin"] {
         m.dir(dir)?;
     }
+    // Debian's busybox-static shell runs its own applets ahead of PATH, so `sh -c 'ip ...'`
+    // would get busybox's ip rather than iproute2's. dash (Debian's /bin/sh) follows PATH.
+    let dash = fs::canonicalize(host::find_program("dash")?)?;
+    add_binary(&mut m, "/bin/sh", &dash)?;
 
     // host tools and their libraries
     for tool in TOOLS {

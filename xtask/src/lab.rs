@@ -78,12 +78,13 @@ fn mib(bytes: u64) -> u64 {
 pub fn test(
     paths: &Paths,
     opts: &VmOpts,
+    targets: &[String],
     filter: Option<String>,
     extra: Vec<String>,
 ) -> Result<()> {
     let started = Instant::now();
     let prep = prepare(paths)?;
-    let tests = cargo::build_tests(paths)?;
+    let tests = cargo::build_tests(paths, targets)?;
     if tests.is_empty() {
         bail!("cargo built no test executable for {}", cargo::E2E_PACKAGE);
     }

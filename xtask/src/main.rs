@@ -53,6 +53,9 @@ enum LabCmd {
     Test {
         #[command(flatten)]
         vm: VmOpts,
+        /// Build and run only this e2e test target (e.g. `lab_smoke`); repeatable.
+        #[arg(long = "test", value_name = "TARGET")]
+        targets: Vec<String>,
         /// Run only tests whose name contains FILTER.
         filter: Option<String>,
         /// Further arguments for every test executable (e.g. --exact, --nocapture).
@@ -111,9 +114,10 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Lab(cmd) => match cmd {
             LabCmd::Test {
                 vm,
+                targets,
                 filter,
                 test_args,
-            } => lab::test(&paths, &vm, filter, test_args).map(|()| 0),
+            } => lab::test(&paths, &vm, &targets, filter, test_args).map(|()| 0),
             LabCmd::Prepare => {
                 host::ensure_packages()?;
                 let k = kernel::prepare(&paths)?;
@@ -150,7 +154,7 @@ fn test_all(paths: &Paths, vm: &VmOpts) -> Result<()> {
         .success();
     let host_secs = started.elapsed().as_secs_f64();
     let vm_started = Instant::now();
-    let vm_result = lab::test(paths, vm, None, Vec::new());
+    let vm_result = lab::test(paths, vm, &[], None, Vec::new());
     let vm_secs = vm_started.elapsed().as_secs_f64();
     let word = |ok: bool| if ok { "ok" } else { "FAILED" };
     println!(
@@ -192,13 +196,26 @@ mod tests {
 
     #[test]
     fn lab_test_filter_and_arguments() -> Result<()> {
-        let cli = Cli::try_parse_from(["xtask", "lab", "test", "smoke", "--", "--nocapture"])?;
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "lab",
+            "test",
+            "--test",
+            "lab_smoke",
+            "smoke",
+            "--",
+            "--nocapture",
+        ])?;
         let Cmd::Lab(LabCmd::Test {
-            filter, test_args, ..
+            targets,
+            filter,
+            test_args,
+            ..
         }) = cli.command
         else {
             bail!("parsed as {cli:?}");
         };
+        assert_eq!(targets, ["lab_smoke"]);
         assert_eq!(filter.as_deref(), Some("smoke"));
         assert_eq!(test_args, ["--nocapture"]);
         Ok(())
