@@ -338,7 +338,8 @@ pub fn down(paths: &Paths) -> Result<()> {
         thread::sleep(Duration::from_millis(100));
     }
     if node.alive() {
-        crate::host::run(Command::new("kill").args(["-KILL", &pid.to_string()]))?;
+        // The shell's builtin: procps may not be installed.
+        crate::host::run(Command::new("sh").args(["-c", &format!("kill -KILL {pid}")]))?;
         thread::sleep(Duration::from_millis(300));
     }
     if node.alive() {
