@@ -1,14 +1,14 @@
 //! In-memory cores for unit tests of the API layer: an IPVS table and a set of links that
 //! answer as the kernel does (the same errors for the same mistakes), and record every write.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::api::LinkOps;
 use crate::ipvs::{
-    Daemon, DaemonState, Destination, DestinationEntry, Info, IpvsError, IpvsOps, Scheduler,
-    Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, Timeouts,
+    Connection, Daemon, DaemonState, Destination, DestinationEntry, Info, IpvsError, IpvsOps,
+    ModuleError, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, Timeouts, Tunnel,
 };
 use crate::link::{Cidr, InterfaceAddress, Link, LinkError, LinkName};
 
@@ -23,17 +23,56 @@ pub enum Write {
     DelDest(ServiceKey, IpAddr, u16),
     Flush,
     Zero(Option<ServiceKey>),
+    SetTimeouts(Timeouts),
+    NewDaemon(Daemon),
+    DelDaemon(DaemonState),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Table {
     services: BTreeMap<ServiceKey, (ServiceEntry, Vec<DestinationEntry>)>,
     writes: Vec<Write>,
     reads: usize,
     fail_next: Option<IpvsError>,
+    /// Writes that fail once when they come, whatever the table holds.
+    fail_writes: Vec<(Write, IpvsError)>,
+    /// Schedulers whose module is not loaded, and those a modprobe could load.
+    missing: BTreeSet<String>,
+    loadable: BTreeSet<String>,
+    /// Every scheduler a module load was asked for.
+    loads: Vec<String>,
+    /// Drops tunnel settings and real servers' own address family, as kernels before 3.18 do.
+    old_kernel: bool,
+    timeouts: Timeouts,
+    daemons: Vec<Daemon>,
+    connections: Vec<Connection>,
 }
 
-/// An IPVS table in memory. Like a kernel without `ip_vs_twos`, it refuses the `twos` scheduler.
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            services: BTreeMap::new(),
+            writes: Vec::new(),
+            reads: 0,
+            fail_next: None,
+            fail_writes: Vec::new(),
+            missing: BTreeSet::from(["twos".to_owned()]),
+            loadable: BTreeSet::new(),
+            loads: Vec::new(),
+            old_kernel: false,
+            timeouts: Timeouts {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 300,
+            },
+            daemons: Vec::new(),
+            connections: Vec::new(),
+        }
+    }
+}
+
+/// An IPVS table in memory. Like a kernel without `ip_vs_twos`, it refuses the `twos` scheduler
+/// until its module is loaded, which it cannot be unless [`FakeIpvs::make_loadable`] says so.
 #[derive(Debug, Default)]
 pub struct FakeIpvs(Mutex<Table>);
 
@@ -55,6 +94,32 @@ impl FakeIpvs {
     /// The next call fails with `err`, whatever it is.
     pub fn fail_next(&self, err: IpvsError) {
         self.table().fail_next = Some(err);
+    }
+
+    /// `write` fails once with `err` when it comes, before it can change anything.
+    pub fn fail_write(&self, write: Write, err: IpvsError) {
+        self.table().fail_writes.push((write, err));
+    }
+
+    /// A modprobe of scheduler `name` will work.
+    pub fn make_loadable(&self, name: &str) {
+        self.table().loadable.insert(name.to_owned());
+    }
+
+    /// The schedulers whose module was asked for, in order.
+    pub fn loads(&self) -> Vec<String> {
+        self.table().loads.clone()
+    }
+
+    /// From now on, behave like a kernel before 3.18: drop tunnel settings, and read a real
+    /// server's address in its service's family.
+    pub fn behave_like_an_old_kernel(&self) {
+        self.table().old_kernel = true;
+    }
+
+    /// The connection table's entries.
+    pub fn set_connections(&self, connections: Vec<Connection>) {
+        self.table().connections = connections;
     }
 
     /// Sets the counters of a service, as traffic would.
@@ -79,12 +144,46 @@ impl FakeIpvs {
         f: impl FnOnce(&mut Table) -> Result<(), IpvsError>,
     ) -> Result<(), IpvsError> {
         let mut t = self.table();
-        t.writes.push(w);
+        t.writes.push(w.clone());
         if let Some(err) = t.fail_next.take() {
             return Err(err);
         }
+        if let Some(i) = t.fail_writes.iter().position(|(f, _)| *f == w) {
+            return Err(t.fail_writes.remove(i).1);
+        }
         f(&mut t)
     }
+}
+
+/// What an old kernel makes of a real server: no tunnel settings, and its address read as
+/// the service's family (the first 4 of 16 bytes, or 4 bytes padded with zeros).
+fn as_old_kernel_sees(key: &ServiceKey, mut dest: Destination) -> Destination {
+    dest.tunnel = Tunnel::default();
+    dest.addr = old_kernel_addr(key, dest.addr);
+    dest
+}
+
+fn old_kernel_addr(key: &ServiceKey, addr: IpAddr) -> IpAddr {
+    match (key.family(), addr) {
+        (crate::ipvs::Family::Inet, IpAddr::V6(a)) => {
+            let o = a.octets();
+            IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+        }
+        (crate::ipvs::Family::Inet6, IpAddr::V4(a)) => {
+            let mut o = [0u8; 16];
+            o[..4].copy_from_slice(&a.octets());
+            IpAddr::V6(Ipv6Addr::from(o))
+        }
+        (_, a) => a,
+    }
+}
+
+fn scheduler_missing(t: &Table, svc: &Service) -> Result<(), IpvsError> {
+    let name = svc.scheduler.name();
+    if t.missing.contains(name) {
+        return Err(IpvsError::SchedulerNotFound(name.to_owned()));
+    }
+    Ok(())
 }
 
 fn find<'a>(
@@ -133,9 +232,7 @@ impl IpvsOps for FakeIpvs {
 
     async fn new_service(&self, svc: &Service) -> Result<(), IpvsError> {
         self.write(Write::NewService(svc.clone()), |t| {
-            if svc.scheduler == Scheduler::Twos {
-                return Err(IpvsError::SchedulerNotFound("twos".into()));
-            }
+            scheduler_missing(t, svc)?;
             if t.services.contains_key(&svc.key) {
                 return Err(IpvsError::ServiceExists);
             }
@@ -152,6 +249,7 @@ impl IpvsOps for FakeIpvs {
 
     async fn set_service(&self, svc: &Service) -> Result<(), IpvsError> {
         self.write(Write::SetService(svc.clone()), |t| {
+            scheduler_missing(t, svc)?;
             let (entry, _) = find_mut(t, &svc.key)?;
             entry.service = svc.clone();
             entry.service.flags = svc.flags.with(ServiceFlags::HASHED, true);
@@ -170,6 +268,11 @@ impl IpvsOps for FakeIpvs {
 
     async fn new_dest(&self, key: &ServiceKey, dest: &Destination) -> Result<(), IpvsError> {
         self.write(Write::NewDest(*key, *dest), |t| {
+            let dest = &if t.old_kernel {
+                as_old_kernel_sees(key, *dest)
+            } else {
+                *dest
+            };
             // What the kernel answers, unnamed: the API layer must still say "Service not defined".
             let (_, dests) = t.services.get_mut(key).ok_or(IpvsError::Kernel {
                 op: "new_dest",
@@ -192,6 +295,11 @@ impl IpvsOps for FakeIpvs {
 
     async fn set_dest(&self, key: &ServiceKey, dest: &Destination) -> Result<(), IpvsError> {
         self.write(Write::SetDest(*key, *dest), |t| {
+            let dest = &if t.old_kernel {
+                as_old_kernel_sees(key, *dest)
+            } else {
+                *dest
+            };
             let (_, dests) = find_mut(t, key)?;
             let d = dests
                 .iter_mut()
@@ -204,6 +312,11 @@ impl IpvsOps for FakeIpvs {
 
     async fn del_dest(&self, key: &ServiceKey, addr: IpAddr, port: u16) -> Result<(), IpvsError> {
         self.write(Write::DelDest(*key, addr, port), |t| {
+            let addr = if t.old_kernel {
+                old_kernel_addr(key, addr)
+            } else {
+                addr
+            };
             let (_, dests) = find_mut(t, key)?;
             let before = dests.len();
             dests.retain(|d| !same(d, addr, port));
@@ -236,29 +349,72 @@ impl IpvsOps for FakeIpvs {
     }
 
     async fn timeouts(&self) -> Result<Timeouts, IpvsError> {
-        self.read(|_| {
-            Ok(Timeouts {
-                tcp: 900,
-                tcp_fin: 120,
-                udp: 300,
-            })
+        self.read(|t| Ok(t.timeouts))
+    }
+
+    /// 0 leaves a value unchanged, as in the kernel.
+    async fn set_timeouts(&self, new: &Timeouts) -> Result<(), IpvsError> {
+        self.write(Write::SetTimeouts(*new), |t| {
+            let keep = |new: u32, old: u32| if new == 0 { old } else { new };
+            t.timeouts = Timeouts {
+                tcp: keep(new.tcp, t.timeouts.tcp),
+                tcp_fin: keep(new.tcp_fin, t.timeouts.tcp_fin),
+                udp: keep(new.udp, t.timeouts.udp),
+            };
+            Ok(())
         })
     }
 
-    async fn set_timeouts(&self, _t: &Timeouts) -> Result<(), IpvsError> {
-        Err(IpvsError::PermissionDenied)
-    }
-
     async fn daemons(&self) -> Result<Vec<Daemon>, IpvsError> {
-        self.read(|_| Ok(Vec::new()))
+        self.read(|t| Ok(t.daemons.clone()))
     }
 
-    async fn new_daemon(&self, _d: &Daemon) -> Result<(), IpvsError> {
-        Err(IpvsError::PermissionDenied)
+    /// Fills in the kernel's defaults, as a kernel dump reports them.
+    async fn new_daemon(&self, d: &Daemon) -> Result<(), IpvsError> {
+        self.write(Write::NewDaemon(d.clone()), |t| {
+            if t.daemons.iter().any(|r| r.state == d.state) {
+                return Err(IpvsError::DaemonRunning);
+            }
+            t.daemons.push(Daemon {
+                sync_maxlen: d.sync_maxlen.or(Some(1472)),
+                mcast_group: d
+                    .mcast_group
+                    .or(Some(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81)))),
+                mcast_port: d.mcast_port.or(Some(8848)),
+                mcast_ttl: d.mcast_ttl.or(Some(1)),
+                ..d.clone()
+            });
+            Ok(())
+        })
     }
 
-    async fn del_daemon(&self, _state: DaemonState) -> Result<(), IpvsError> {
-        Err(IpvsError::DaemonNotRunning)
+    async fn del_daemon(&self, state: DaemonState) -> Result<(), IpvsError> {
+        self.write(Write::DelDaemon(state), |t| {
+            let before = t.daemons.len();
+            t.daemons.retain(|d| d.state != state);
+            if t.daemons.len() == before {
+                return Err(IpvsError::DaemonNotRunning);
+            }
+            Ok(())
+        })
+    }
+
+    async fn connections(&self) -> Result<Vec<Connection>, IpvsError> {
+        self.read(|t| Ok(t.connections.clone()))
+    }
+
+    async fn load_scheduler(&self, name: &str) -> Result<(), ModuleError> {
+        let mut t = self.table();
+        t.loads.push(name.to_owned());
+        if !t.loadable.contains(name) {
+            return Err(ModuleError::Failed {
+                module: format!("ip_vs_{name}"),
+                status: "exit status: 1".into(),
+                stderr: format!("modprobe: module ip_vs_{name} not found in modules.dep"),
+            });
+        }
+        t.missing.remove(name);
+        Ok(())
     }
 }
 

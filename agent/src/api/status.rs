@@ -8,6 +8,7 @@
 //! | `SchedulerNotFound`, `PersistenceEngineNotFound`, `LinkError::NotSupported` | `FAILED_PRECONDITION` |
 //! | `PermissionDenied` | `PERMISSION_DENIED` |
 //! | `IpvsError::Unavailable`, `IpvsError::Netlink`, `LinkError::Connection` | `UNAVAILABLE` |
+//! | `IpvsError::ConnTable` (the kernel's `/proc` table unreadable) | `INTERNAL` |
 //! | `Kernel { errno }` | by errno, see [`errno_code`] |
 //!
 //! A scheduler or persistence engine the kernel lacks is `FAILED_PRECONDITION`, not
@@ -61,6 +62,7 @@ pub fn ipvs_code(e: &IpvsError) -> Code {
         }
         IpvsError::PermissionDenied => Code::PermissionDenied,
         IpvsError::Unavailable | IpvsError::Netlink(_) => Code::Unavailable,
+        IpvsError::ConnTable(_) => Code::Internal,
         IpvsError::Kernel { errno, .. } => errno_code(*errno),
     }
 }
@@ -175,6 +177,13 @@ mod tests {
                 IpvsError::Netlink("connection closed".into()),
                 Code::Unavailable,
                 "netlink: connection closed",
+            ),
+            (
+                IpvsError::ConnTable(
+                    "cannot read /proc/self/net/ip_vs_conn: Is a directory".into(),
+                ),
+                Code::Internal,
+                "connection table: cannot read /proc/self/net/ip_vs_conn: Is a directory",
             ),
             (
                 kernel(libc::ESRCH, "No such process"),

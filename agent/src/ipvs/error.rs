@@ -78,4 +78,7 @@ pub enum IpvsError {
     /// The netlink socket failed or a reply could not be parsed.
     #[error("netlink: {0}")]
     Netlink(String),
+    /// The connection table (`/proc/net/ip_vs_conn`) could not be read or understood.
+    #[error("connection table: {0}")]
+    ConnTable(String),
 }

@@ -11,6 +11,7 @@
 //!   drives the connection.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -24,11 +25,13 @@ use tokio::sync::Mutex;
 
 use super::IpvsOps;
 use super::cmd::Cmd;
+use super::conn::{CONN_TABLE, Connection, parse_table};
 use super::errno::kernel_error;
 use super::error::IpvsError;
 use super::family::resolve_family_id;
 use super::frame::Frame;
 use super::message::IpvsMessage;
+use super::module::{ModuleError, modprobe, scheduler_module};
 use super::op::IpvsOp;
 use super::types::{
     Daemon, DaemonState, Destination, DestinationEntry, Info, Service, ServiceEntry, ServiceKey,
@@ -53,6 +56,8 @@ pub struct IpvsHandle {
     family_id: u16,
     /// Held for the whole life of a dump: one dump per socket.
     dumps: Arc<Mutex<()>>,
+    /// The connection table file ([`CONN_TABLE`] unless told otherwise).
+    conn_table: Arc<PathBuf>,
 }
 
 fn kernel_addr() -> SocketAddr {
@@ -99,7 +104,14 @@ impl IpvsHandle {
             conn: handle,
             family_id,
             dumps: Arc::new(Mutex::new(())),
+            conn_table: Arc::new(PathBuf::from(CONN_TABLE)),
         })
+    }
+
+    /// Reads the connection table from `path` instead of [`CONN_TABLE`].
+    pub fn with_conn_table(mut self, path: impl Into<PathBuf>) -> Self {
+        self.conn_table = Arc::new(path.into());
+        self
     }
 
     /// The generic-netlink family id the kernel gave "IPVS".
@@ -223,6 +235,24 @@ impl IpvsHandle {
             Err(e) => vec![Err(e); ops.len()],
         }
     }
+}
+
+/// The connection table at `path`. A missing file means the kernel has no IPVS (the file
+/// exists in every network namespace once `ip_vs` is loaded).
+pub async fn read_conn_table(path: &Path) -> Result<Vec<Connection>, IpvsError> {
+    let text = match tokio::fs::read_to_string(path).await {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(IpvsError::Unavailable);
+        }
+        Err(e) => {
+            return Err(IpvsError::ConnTable(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    parse_table(&text).map_err(|e| IpvsError::ConnTable(e.to_string()))
 }
 
 fn unreadable(cmd: Cmd, e: impl std::fmt::Display) -> IpvsError {
@@ -367,6 +397,19 @@ impl IpvsOps for IpvsHandle {
     async fn del_daemon(&self, state: DaemonState) -> Result<(), IpvsError> {
         self.ack(IpvsMessage::del_daemon(state), None).await
     }
+
+    async fn connections(&self) -> Result<Vec<Connection>, IpvsError> {
+        read_conn_table(&self.conn_table).await
+    }
+
+    async fn load_scheduler(&self, name: &str) -> Result<(), ModuleError> {
+        modprobe(&scheduler_module(name)).await
+    }
+
+    /// Pipelined: see [`IpvsHandle::apply`].
+    async fn apply(&self, ops: &[IpvsOp]) -> Vec<Result<(), IpvsError>> {
+        IpvsHandle::apply(self, ops).await
+    }
 }
 
 #[cfg(test)]
@@ -441,6 +484,38 @@ mod tests {
         assert_eq!(
             read(Cmd::DelDaemon, msg(DEL_DAEMON_ESRCH)),
             Err(IpvsError::DaemonNotRunning)
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_table_file() {
+        let dir = crate::api::tests::TempDir::new();
+        let path = dir.0.join("ip_vs_conn");
+        assert_eq!(
+            read_conn_table(&path).await,
+            Err(IpvsError::Unavailable),
+            "no file: no IPVS"
+        );
+        std::fs::write(
+            &path,
+            "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n\
+             TCP 0A000009 A000 0A000001 0050 0A000101 0050 ESTABLISHED     899\n",
+        )
+        .expect("write table");
+        let table = read_conn_table(&path).await.expect("table");
+        assert_eq!(
+            table
+                .iter()
+                .map(|c| c.client.to_string())
+                .collect::<Vec<_>>(),
+            vec!["10.0.0.9:40960"]
+        );
+        std::fs::write(&path, "TCP 0A000009\n").expect("write table");
+        assert_eq!(
+            read_conn_table(&path).await,
+            Err(IpvsError::ConnTable(
+                "line 1 of the connection table: no client port: \"TCP 0A000009\"".into()
+            ))
         );
     }
 

@@ -5,19 +5,24 @@
 //!   builds messages from domain values as ipvsadm does, [`reply`] reads the kernel's back;
 //!   [`errno`] names the kernel's refusals.
 //! - [`handle`]: [`IpvsHandle`], the async handle over one long-lived, pipelined socket;
-//!   [`op`]: a write as a value, for batches.
+//!   [`op`]: a write as a value, for batches; [`rule`]: a write in ipvsadm's words.
+//! - [`conn`]: the connection table, which only `/proc` shows; [`module`]: scheduler modules
+//!   loaded on demand.
 
 pub mod attr;
 pub mod cmd;
+pub mod conn;
 pub mod errno;
 pub mod error;
 mod family;
 mod frame;
 pub mod handle;
 pub mod message;
+pub mod module;
 pub mod op;
 pub mod reply;
 pub mod request;
+pub mod rule;
 pub mod types;
 
 #[cfg(test)]
@@ -26,9 +31,11 @@ mod tests;
 use std::future::Future;
 use std::net::IpAddr;
 
+pub use conn::Connection;
 pub use error::{IpvsError, ValidationError};
 pub use handle::IpvsHandle;
 pub use message::IpvsMessage;
+pub use module::ModuleError;
 pub use op::IpvsOp;
 pub use types::*;
 
@@ -93,4 +100,44 @@ pub trait IpvsOps: Send + Sync + 'static {
     fn new_daemon(&self, d: &Daemon) -> impl Future<Output = Result<(), IpvsError>> + Send;
     /// `ipvsadm --stop-daemon`.
     fn del_daemon(&self, state: DaemonState) -> impl Future<Output = Result<(), IpvsError>> + Send;
+    /// `ipvsadm -Lnc`: the connection table of the agent's network namespace.
+    fn connections(&self) -> impl Future<Output = Result<Vec<Connection>, IpvsError>> + Send;
+    /// `modprobe ip_vs_<name>`: loads a scheduler the kernel lacks.
+    fn load_scheduler(&self, name: &str) -> impl Future<Output = Result<(), ModuleError>> + Send;
+
+    /// One write.
+    fn write(&self, op: &IpvsOp) -> impl Future<Output = Result<(), IpvsError>> + Send {
+        async move {
+            match op {
+                IpvsOp::NewService(s) => self.new_service(s).await,
+                IpvsOp::SetService(s) => self.set_service(s).await,
+                IpvsOp::DelService(k) => self.del_service(k).await,
+                IpvsOp::NewDest(k, d) => self.new_dest(k, d).await,
+                IpvsOp::SetDest(k, d) => self.set_dest(k, d).await,
+                IpvsOp::DelDest {
+                    service,
+                    addr,
+                    port,
+                } => self.del_dest(service, *addr, *port).await,
+                IpvsOp::Zero(k) => self.zero(k.as_ref()).await,
+                IpvsOp::Flush => self.flush().await,
+                IpvsOp::SetTimeouts(t) => self.set_timeouts(t).await,
+                IpvsOp::NewDaemon(d) => self.new_daemon(d).await,
+                IpvsOp::DelDaemon(s) => self.del_daemon(*s).await,
+            }
+        }
+    }
+
+    /// Many writes in order, each attempted whatever became of the ones before it (as the
+    /// kernel handles a pipelined batch); one result per write, in order. One at a time
+    /// unless the core can do better ([`IpvsHandle::apply`] pipelines them).
+    fn apply(&self, ops: &[IpvsOp]) -> impl Future<Output = Vec<Result<(), IpvsError>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(ops.len());
+            for op in ops {
+                results.push(self.write(op).await);
+            }
+            results
+        }
+    }
 }
