@@ -1,5 +1,6 @@
 //! ipvs-agent: owns one node's IPVS table and the links that hold its virtual IPs, and serves
-//! them over gRPC. The `ipvs` and `link` modules talk netlink; `api` adapts them to tonic.
+//! them over gRPC. The `ipvs` and `link` modules talk netlink; `api` adapts them to tonic;
+//! `state` turns a desired table into the changes that make the kernel match it.
 
 pub mod api;
 pub mod config;
@@ -7,3 +8,4 @@ pub mod ipvs;
 pub mod link;
 pub mod server;
 pub mod shutdown;
+pub mod state;

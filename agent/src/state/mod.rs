@@ -1,0 +1,14 @@
+//! Desired state and reconcile: a whole desired table is checked ([`desired`]), compared with
+//! the kernel's to give the ordered changes that make one into the other ([`plan`], pure), and
+//! those are made, or undone on a refusal ([`apply`], over any [`IpvsOps`](crate::ipvs::IpvsOps)).
+//! [`readback`] catches the attributes an older kernel accepts but silently ignores.
+
+pub mod apply;
+pub mod desired;
+pub mod plan;
+pub mod readback;
+
+pub use apply::{ApplyError, Undo, apply};
+pub use desired::{DesiredService, DesiredTable, TableError};
+pub use plan::{Change, ChangeKind, plan};
+pub use readback::Ignored;
