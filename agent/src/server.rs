@@ -13,7 +13,7 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{IpvsApi, LinkApi, LinkOps, StatsApi};
+use crate::api::{ConfigApi, IpvsApi, LinkApi, LinkOps, StatsApi, TableApi};
 use crate::ipvs::IpvsOps;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 
@@ -51,6 +51,8 @@ pub fn routes<I: IpvsOps, L: LinkOps>(
     let mut routes = Routes::builder();
     routes
         .add_service(IpvsApi::new(ipvs.clone()).into_server())
+        .add_service(ConfigApi::new(ipvs.clone()).into_server())
+        .add_service(TableApi::new(ipvs.clone()).into_server())
         .add_service(StatsApi::new(ipvs).with_shutdown(shutdown).into_server())
         .add_service(LinkApi::new(links).into_server())
         .add_service(reflection().build_v1()?)

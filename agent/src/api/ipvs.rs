@@ -8,7 +8,9 @@ use tonic::{Request, Response, Status};
 
 use super::audit::logged;
 use super::convert::{self, ipvs::DestinationChange};
-use crate::ipvs::{IpvsError, IpvsOps, Service, ServiceKey};
+use crate::ipvs::module::with_scheduler;
+use crate::ipvs::{Destination, IpvsError, IpvsOp, IpvsOps, Service, ServiceKey};
+use crate::state::readback;
 
 /// The IPVS table service, generic over the core so tests can run it on a fake table.
 #[derive(Debug)]
@@ -45,7 +47,7 @@ impl<I: IpvsOps> IpvsApi<I> {
 
     async fn create(&self, svc: Service) -> Result<pb::CreateServiceResponse, Status> {
         svc.validate().map_err(IpvsError::from)?;
-        self.ipvs.new_service(&svc).await?;
+        with_scheduler(&*self.ipvs, || self.ipvs.new_service(&svc)).await?;
         Ok(pb::CreateServiceResponse {
             service: Some(self.read_back(&svc).await),
         })
@@ -53,7 +55,7 @@ impl<I: IpvsOps> IpvsApi<I> {
 
     async fn update(&self, svc: Service) -> Result<pb::UpdateServiceResponse, Status> {
         svc.validate().map_err(IpvsError::from)?;
-        self.ipvs.set_service(&svc).await?;
+        with_scheduler(&*self.ipvs, || self.ipvs.set_service(&svc)).await?;
         Ok(pb::UpdateServiceResponse {
             service: Some(self.read_back(&svc).await),
         })
@@ -63,25 +65,79 @@ impl<I: IpvsOps> IpvsApi<I> {
         let key = change.service;
         let dest = change.dest.normalized_for(&key);
         dest.validate_for(&key).map_err(IpvsError::from)?;
-        Ok(self.ipvs.new_dest(&key, &dest).await?)
+        self.ipvs.new_dest(&key, &dest).await?;
+        if readback::needs_readback(&key, &dest) {
+            let undo = IpvsOp::DelDest {
+                service: key,
+                addr: dest.addr,
+                port: dest.port,
+            };
+            self.verify(&key, &dest, undo, "the real server was removed again")
+                .await?;
+        }
+        Ok(())
     }
 
     async fn update_dest(&self, change: DestinationChange) -> Result<(), Status> {
         let key = change.service;
         let mut dest = change.dest.normalized_for(&key);
-        if !change.weight_given {
-            // SET_DEST needs a weight: keep the one the kernel has.
-            dest.weight = self
+        let check = readback::needs_readback(&key, &dest);
+        // SET_DEST needs a weight (an update without one keeps the kernel's), and a write
+        // the kernel may cut short needs the settings to go back to.
+        let previous = if !change.weight_given || check {
+            let found = self
                 .ipvs
                 .destinations(&key)
                 .await?
-                .iter()
+                .into_iter()
                 .find(|d| d.dest.addr == dest.addr && d.dest.port == dest.port)
-                .map(|d| d.dest.weight)
+                .map(|d| d.dest)
                 .ok_or(IpvsError::DestinationNotFound)?;
+            Some(found)
+        } else {
+            None
+        };
+        if let (false, Some(p)) = (change.weight_given, previous) {
+            dest.weight = p.weight;
         }
         dest.validate_for(&key).map_err(IpvsError::from)?;
-        Ok(self.ipvs.set_dest(&key, &dest).await?)
+        self.ipvs.set_dest(&key, &dest).await?;
+        if let (true, Some(p)) = (check, previous) {
+            self.verify(
+                &key,
+                &dest,
+                IpvsOp::SetDest(key, p),
+                "its settings were restored",
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Reads `dest` back; if the kernel dropped part of it, takes the write back with `undo`
+    /// and fails with `FAILED_PRECONDITION`.
+    async fn verify(
+        &self,
+        key: &ServiceKey,
+        dest: &Destination,
+        undo: IpvsOp,
+        undone: &str,
+    ) -> Result<(), Status> {
+        let back = match self.ipvs.destinations(key).await {
+            Ok(back) => back,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "cannot read back real server");
+                return Ok(());
+            }
+        };
+        let Err(ignored) = readback::check(key, dest, &back) else {
+            return Ok(());
+        };
+        let outcome = match self.ipvs.write(&undo).await {
+            Ok(()) => undone.to_owned(),
+            Err(e) => format!("taking the write back (\"{undo}\") failed: {e}"),
+        };
+        Err(Status::failed_precondition(format!("{ignored}; {outcome}")))
     }
 }
 

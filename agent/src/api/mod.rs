@@ -5,17 +5,21 @@
 //! error becomes a status in one place ([`status`]); every write is logged once ([`audit`]).
 
 pub mod audit;
+pub mod config;
 pub mod convert;
 pub mod ipvs;
 pub mod link;
 pub mod stats;
 pub mod status;
+pub mod table;
 
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use config::ConfigApi;
 pub use ipvs::IpvsApi;
 pub use link::{LinkApi, LinkOps};
 pub use stats::StatsApi;
+pub use table::TableApi;

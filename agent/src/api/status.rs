@@ -11,6 +11,11 @@
 //! | `IpvsError::ConnTable` (the kernel's `/proc` table unreadable) | `INTERNAL` |
 //! | `Kernel { errno }` | by errno, see [`errno_code`] |
 //!
+//! A desired table that breaks a rule ([`TableError`]) is `INVALID_ARGUMENT`; a plan the kernel
+//! refused half-way ([`ApplyError::Refused`]) is `ABORTED`, whatever the kernel's reason, because
+//! the changes made were undone (or the message says they could not be); a change the kernel
+//! accepted but silently cut short ([`ApplyError::Ignored`]) is `FAILED_PRECONDITION`.
+//!
 //! A scheduler or persistence engine the kernel lacks is `FAILED_PRECONDITION`, not
 //! `INVALID_ARGUMENT`: the request named a valid choice of the API, and the same request succeeds
 //! once the node loads `ip_vs_<name>`; the fix is on the node, not in the request.
@@ -22,6 +27,7 @@ use tonic::{Code, Status};
 use super::convert::FieldError;
 use crate::ipvs::IpvsError;
 use crate::link::LinkError;
+use crate::state::{ApplyError, TableError};
 
 impl From<FieldError> for Status {
     fn from(e: FieldError) -> Self {
@@ -39,6 +45,21 @@ impl From<IpvsError> for Status {
             return Status::not_found(IpvsError::ServiceNotFound.to_string());
         }
         Status::new(ipvs_code(&e), e.to_string())
+    }
+}
+
+impl From<TableError> for Status {
+    fn from(e: TableError) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
+impl From<ApplyError> for Status {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Refused { .. } => Status::aborted(e.to_string()),
+            ApplyError::Ignored { .. } => Status::failed_precondition(e.to_string()),
+        }
     }
 }
 

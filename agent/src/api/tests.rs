@@ -21,8 +21,8 @@ use tonic::{Code, Status};
 
 use super::fake::{FakeIpvs, FakeLinks, Write};
 use crate::ipvs::{
-    Destination, ForwardMethod, IpvsError, Protocol, Scheduler, Service, ServiceFlags, ServiceKey,
-    Stats,
+    Destination, ForwardMethod, IpvsError, IpvsOps, Protocol, Scheduler, Service, ServiceFlags,
+    ServiceKey, Stats,
 };
 use crate::server::{self, Listeners, ServerError};
 use crate::shutdown::Shutdown;
@@ -482,6 +482,107 @@ async fn kernel_refusals_keep_their_meaning() {
         Code::PermissionDenied,
         "permission denied (you must be root or have CAP_NET_ADMIN)",
     );
+}
+
+#[tokio::test]
+async fn a_missing_scheduler_is_loaded_and_the_write_retried() {
+    let server = TestServer::start().await;
+    server.ipvs.make_loadable("twos");
+    let mut ipvs = server.ipvs_client();
+    let twos = |octets| pb::CreateServiceRequest {
+        service: Some(pb::Service {
+            key: tcp_key(octets, 80),
+            scheduler: pb::Scheduler::Twos.into(),
+            ..Default::default()
+        }),
+    };
+    let created = ipvs
+        .create_service(twos([10, 1, 0, 2]))
+        .await
+        .expect("created after loading ip_vs_twos")
+        .into_inner();
+    assert_eq!(
+        created.service.map(|s| s.scheduler),
+        Some(pb::Scheduler::Twos.into())
+    );
+    ipvs.create_service(twos([10, 1, 0, 3]))
+        .await
+        .expect("loaded now");
+    assert_eq!(server.ipvs.loads(), vec!["twos".to_owned()], "loaded once");
+    let writes = server.ipvs.writes();
+    assert_eq!(
+        writes.len(),
+        3,
+        "refused, retried, then the second: {writes:?}"
+    );
+}
+
+#[tokio::test]
+async fn tunnel_settings_an_old_kernel_drops_are_refused_and_taken_back() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    server.ipvs.behave_like_an_old_kernel();
+    let mut ipvs = server.ipvs_client();
+    let gre = |weight| {
+        Some(pb::Destination {
+            address: v4([10, 2, 0, 1]),
+            port: 80,
+            forwarding: pb::ForwardingMethod::Tunnel.into(),
+            weight,
+            tunnel: Some(pb::Tunnel {
+                r#type: pb::TunnelType::Gre.into(),
+                port: 0,
+                checksum: pb::TunnelChecksum::Csum.into(),
+            }),
+            ..Default::default()
+        })
+    };
+    refused(
+        ipvs.add_destination(add_dest(gre(None))).await,
+        Code::FailedPrecondition,
+        "the kernel ignored the tunnel settings of real server 10.2.0.1:80 of service TCP \
+         192.168.100.1:80 (GUE and GRE tunnels need Linux 5.2 or later); the real server was \
+         removed again",
+    );
+    let dests = ipvs
+        .list_destinations(pb::ListDestinationsRequest {
+            service: tcp_key(VIP, 80),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .destinations;
+    assert_eq!(dests.len(), 2, "only the seed's: {dests:?}");
+
+    // An update to GRE of a plain IPIP server: its settings go back.
+    let ipip = Some(pb::Destination {
+        tunnel: None,
+        weight: Some(4),
+        ..gre(None).unwrap_or_default()
+    });
+    ipvs.add_destination(add_dest(ipip.clone()))
+        .await
+        .expect("plain IPIP needs no read-back");
+    refused(
+        ipvs.update_destination(pb::UpdateDestinationRequest {
+            service: tcp_key(VIP, 80),
+            destination: gre(Some(9)),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "the kernel ignored the tunnel settings of real server 10.2.0.1:80 of service TCP \
+         192.168.100.1:80 (GUE and GRE tunnels need Linux 5.2 or later); its settings were \
+         restored",
+    );
+    let weight = server
+        .ipvs
+        .destinations(&vip_key())
+        .await
+        .expect("dests")
+        .iter()
+        .find(|d| d.dest.port == 80)
+        .map(|d| d.dest.weight);
+    assert_eq!(weight, Some(4), "the weight went back too");
 }
 
 #[tokio::test]
@@ -1005,9 +1106,11 @@ async fn reflection_lists_the_services() {
         names,
         vec![
             "grpc.reflection.v1.ServerReflection",
+            "ipvs.agent.v1.ConfigService",
             "ipvs.agent.v1.IpvsService",
             "ipvs.agent.v1.LinkService",
             "ipvs.agent.v1.StatsService",
+            "ipvs.agent.v1.TableService",
         ]
     );
 }

@@ -321,7 +321,15 @@ pub fn scheduler_to_proto(s: &Scheduler) -> pb::Scheduler {
 
 /// A service as the kernel reports it, with `dests` as its real servers.
 pub fn service_to_proto(entry: &ServiceEntry, dests: &[DestinationEntry]) -> pb::Service {
-    let svc = &entry.service;
+    pb::Service {
+        stats: Some(stats_to_proto(&entry.stats)),
+        destinations: dests.iter().map(destination_to_proto).collect(),
+        ..service_config_to_proto(&entry.service)
+    }
+}
+
+/// A service's configuration alone: no counters, no real servers.
+pub fn service_config_to_proto(svc: &Service) -> pb::Service {
     pb::Service {
         key: Some(key_to_proto(&svc.key)),
         scheduler: scheduler_to_proto(&svc.scheduler).into(),
@@ -335,13 +343,23 @@ pub fn service_to_proto(entry: &ServiceEntry, dests: &[DestinationEntry]) -> pb:
             persistence_engine: svc.pe_name.clone().unwrap_or_default(),
         }),
         flags: svc.flags.0,
-        stats: Some(stats_to_proto(&entry.stats)),
-        destinations: dests.iter().map(destination_to_proto).collect(),
+        stats: None,
+        destinations: Vec::new(),
     }
 }
 
 pub fn destination_to_proto(entry: &DestinationEntry) -> pb::Destination {
-    let d = &entry.dest;
+    pb::Destination {
+        active_connections: entry.active_conns,
+        inactive_connections: entry.inactive_conns,
+        persistent_connections: entry.persistent_conns,
+        stats: Some(stats_to_proto(&entry.stats)),
+        ..dest_config_to_proto(&entry.dest)
+    }
+}
+
+/// A real server's configuration alone: no connection counts, no counters.
+pub fn dest_config_to_proto(d: &Destination) -> pb::Destination {
     let tunnel = (d.forward == ForwardMethod::Tunnel).then(|| pb::Tunnel {
         r#type: match d.tunnel.kind {
             TunnelType::Ipip => pb::TunnelType::Ipip,
@@ -371,10 +389,10 @@ pub fn destination_to_proto(entry: &DestinationEntry) -> pb::Destination {
         upper_threshold: d.upper_threshold,
         lower_threshold: d.lower_threshold,
         tunnel,
-        active_connections: entry.active_conns,
-        inactive_connections: entry.inactive_conns,
-        persistent_connections: entry.persistent_conns,
-        stats: Some(stats_to_proto(&entry.stats)),
+        active_connections: 0,
+        inactive_connections: 0,
+        persistent_connections: 0,
+        stats: None,
     }
 }
 

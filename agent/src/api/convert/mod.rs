@@ -5,9 +5,11 @@
 //! so a client can tell which of its fields to fix. Replies are built from domain values and
 //! cannot fail.
 
+pub mod config;
 pub mod ipvs;
 pub mod link;
 pub mod stats;
+pub mod table;
 
 use std::fmt;
 use std::time::Duration;

@@ -1,0 +1,396 @@
+//! `ipvs.agent.v1` timeouts, sync daemons and connections ↔ the [`crate::ipvs`] domain model.
+
+use ipvs_proto::v1 as pb;
+
+use super::ipvs::{ip_address, ip_to_proto};
+use super::{Field, FieldError, Problem, nested, optional};
+use crate::ipvs::conn::Connection;
+use crate::ipvs::{Daemon, DaemonState, Timeouts};
+
+/// The longest interface name the kernel takes (`IP_VS_IFNAME_MAXLEN` less its NUL).
+const MAX_IFNAME: usize = 15;
+
+/// `SetTimeoutsRequest`: the timeouts to set; 0 leaves a value as it is.
+pub fn set_timeouts(req: &pb::SetTimeoutsRequest) -> Result<Timeouts, FieldError> {
+    nested(req.timeouts.as_ref(), "timeouts", |t| {
+        Ok(Timeouts {
+            tcp: t.tcp,
+            tcp_fin: t.tcp_fin,
+            udp: t.udp,
+        })
+    })
+}
+
+pub fn timeouts_to_proto(t: &Timeouts) -> pb::Timeouts {
+    pb::Timeouts {
+        tcp: t.tcp,
+        tcp_fin: t.tcp_fin,
+        udp: t.udp,
+    }
+}
+
+fn role(v: i32) -> Result<DaemonState, Problem> {
+    match pb::DaemonRole::try_from(v) {
+        Ok(pb::DaemonRole::Master) => Ok(DaemonState::Master),
+        Ok(pb::DaemonRole::Backup) => Ok(DaemonState::Backup),
+        Ok(pb::DaemonRole::Unspecified) => Err(Problem::Unspecified("DAEMON_ROLE_UNSPECIFIED")),
+        Err(_) => Err(Problem::UnknownEnum(v)),
+    }
+}
+
+fn role_to_proto(s: DaemonState) -> pb::DaemonRole {
+    match s {
+        DaemonState::Master => pb::DaemonRole::Master,
+        DaemonState::Backup => pb::DaemonRole::Backup,
+    }
+}
+
+/// A value that must fit `max`, 0 meaning "the kernel's default".
+fn defaulted<T: TryFrom<u32>>(value: u32, max: u32) -> Result<Option<T>, Problem> {
+    if value > max {
+        return Err(Problem::TooLarge {
+            value: value.into(),
+            max: max.into(),
+        });
+    }
+    if value == 0 {
+        return Ok(None);
+    }
+    T::try_from(value).map(Some).map_err(|_| Problem::TooLarge {
+        value: value.into(),
+        max: max.into(),
+    })
+}
+
+/// `StartDaemonRequest`: the daemon to start, with the kernel's defaults for unset options.
+pub fn start_daemon(req: &pb::StartDaemonRequest) -> Result<Daemon, FieldError> {
+    nested(req.daemon.as_ref(), "daemon", daemon)
+}
+
+fn daemon(d: &pb::Daemon) -> Result<Daemon, FieldError> {
+    let state = role(d.role).field("role")?;
+    let ifname = &d.interface;
+    if ifname.is_empty() {
+        return Err(FieldError::new("interface", Problem::Missing));
+    }
+    if ifname.len() > MAX_IFNAME || ifname.contains('\0') {
+        return Err(FieldError::new(
+            "interface",
+            Problem::Invalid(format!(
+                "{ifname:?} is not an interface name (at most {MAX_IFNAME} bytes)"
+            )),
+        ));
+    }
+    if d.sync_id > 255 {
+        return Err(FieldError::new(
+            "sync_id",
+            Problem::TooLarge {
+                value: d.sync_id.into(),
+                max: 255,
+            },
+        ));
+    }
+    let group = optional(d.group.as_ref(), "group", ip_address)?;
+    if let Some(g) = group
+        && !g.is_multicast()
+    {
+        return Err(FieldError::new(
+            "group",
+            Problem::Invalid(format!("{g} is not a multicast address")),
+        ));
+    }
+    Ok(Daemon {
+        state,
+        mcast_ifn: ifname.clone(),
+        sync_id: d.sync_id,
+        sync_maxlen: defaulted(d.sync_maxlen, u16::MAX.into()).field("sync_maxlen")?,
+        mcast_group: group,
+        mcast_port: defaulted(d.port, u16::MAX.into()).field("port")?,
+        mcast_ttl: defaulted(d.ttl, u8::MAX.into()).field("ttl")?,
+    })
+}
+
+/// `StopDaemonRequest`: the role to stop.
+pub fn stop_daemon(req: &pb::StopDaemonRequest) -> Result<DaemonState, FieldError> {
+    role(req.role).field("role")
+}
+
+pub fn daemon_to_proto(d: &Daemon) -> pb::Daemon {
+    pb::Daemon {
+        role: role_to_proto(d.state).into(),
+        interface: d.mcast_ifn.clone(),
+        sync_id: d.sync_id,
+        sync_maxlen: d.sync_maxlen.map_or(0, u32::from),
+        group: d.mcast_group.map(ip_to_proto),
+        port: d.mcast_port.map_or(0, u32::from),
+        ttl: d.mcast_ttl.map_or(0, u32::from),
+    }
+}
+
+pub fn connection_to_proto(c: &Connection) -> pb::Connection {
+    let (pe_name, pe_data) =
+        c.pe.as_ref()
+            .map(|p| (p.name.clone(), p.data.clone()))
+            .unwrap_or_default();
+    pb::Connection {
+        protocol: c.protocol.clone(),
+        client_address: Some(ip_to_proto(c.client.ip())),
+        client_port: c.client.port().into(),
+        virtual_address: Some(ip_to_proto(c.vip.ip())),
+        virtual_port: c.vip.port().into(),
+        destination_address: Some(ip_to_proto(c.dest.ip())),
+        destination_port: c.dest.port().into(),
+        state: c.state.clone(),
+        expires_seconds: c.expires,
+        pe_name,
+        pe_data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::ip_address::Ip;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn v4(o: [u8; 4]) -> Option<pb::IpAddress> {
+        Some(pb::IpAddress {
+            ip: Some(Ip::V4(o.to_vec())),
+        })
+    }
+
+    fn master_on_lo() -> pb::Daemon {
+        pb::Daemon {
+            role: pb::DaemonRole::Master.into(),
+            interface: "lo".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn daemons() {
+        let with = |f: &dyn Fn(&mut pb::Daemon)| {
+            let mut d = master_on_lo();
+            f(&mut d);
+            pb::StartDaemonRequest { daemon: Some(d) }
+        };
+        let plain = Daemon {
+            state: DaemonState::Master,
+            mcast_ifn: "lo".into(),
+            sync_id: 0,
+            sync_maxlen: None,
+            mcast_group: None,
+            mcast_port: None,
+            mcast_ttl: None,
+        };
+        let err = |field: &str, problem| Err(FieldError::new(field, problem));
+        let cases: Vec<(&str, pb::StartDaemonRequest, Result<Daemon, FieldError>)> = vec![
+            ("defaults", with(&|_| {}), Ok(plain.clone())),
+            (
+                "everything set",
+                with(&|d| {
+                    d.role = pb::DaemonRole::Backup.into();
+                    d.sync_id = 255;
+                    d.sync_maxlen = 1400;
+                    d.group = v4([239, 1, 2, 3]);
+                    d.port = 8849;
+                    d.ttl = 255;
+                }),
+                Ok(Daemon {
+                    state: DaemonState::Backup,
+                    sync_id: 255,
+                    sync_maxlen: Some(1400),
+                    mcast_group: Some(IpAddr::V4(Ipv4Addr::new(239, 1, 2, 3))),
+                    mcast_port: Some(8849),
+                    mcast_ttl: Some(255),
+                    ..plain.clone()
+                }),
+            ),
+            (
+                "no daemon",
+                pb::StartDaemonRequest { daemon: None },
+                err("daemon", Problem::Missing),
+            ),
+            (
+                "no role",
+                with(&|d| d.role = 0),
+                err(
+                    "daemon.role",
+                    Problem::Unspecified("DAEMON_ROLE_UNSPECIFIED"),
+                ),
+            ),
+            (
+                "unknown role",
+                with(&|d| d.role = 3),
+                err("daemon.role", Problem::UnknownEnum(3)),
+            ),
+            (
+                "no interface",
+                with(&|d| d.interface.clear()),
+                err("daemon.interface", Problem::Missing),
+            ),
+            (
+                "interface name too long",
+                with(&|d| d.interface = "a-very-long-ifname".into()),
+                err(
+                    "daemon.interface",
+                    Problem::Invalid(
+                        "\"a-very-long-ifname\" is not an interface name (at most 15 bytes)".into(),
+                    ),
+                ),
+            ),
+            (
+                "sync id above 255",
+                with(&|d| d.sync_id = 256),
+                err(
+                    "daemon.sync_id",
+                    Problem::TooLarge {
+                        value: 256,
+                        max: 255,
+                    },
+                ),
+            ),
+            (
+                "not a multicast group",
+                with(&|d| d.group = v4([10, 0, 0, 1])),
+                err(
+                    "daemon.group",
+                    Problem::Invalid("10.0.0.1 is not a multicast address".into()),
+                ),
+            ),
+            (
+                "malformed group",
+                with(&|d| {
+                    d.group = Some(pb::IpAddress {
+                        ip: Some(Ip::V4(vec![1])),
+                    })
+                }),
+                err("daemon.group.v4", Problem::AddressLength(1)),
+            ),
+            (
+                "port above 65535",
+                with(&|d| d.port = 65536),
+                err(
+                    "daemon.port",
+                    Problem::TooLarge {
+                        value: 65536,
+                        max: 65535,
+                    },
+                ),
+            ),
+            (
+                "ttl above 255",
+                with(&|d| d.ttl = 256),
+                err(
+                    "daemon.ttl",
+                    Problem::TooLarge {
+                        value: 256,
+                        max: 255,
+                    },
+                ),
+            ),
+            (
+                "maxlen above 65535",
+                with(&|d| d.sync_maxlen = 70000),
+                err(
+                    "daemon.sync_maxlen",
+                    Problem::TooLarge {
+                        value: 70000,
+                        max: 65535,
+                    },
+                ),
+            ),
+        ];
+        for (what, req, want) in cases {
+            let got = start_daemon(&req);
+            assert_eq!(got, want, "{what}");
+            if let Ok(d) = got {
+                assert_eq!(daemon_to_proto(&d).interface, "lo", "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn daemons_read_back_as_written() {
+        let d = pb::Daemon {
+            role: pb::DaemonRole::Backup.into(),
+            interface: "eth0".into(),
+            sync_id: 9,
+            sync_maxlen: 1472,
+            group: v4([224, 0, 0, 81]),
+            port: 8848,
+            ttl: 1,
+        };
+        let domain = daemon(&d).expect("valid daemon");
+        assert_eq!(daemon_to_proto(&domain), d);
+    }
+
+    #[test]
+    fn roles_and_timeouts() {
+        assert_eq!(
+            stop_daemon(&pb::StopDaemonRequest {
+                role: pb::DaemonRole::Backup.into()
+            }),
+            Ok(DaemonState::Backup)
+        );
+        assert_eq!(
+            stop_daemon(&pb::StopDaemonRequest { role: 0 }),
+            Err(FieldError::new(
+                "role",
+                Problem::Unspecified("DAEMON_ROLE_UNSPECIFIED")
+            ))
+        );
+        let t = pb::Timeouts {
+            tcp: 900,
+            tcp_fin: 0,
+            udp: 60,
+        };
+        let domain = set_timeouts(&pb::SetTimeoutsRequest { timeouts: Some(t) }).expect("timeouts");
+        assert_eq!(
+            domain,
+            Timeouts {
+                tcp: 900,
+                tcp_fin: 0,
+                udp: 60
+            }
+        );
+        assert_eq!(timeouts_to_proto(&domain), t);
+        assert_eq!(
+            set_timeouts(&pb::SetTimeoutsRequest { timeouts: None }),
+            Err(FieldError::new("timeouts", Problem::Missing))
+        );
+    }
+
+    #[test]
+    fn connections() {
+        let line = "UDP 0A000009 13C4 0A000001 13C4 0A000101 13C4 UDP             179 sip 1@h";
+        let conn = crate::ipvs::conn::parse_line(line).expect("line");
+        let wire = connection_to_proto(&conn);
+        assert_eq!(
+            (
+                wire.protocol.as_str(),
+                wire.client_address,
+                wire.client_port,
+                wire.virtual_address,
+                wire.destination_address,
+                wire.destination_port,
+                wire.state.as_str(),
+                wire.expires_seconds,
+                wire.pe_name.as_str(),
+                wire.pe_data.as_str(),
+            ),
+            (
+                "UDP",
+                v4([10, 0, 0, 9]),
+                5060,
+                v4([10, 0, 0, 1]),
+                v4([10, 0, 1, 1]),
+                5060,
+                "UDP",
+                179,
+                "sip",
+                "1@h"
+            )
+        );
+    }
+}

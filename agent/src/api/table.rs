@@ -1,0 +1,355 @@
+//! `ipvs.agent.v1.TableService` over any [`IpvsOps`]: parse the desired table, check it whole,
+//! plan against the kernel's, apply (or not, for a dry run).
+
+use std::sync::Arc;
+
+use ipvs_proto::v1 as pb;
+use pb::table_service_server::{TableService, TableServiceServer};
+use tokio::sync::Mutex;
+use tonic::{Request, Response, Status};
+
+use super::audit::logged;
+use super::convert::table::{ApplyInput, apply_request, change_to_proto};
+use crate::ipvs::IpvsOps;
+use crate::state::{self, DesiredTable};
+
+/// The whole-table service, generic over the core so tests can run it on a fake.
+#[derive(Debug)]
+pub struct TableApi<I> {
+    ipvs: Arc<I>,
+    /// One apply at a time: a plan is only good for the table it was made against.
+    applying: Mutex<()>,
+}
+
+impl<I: IpvsOps> TableApi<I> {
+    pub fn new(ipvs: Arc<I>) -> Self {
+        TableApi {
+            ipvs,
+            applying: Mutex::new(()),
+        }
+    }
+
+    pub fn into_server(self) -> TableServiceServer<Self> {
+        TableServiceServer::new(self)
+    }
+
+    async fn run(&self, input: ApplyInput) -> Result<pb::ApplyResponse, Status> {
+        let desired = DesiredTable::new(input.services)?;
+        let _turn = self.applying.lock().await;
+        let current = self.ipvs.table().await?;
+        let changes = state::plan(&current, &desired, input.prune);
+        if !input.dry_run {
+            state::apply(&*self.ipvs, &changes).await?;
+        }
+        Ok(pb::ApplyResponse {
+            changes: changes.iter().map(change_to_proto).collect(),
+            applied: !input.dry_run,
+        })
+    }
+}
+
+/// The log target of an apply: `3 services, prune, dry run`.
+fn target(input: &ApplyInput) -> String {
+    let mut t = match input.services.len() {
+        1 => "1 service".to_owned(),
+        n => format!("{n} services"),
+    };
+    if input.prune {
+        t.push_str(", prune");
+    }
+    if input.dry_run {
+        t.push_str(", dry run");
+    }
+    t
+}
+
+#[tonic::async_trait]
+impl<I: IpvsOps> TableService for TableApi<I> {
+    async fn apply(
+        &self,
+        request: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::ApplyResponse>, Status> {
+        let parsed = apply_request(request.get_ref());
+        logged("Apply", parsed, target, |input| self.run(input)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pb::ip_address::Ip;
+    use pb::service_key::Key;
+    use pb::table_service_client::TableServiceClient;
+    use tonic::Code;
+
+    use super::*;
+    use crate::api::tests::TestServer;
+    use crate::ipvs::{IpvsOps, Stats};
+
+    fn v4(o: [u8; 4]) -> Option<pb::IpAddress> {
+        Some(pb::IpAddress {
+            ip: Some(Ip::V4(o.to_vec())),
+        })
+    }
+
+    fn service(last: u8, scheduler: pb::Scheduler, dests: Vec<pb::Destination>) -> pb::Service {
+        pb::Service {
+            key: Some(pb::ServiceKey {
+                key: Some(Key::Endpoint(pb::Endpoint {
+                    protocol: pb::Protocol::Tcp.into(),
+                    address: v4([10, 0, 0, last]),
+                    port: 80,
+                })),
+            }),
+            scheduler: scheduler.into(),
+            destinations: dests,
+            ..Default::default()
+        }
+    }
+
+    fn masq(last: u8, weight: Option<u32>) -> pb::Destination {
+        pb::Destination {
+            address: v4([10, 0, 1, last]),
+            port: 8080,
+            forwarding: pb::ForwardingMethod::Masquerade.into(),
+            weight,
+            ..Default::default()
+        }
+    }
+
+    fn request(services: Vec<pb::Service>, prune: bool, dry_run: bool) -> pb::ApplyRequest {
+        pb::ApplyRequest {
+            services,
+            prune,
+            dry_run,
+        }
+    }
+
+    async fn apply(
+        server: &TestServer,
+        req: pb::ApplyRequest,
+    ) -> Result<pb::ApplyResponse, Status> {
+        TableServiceClient::new(server.channel.clone())
+            .apply(req)
+            .await
+            .map(Response::into_inner)
+    }
+
+    fn words(r: &pb::ApplyResponse) -> Vec<&str> {
+        r.changes.iter().map(|c| c.description.as_str()).collect()
+    }
+
+    fn seed_request() -> Vec<pb::Service> {
+        vec![
+            service(1, pb::Scheduler::Rr, vec![masq(1, None), masq(2, Some(3))]),
+            service(2, pb::Scheduler::Wlc, vec![]),
+        ]
+    }
+
+    #[tokio::test]
+    async fn apply_then_nothing_left_to_do() {
+        let server = TestServer::start().await;
+        let dry = apply(&server, request(seed_request(), false, true))
+            .await
+            .expect("dry run");
+        assert!(!dry.applied);
+        assert_eq!(
+            words(&dry),
+            vec![
+                "-A -t 10.0.0.1:80 -s rr",
+                "-a -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 1",
+                "-a -t 10.0.0.1:80 -r 10.0.1.2:8080 -m -w 3",
+                "-A -t 10.0.0.2:80 -s wlc",
+            ]
+        );
+        assert_eq!(
+            dry.changes[0].kind,
+            i32::from(pb::ChangeKind::CreateService)
+        );
+        assert!(server.ipvs.writes().is_empty(), "a dry run writes nothing");
+
+        let done = apply(&server, request(seed_request(), false, false))
+            .await
+            .expect("apply");
+        assert!(done.applied);
+        assert_eq!(done.changes, dry.changes);
+        assert_eq!(server.ipvs.writes().len(), 4);
+
+        let again = apply(&server, request(seed_request(), true, false))
+            .await
+            .expect("apply again");
+        assert!(again.changes.is_empty() && again.applied);
+        assert_eq!(
+            server.ipvs.writes().len(),
+            4,
+            "nothing written the second time"
+        );
+    }
+
+    #[tokio::test]
+    async fn untouched_services_keep_their_counters_and_prune_removes_the_rest() {
+        let server = TestServer::start().await;
+        apply(&server, request(seed_request(), false, false))
+            .await
+            .expect("apply");
+        let key2 = crate::ipvs::ServiceKey::Endpoint {
+            protocol: crate::ipvs::Protocol::Tcp,
+            addr: "10.0.0.2".parse().expect("ip"),
+            port: 80,
+        };
+        let counted = Stats {
+            conns: 7,
+            ..Stats::default()
+        };
+        server.ipvs.set_stats(&key2, counted);
+        let changed = vec![
+            service(1, pb::Scheduler::Wrr, vec![masq(2, Some(5)), masq(3, None)]),
+            service(2, pb::Scheduler::Wlc, vec![]),
+        ];
+        let r = apply(&server, request(changed.clone(), false, false))
+            .await
+            .expect("apply changes");
+        assert_eq!(
+            words(&r),
+            vec![
+                "-E -t 10.0.0.1:80 -s wrr",
+                "-a -t 10.0.0.1:80 -r 10.0.1.3:8080 -m -w 1",
+                "-e -t 10.0.0.1:80 -r 10.0.1.2:8080 -m -w 5",
+                "-d -t 10.0.0.1:80 -r 10.0.1.1:8080",
+            ]
+        );
+        assert_eq!(
+            server.ipvs.service(&key2).await.map(|s| s.stats),
+            Ok(counted)
+        );
+        // Without prune an unlisted service stays; with it, it goes.
+        let only_first = vec![changed[0].clone()];
+        let kept = apply(&server, request(only_first.clone(), false, false))
+            .await
+            .expect("no prune");
+        assert!(kept.changes.is_empty());
+        let pruned = apply(&server, request(only_first, true, false))
+            .await
+            .expect("prune");
+        assert_eq!(words(&pruned), vec!["-D -t 10.0.0.2:80"]);
+        assert_eq!(
+            pruned.changes[0].kind,
+            i32::from(pb::ChangeKind::DeleteService)
+        );
+        assert_eq!(server.ipvs.services().await.map(|s| s.len()), Ok(1));
+    }
+
+    #[tokio::test]
+    async fn invalid_input_changes_nothing() {
+        let server = TestServer::start().await;
+        let cases: Vec<(Vec<pb::Service>, &str)> = vec![
+            (
+                vec![service(1, pb::Scheduler::Rr, vec![masq(1, Some(70000))])],
+                "invalid services[0].destinations[0].weight: 70000 is above the maximum 65535",
+            ),
+            (
+                vec![
+                    service(1, pb::Scheduler::Rr, vec![]),
+                    service(1, pb::Scheduler::Wrr, vec![]),
+                ],
+                "service TCP 10.0.0.1:80 is listed more than once",
+            ),
+            (
+                vec![service(
+                    1,
+                    pb::Scheduler::Rr,
+                    vec![masq(1, None), masq(1, Some(2))],
+                )],
+                "real server 10.0.1.1:8080 of service TCP 10.0.0.1:80 is listed more than once",
+            ),
+            (
+                vec![
+                    service(1, pb::Scheduler::Rr, vec![]),
+                    pb::Service {
+                        options: Some(pb::ServiceOptions {
+                            one_packet: true,
+                            ..Default::default()
+                        }),
+                        ..service(2, pb::Scheduler::Rr, vec![])
+                    },
+                ],
+                "service TCP 10.0.0.2:80: one-packet scheduling is only for UDP and fwmark \
+                 services",
+            ),
+        ];
+        for (services, message) in cases {
+            let err = apply(&server, request(services, true, false))
+                .await
+                .expect_err(message);
+            assert_eq!(
+                (err.code(), err.message()),
+                (Code::InvalidArgument, message)
+            );
+        }
+        assert!(server.ipvs.writes().is_empty());
+        assert_eq!(server.ipvs.reads(), 0, "refused before the kernel was read");
+    }
+
+    #[tokio::test]
+    async fn a_kernel_refusal_is_undone_and_aborted() {
+        let server = TestServer::start().await;
+        apply(&server, request(seed_request(), false, false))
+            .await
+            .expect("apply");
+        let before = server.ipvs.table().await.expect("table");
+        let with_twos = vec![
+            service(
+                1,
+                pb::Scheduler::Rr,
+                vec![masq(1, Some(2)), masq(2, Some(3))],
+            ),
+            service(2, pb::Scheduler::Wlc, vec![masq(9, None)]),
+            service(3, pb::Scheduler::Twos, vec![masq(1, None)]),
+        ];
+        let err = apply(&server, request(with_twos, false, false))
+            .await
+            .expect_err("twos is missing");
+        assert_eq!(
+            (err.code(), err.message()),
+            (
+                Code::Aborted,
+                "change 3 of 4 failed: \"-A -t 10.0.0.3:80 -s twos\": Scheduler not found: \
+                 twos; the 2 changes made were undone: the table is as it was"
+            )
+        );
+        assert_eq!(server.ipvs.table().await.expect("table"), before);
+        assert_eq!(server.ipvs.loads(), vec!["twos".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn dropped_tunnel_settings_fail_the_precondition() {
+        let server = TestServer::start().await;
+        server.ipvs.behave_like_an_old_kernel();
+        let gue = pb::Destination {
+            address: v4([10, 0, 1, 7]),
+            port: 80,
+            forwarding: pb::ForwardingMethod::Tunnel.into(),
+            tunnel: Some(pb::Tunnel {
+                r#type: pb::TunnelType::Gue.into(),
+                port: 6080,
+                checksum: 0,
+            }),
+            ..Default::default()
+        };
+        let err = apply(
+            &server,
+            request(vec![service(1, pb::Scheduler::Rr, vec![gue])], false, false),
+        )
+        .await
+        .expect_err("dropped");
+        assert_eq!(
+            (err.code(), err.message()),
+            (
+                Code::FailedPrecondition,
+                "the kernel ignored the tunnel settings of real server 10.0.1.7:80 of service \
+                 TCP 10.0.0.1:80 (GUE and GRE tunnels need Linux 5.2 or later); the 2 changes \
+                 made were undone: the table is as it was"
+            )
+        );
+        assert_eq!(server.ipvs.services().await.map(|s| s.len()), Ok(0));
+    }
+}
