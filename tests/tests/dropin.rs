@@ -210,11 +210,19 @@ fn connection_table_matches_ipvsadm() -> Result<()> {
         http_get(vip)?;
     }
     for view in ["-Lcn", "-Lc", "-Lcn --persistent-conn"] {
-        // Entries count down once a second: read both within the same second.
+        // Entries count down once a second: read ipvsadm just before and just after ipvsctl,
+        // so that ours matches one of the two even when a second boundary falls in between.
         let mut last = None;
-        for _ in 0..5 {
+        for _ in 0..10 {
             let args = words(view);
-            let (ours, theirs) = (agent.ipvsctl(&args)?, ipvsadm(&args)?);
+            let before = ipvsadm(&args)?;
+            let ours = agent.ipvsctl(&args)?;
+            let after = ipvsadm(&args)?;
+            let theirs = if stdout(&ours) == stdout(&before) {
+                before
+            } else {
+                after
+            };
             if stdout(&ours) == stdout(&theirs) {
                 last = None;
                 ensure!(
