@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod ipvs;
 pub mod link;
+pub mod policy;
 pub mod server;
 pub mod shutdown;
 pub mod state;

@@ -1,0 +1,221 @@
+//! Host bindings generated from `policies/wit/policy.wit`, and the conversion of the agent's
+//! domain types into the contract's `input` record.
+
+use std::net::IpAddr;
+use std::time::UNIX_EPOCH;
+
+use crate::ipvs::types::{
+    Destination, DestinationEntry, Family, ForwardMethod, Protocol, ServiceEntry, ServiceKey, Stats,
+};
+
+use super::input::PolicyInput;
+
+wasmtime::component::bindgen!({
+    world: "policy",
+    path: "../policies/wit",
+});
+
+use ipvs::policy::types as wit;
+
+/// The name a policy uses for a real server: `10.0.0.2:80`, `[2001:db8::2]:80`.
+pub fn server_name(dest: &Destination) -> String {
+    match dest.addr {
+        IpAddr::V4(a) => format!("{a}:{}", dest.port),
+        IpAddr::V6(a) => format!("[{a}]:{}", dest.port),
+    }
+}
+
+fn address(addr: IpAddr) -> wit::IpAddress {
+    match addr {
+        IpAddr::V4(a) => {
+            let [a, b, c, d] = a.octets();
+            wit::IpAddress::Ipv4((a, b, c, d))
+        }
+        IpAddr::V6(a) => {
+            let [a, b, c, d, e, f, g, h] = a.segments();
+            wit::IpAddress::Ipv6((a, b, c, d, e, f, g, h))
+        }
+    }
+}
+
+fn stats(s: &Stats) -> wit::Stats {
+    wit::Stats {
+        conns: s.conns,
+        inpkts: s.inpkts,
+        outpkts: s.outpkts,
+        inbytes: s.inbytes,
+        outbytes: s.outbytes,
+        cps: s.cps,
+        inpps: s.inpps,
+        outpps: s.outpps,
+        inbps: s.inbps,
+        outbps: s.outbps,
+    }
+}
+
+fn service(entry: &ServiceEntry) -> wit::Service {
+    let svc = &entry.service;
+    let key = match svc.key {
+        ServiceKey::Endpoint {
+            protocol,
+            addr,
+            port,
+        } => wit::ServiceKey::Endpoint(wit::Endpoint {
+            protocol: match protocol {
+                Protocol::Tcp => wit::Protocol::Tcp,
+                Protocol::Udp => wit::Protocol::Udp,
+                Protocol::Sctp => wit::Protocol::Sctp,
+            },
+            address: address(addr),
+            port,
+        }),
+        ServiceKey::FwMark { mark, family } => wit::ServiceKey::Fwmark(wit::Fwmark {
+            mark,
+            family: match family {
+                Family::Inet => wit::Family::Inet,
+                Family::Inet6 => wit::Family::Inet6,
+            },
+        }),
+    };
+    wit::Service {
+        name: svc.key.to_string(),
+        key,
+        scheduler: svc.scheduler.name().to_owned(),
+        flags: svc.flags.0,
+        timeout: svc.timeout,
+        stats: stats(&entry.stats),
+    }
+}
+
+fn real_server(entry: &DestinationEntry) -> wit::RealServer {
+    let d = &entry.dest;
+    wit::RealServer {
+        name: server_name(d),
+        address: address(d.addr),
+        port: d.port,
+        forward: match d.forward {
+            ForwardMethod::Masquerade => wit::ForwardMethod::Masquerade,
+            ForwardMethod::Local => wit::ForwardMethod::Local,
+            ForwardMethod::Tunnel => wit::ForwardMethod::Tunnel,
+            ForwardMethod::DirectRoute => wit::ForwardMethod::DirectRoute,
+        },
+        weight: d.weight,
+        upper_threshold: d.upper_threshold,
+        lower_threshold: d.lower_threshold,
+        active_conns: entry.active_conns,
+        inactive_conns: entry.inactive_conns,
+        persistent_conns: entry.persistent_conns,
+        stats: stats(&entry.stats),
+    }
+}
+
+/// The contract's `input` record for `input`.
+pub fn to_wit(input: &PolicyInput) -> wit::Input {
+    let now_ms = input
+        .now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    wit::Input {
+        service: service(&input.service),
+        servers: input.servers.iter().map(real_server).collect(),
+        now_ms,
+        sequence: input.sequence,
+        params: input.params.clone(),
+        state: input.state.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::types::{Scheduler, Service};
+    use std::time::Duration;
+
+    #[test]
+    fn input_carries_the_service_as_the_kernel_reports_it() {
+        let key = ServiceKey::Endpoint {
+            protocol: Protocol::Udp,
+            addr: "2001:db8::1".parse().expect("addr"),
+            port: 53,
+        };
+        let mut dest = Destination::new("2001:db8::2".parse().expect("addr"), 5353);
+        dest.forward = ForwardMethod::Masquerade;
+        dest.weight = 7;
+        let input = PolicyInput {
+            service: ServiceEntry {
+                service: Service::new(key, Scheduler::Wlc),
+                stats: Stats {
+                    conns: 1 << 40,
+                    ..Stats::default()
+                },
+            },
+            servers: vec![DestinationEntry {
+                dest,
+                active_conns: 3,
+                inactive_conns: 4,
+                persistent_conns: 5,
+                stats: Stats::default(),
+            }],
+            now: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            sequence: 9,
+            params: vec![("k".into(), "v".into())],
+            state: vec![1, 2],
+            schedulers: Scheduler::KNOWN.to_vec(),
+        };
+        let w = to_wit(&input);
+        assert_eq!(w.service.name, "UDP [2001:db8::1]:53");
+        assert_eq!(w.service.scheduler, "wlc");
+        assert_eq!(w.service.stats.conns, 1 << 40);
+        assert!(matches!(
+            w.service.key,
+            wit::ServiceKey::Endpoint(wit::Endpoint {
+                protocol: wit::Protocol::Udp,
+                address: wit::IpAddress::Ipv6((0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+                port: 53
+            })
+        ));
+        let s = &w.servers[0];
+        assert_eq!(s.name, "[2001:db8::2]:5353");
+        assert_eq!(
+            (
+                s.weight,
+                s.active_conns,
+                s.inactive_conns,
+                s.persistent_conns
+            ),
+            (7, 3, 4, 5)
+        );
+        assert!(matches!(s.forward, wit::ForwardMethod::Masquerade));
+        assert_eq!(
+            (w.now_ms, w.sequence, w.state.as_slice()),
+            (1_700_000_000_123, 9, &[1u8, 2][..])
+        );
+        assert_eq!(w.params, [("k".to_owned(), "v".to_owned())]);
+    }
+
+    #[test]
+    fn fwmark_and_v4_names() {
+        let d = Destination::new("10.0.0.2".parse().expect("addr"), 8080);
+        assert_eq!(server_name(&d), "10.0.0.2:8080");
+        let entry = ServiceEntry {
+            service: Service::new(
+                ServiceKey::FwMark {
+                    mark: 7,
+                    family: Family::Inet6,
+                },
+                Scheduler::Rr,
+            ),
+            stats: Stats::default(),
+        };
+        let s = service(&entry);
+        assert_eq!(s.name, "FWM 7 IPv6");
+        assert!(matches!(
+            s.key,
+            wit::ServiceKey::Fwmark(wit::Fwmark {
+                mark: 7,
+                family: wit::Family::Inet6
+            })
+        ));
+    }
+}

@@ -1,0 +1,641 @@
+//! The wasmtime host: one `Engine` and `Linker` per process, a compiled policy per uploaded
+//! component, a fresh `Store` per evaluation.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, Trap,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::artifacts::{ArtifactKey, ArtifactStore, Hash, hex, sha256};
+use super::bindings::{self, Policy, PolicyPre, ipvs};
+use super::contract;
+use super::error::{EngineError, Failure, LoadError, OutputError};
+use super::input::PolicyInput;
+use super::limits::Limits;
+use super::output::{self, Decision, RawDecision};
+
+/// A level of the policy's `log` import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// One line a policy logged.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// Everything one evaluation produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub outcome: Result<Decision, Failure>,
+    pub logs: Vec<LogLine>,
+    /// Log lines dropped past [`Limits::output_bytes`].
+    pub logs_dropped: usize,
+    /// What the guest wrote to WASI stdout/stderr (bounded by [`Limits::output_bytes`]).
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub fuel_used: u64,
+    pub elapsed: Duration,
+}
+
+/// A validated, compiled policy, ready to instantiate.
+#[derive(Clone)]
+pub struct CompiledPolicy {
+    hash: Hash,
+    imports: Vec<String>,
+    uses_wasi: bool,
+    from_cache: bool,
+    pre: PolicyPre<HostState>,
+}
+
+impl std::fmt::Debug for CompiledPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledPolicy")
+            .field("hash", &self.hash_hex())
+            .field("imports", &self.imports)
+            .field("from_cache", &self.from_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledPolicy {
+    /// SHA-256 of the component's bytes: the policy's identity.
+    pub fn hash(&self) -> &Hash {
+        &self.hash
+    }
+
+    pub fn hash_hex(&self) -> String {
+        hex(&self.hash)
+    }
+
+    /// The component's top-level imports.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// True when the compiled code came from the artifact store rather than the compiler.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+}
+
+/// The policy engine. Cheap to clone; the epoch ticker stops when the last clone drops.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("limits", &self.inner.limits)
+            .field("artifacts", &self.inner.artifacts)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    artifacts: Option<ArtifactStore>,
+    engine_hash: Hash,
+    permits: Arc<Semaphore>,
+    _ticker: Ticker,
+}
+
+impl PolicyEngine {
+    /// Builds the engine for `limits`, keeping compiled policies in `artifacts` if given.
+    pub fn new(limits: Limits, artifacts: Option<ArtifactStore>) -> Result<Self, EngineError> {
+        let engine =
+            Engine::new(&config(&limits)).map_err(|e| EngineError::Config(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let engine_hash = engine_hash(&engine);
+        let ticker = Ticker::start(engine.clone(), limits.epoch_tick).map_err(|source| {
+            EngineError::Config(format!("starting the epoch ticker: {source}"))
+        })?;
+        Ok(PolicyEngine {
+            inner: Arc::new(Inner {
+                permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+                engine,
+                linker,
+                limits,
+                artifacts,
+                engine_hash,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Validates and compiles a component (or takes it from the artifact store). Blocking and
+    /// CPU-heavy on a cache miss: call it from a blocking context, or use [`Self::load_async`].
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<CompiledPolicy>, LoadError> {
+        let limits = &self.inner.limits;
+        if bytes.len() > limits.component_bytes {
+            return Err(LoadError::TooLarge {
+                len: bytes.len(),
+                limit: limits.component_bytes,
+            });
+        }
+        let shape = contract::shape(bytes)?;
+        contract::check(&shape)?;
+        let key = ArtifactKey {
+            component: sha256(bytes),
+            engine: self.inner.engine_hash,
+        };
+        let cached = self
+            .inner
+            .artifacts
+            .as_ref()
+            .and_then(|store| store.load(&key))
+            .and_then(|artifact| deserialize(&self.inner.engine, &artifact));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&self.inner.engine, bytes)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                if let Some(store) = &self.inner.artifacts {
+                    match c.serialize() {
+                        Ok(artifact) => {
+                            if let Err(e) = store.save(&key, &artifact) {
+                                tracing::warn!(error = %e, "could not store a compiled policy");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not serialize a policy"),
+                    }
+                }
+                c
+            }
+        };
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Contract(format!("{e:#}")))?;
+        let pre = PolicyPre::new(pre).map_err(|e| LoadError::Contract(format!("{e:#}")))?;
+        Ok(Arc::new(CompiledPolicy {
+            hash: key.component,
+            uses_wasi: shape.uses_wasi(),
+            imports: shape.imports,
+            from_cache,
+            pre,
+        }))
+    }
+
+    /// [`Self::load`] on tokio's blocking pool.
+    pub async fn load_async(&self, bytes: Vec<u8>) -> Result<Arc<CompiledPolicy>, LoadError> {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.load(&bytes))
+            .await
+            .unwrap_or_else(|e| Err(LoadError::Compile(format!("compile task failed: {e}"))))
+    }
+
+    /// Runs one evaluation on this thread, waiting for a concurrency slot first. Blocking:
+    /// from async code use [`Self::evaluate_async`].
+    pub fn evaluate(&self, policy: &CompiledPolicy, input: &PolicyInput) -> Evaluation {
+        let permit = futures::executor::block_on(self.inner.permits.acquire());
+        match permit {
+            Ok(_permit) => self.run(policy, input),
+            Err(_) => failed(Failure::Instantiate("the engine is shutting down".into())),
+        }
+    }
+
+    /// Runs one evaluation on tokio's blocking pool, at most [`Limits::concurrency`] at once.
+    pub async fn evaluate_async(
+        &self,
+        policy: Arc<CompiledPolicy>,
+        input: PolicyInput,
+    ) -> Evaluation {
+        let Ok(permit) = self.inner.permits.clone().acquire_owned().await else {
+            return failed(Failure::Instantiate("the engine is shutting down".into()));
+        };
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            engine.run(&policy, &input)
+        })
+        .await
+        .unwrap_or_else(|e| failed(Failure::Trap(format!("evaluation task failed: {e}"))))
+    }
+
+    fn run(&self, policy: &CompiledPolicy, input: &PolicyInput) -> Evaluation {
+        let started = Instant::now();
+        let limits = &self.inner.limits;
+        let stdout = MemoryOutputPipe::new(limits.output_bytes);
+        let stderr = MemoryOutputPipe::new(limits.output_bytes);
+        let wasi = policy.uses_wasi.then(|| {
+            WasiCtx::builder()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .build()
+        });
+        let mut store = Store::new(
+            &self.inner.engine,
+            HostState {
+                limiter: Limiter {
+                    inner: limits.store_limits(),
+                    memory_hit: false,
+                },
+                wasi,
+                table: ResourceTable::new(),
+                log: LogBuffer::new(limits.output_bytes),
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let outcome = match store.set_fuel(limits.fuel) {
+            Ok(()) => {
+                store.set_epoch_deadline(limits.deadline_ticks());
+                store.epoch_deadline_trap();
+                call(&mut store, policy, input, limits)
+            }
+            Err(e) => Err(Failure::Instantiate(format!("setting fuel: {e}"))),
+        };
+        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let log = std::mem::replace(&mut store.data_mut().log, LogBuffer::new(0));
+        drop(store);
+        Evaluation {
+            outcome,
+            logs: log.lines,
+            logs_dropped: log.dropped,
+            stdout: stdout.contents().to_vec(),
+            stderr: stderr.contents().to_vec(),
+            fuel_used,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// Instantiates and calls `evaluate`, then validates the answer.
+fn call(
+    store: &mut Store<HostState>,
+    policy: &CompiledPolicy,
+    input: &PolicyInput,
+    limits: &Limits,
+) -> Result<Decision, Failure> {
+    let instance = match policy.pre.instantiate(&mut *store) {
+        Ok(i) => i,
+        Err(e) => return Err(classify(e, store, limits, Stage::Instantiate)),
+    };
+    let answer = match instance.call_evaluate(&mut *store, &bindings::to_wit(input)) {
+        Ok(a) => a,
+        Err(e) => return Err(classify(e, store, limits, Stage::Call)),
+    };
+    match answer {
+        Ok(d) => {
+            let raw = RawDecision {
+                weights: d
+                    .weights
+                    .into_iter()
+                    .map(|w| (w.server, w.weight))
+                    .collect(),
+                scheduler: d.scheduler,
+                state: d.state,
+                reason: d.reason,
+            };
+            output::validate(
+                raw,
+                &input.service,
+                &input.servers,
+                &input.schedulers,
+                limits,
+            )
+            .map_err(Failure::InvalidOutput)
+        }
+        Err(message) => Err(Failure::Policy(output::clip(&message, limits.reason_bytes))),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Instantiate,
+    Call,
+}
+
+/// Names a failure: the limit that stopped the guest, its trap, or what was malformed.
+fn classify(
+    err: wasmtime::Error,
+    store: &Store<HostState>,
+    limits: &Limits,
+    stage: Stage,
+) -> Failure {
+    if store.data().limiter.memory_hit {
+        return Failure::MemoryLimit {
+            limit: limits.memory_bytes,
+        };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel { fuel: limits.fuel },
+        Some(Trap::Interrupt) => Failure::Deadline {
+            deadline: limits.deadline,
+        },
+        Some(Trap::StackOverflow) => Failure::StackOverflow,
+        Some(trap) => Failure::Trap(trap.to_string()),
+        None => match stage {
+            Stage::Instantiate => Failure::Instantiate(format!("{err:#}")),
+            // Not a trap: lifting the result failed (bad UTF-8, a list outside memory, ...).
+            Stage::Call => Failure::InvalidOutput(OutputError::Malformed(format!("{err:#}"))),
+        },
+    }
+}
+
+fn failed(failure: Failure) -> Evaluation {
+    Evaluation {
+        outcome: Err(failure),
+        logs: Vec::new(),
+        logs_dropped: 0,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        fuel_used: 0,
+        elapsed: Duration::ZERO,
+    }
+}
+
+fn config(limits: &Limits) -> Config {
+    // Each evaluation holds one component instance; a little slack covers stores being
+    // dropped while the next evaluation starts.
+    let slots = u32::try_from(limits.concurrency.max(1) + 2).unwrap_or(u32::MAX);
+    let per = |n: usize| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(per(limits.instances)))
+        .total_memories(slots.saturating_mul(per(limits.memories)))
+        .total_tables(slots.saturating_mul(per(limits.tables)))
+        .max_core_instances_per_component(per(limits.instances))
+        .max_memories_per_component(per(limits.memories))
+        .max_tables_per_component(per(limits.tables))
+        .max_memory_size(limits.memory_bytes)
+        .table_elements(limits.table_elements)
+        // Reused slots are reset with memset below this size instead of madvise.
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(1 << 16);
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.stack_bytes)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// The engine's compatibility hash as a stable digest (part of every artifact's name).
+fn engine_hash(engine: &Engine) -> Hash {
+    use sha2::Digest;
+    use std::hash::{Hash as _, Hasher};
+    struct Sha(sha2::Sha256);
+    impl Hasher for Sha {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            0
+        }
+    }
+    let mut h = Sha(sha2::Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.0.finalize().into()
+}
+
+/// Loads an artifact from the agent's own store.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, artifact: &[u8]) -> Option<Component> {
+    // SAFETY: `ArtifactStore::load` only returns bytes this agent serialized itself: from a
+    // 0700 directory it owns, a file of its own user that no one else can write, whose header
+    // names the component's digest and whose body matches the digest written with it.
+    let component = unsafe { Component::deserialize(engine, artifact) };
+    match component {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "recompiling a policy whose stored artifact did not load");
+            None
+        }
+    }
+}
+
+/// Per-evaluation host state.
+pub struct HostState {
+    limiter: Limiter,
+    wasi: Option<WasiCtx>,
+    table: ResourceTable,
+    log: LogBuffer,
+}
+
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState")
+            .field("memory_hit", &self.limiter.memory_hit)
+            .field("wasi", &self.wasi.is_some())
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        // Only components that import WASI reach here, and they got a context; the fallback
+        // is the same empty sandbox.
+        let ctx = self.wasi.get_or_insert_with(|| WasiCtx::builder().build());
+        WasiCtxView {
+            ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ipvs::policy::types::Host for HostState {}
+
+impl ipvs::policy::host::Host for HostState {
+    fn log(&mut self, level: ipvs::policy::host::Level, message: String) {
+        use ipvs::policy::host::Level;
+        let level = match level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        self.log.push(level, &message);
+    }
+}
+
+/// The evaluation's log, bounded in bytes.
+#[derive(Debug)]
+struct LogBuffer {
+    lines: Vec<LogLine>,
+    left: usize,
+    dropped: usize,
+}
+
+impl LogBuffer {
+    fn new(bytes: usize) -> Self {
+        LogBuffer {
+            lines: Vec::new(),
+            left: bytes,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, level: LogLevel, message: &str) {
+        if message.len() > self.left {
+            self.dropped += 1;
+            return;
+        }
+        self.left -= message.len();
+        self.lines.push(LogLine {
+            level,
+            message: output::sanitize(message),
+        });
+    }
+}
+
+/// `StoreLimits` that remembers when memory growth was refused, to name the failure.
+struct Limiter {
+    inner: StoreLimits,
+    memory_hit: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let r = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(r, Ok(true)) {
+            self.memory_hit = true;
+        }
+        r
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// Advances the engine's epoch every tick; stops and joins when dropped.
+struct Ticker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
+        let (stop, rx) = mpsc::channel::<()>();
+        let tick = tick.max(Duration::from_micros(100));
+        let thread = std::thread::Builder::new()
+            .name("policy-epoch".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(tick) {
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Ticker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_buffer_is_bounded() {
+        let mut log = LogBuffer::new(10);
+        log.push(LogLevel::Info, "12345");
+        log.push(LogLevel::Warn, "123456");
+        log.push(LogLevel::Error, "a\nb");
+        assert_eq!(
+            log.lines,
+            [
+                LogLine {
+                    level: LogLevel::Info,
+                    message: "12345".into()
+                },
+                LogLine {
+                    level: LogLevel::Error,
+                    message: "a b".into()
+                }
+            ]
+        );
+        assert_eq!(log.dropped, 1);
+    }
+
+    #[test]
+    fn ticker_stops_on_drop() -> Result<(), EngineError> {
+        let engine = Engine::new(&config(&Limits::default()))
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let ticker = Ticker::start(engine.clone(), Duration::from_millis(1))
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let started = Instant::now();
+        drop(ticker);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "drop joins promptly"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn engine_hash_is_stable_per_configuration() -> Result<(), EngineError> {
+        let a = PolicyEngine::new(Limits::default(), None)?;
+        let b = PolicyEngine::new(Limits::default(), None)?;
+        assert_eq!(a.inner.engine_hash, b.inner.engine_hash);
+        // An engine compiled differently (no fuel, no epochs) gets other artifacts.
+        let plain = Engine::new(&Config::new()).map_err(|e| EngineError::Config(e.to_string()))?;
+        assert_ne!(a.inner.engine_hash, engine_hash(&plain));
+        Ok(())
+    }
+}

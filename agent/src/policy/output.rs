@@ -1,0 +1,296 @@
+//! Validating a policy's answer against the live service: pure, so every rule is a table row.
+//! Nothing reaches the kernel unless it passes here, and only what changes is kept.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::ipvs::types::{Destination, DestinationEntry, MAX_WEIGHT, Scheduler, ServiceEntry};
+
+use super::bindings::server_name;
+use super::error::OutputError;
+use super::limits::Limits;
+
+/// A decision as the guest returned it, before validation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawDecision {
+    pub weights: Vec<(String, u32)>,
+    pub scheduler: Option<String>,
+    pub state: Option<Vec<u8>>,
+    pub reason: String,
+}
+
+/// One real server whose weight changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightChange {
+    /// The real server as it is, with the new weight: ready for an edit of the destination.
+    pub dest: Destination,
+    /// Its weight before.
+    pub from: u32,
+}
+
+/// A validated decision: only changes, all of them applicable to the live service.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decision {
+    pub weights: Vec<WeightChange>,
+    /// A scheduler to switch to, only when it differs from the current one.
+    pub scheduler: Option<Scheduler>,
+    /// The state for the next evaluation; `None` keeps the current one.
+    pub state: Option<Vec<u8>>,
+    /// Why, for operators (control characters replaced by spaces).
+    pub reason: String,
+}
+
+impl Decision {
+    /// True when nothing would be written to the kernel.
+    pub fn changes_nothing(&self) -> bool {
+        self.weights.is_empty() && self.scheduler.is_none()
+    }
+}
+
+/// Longest server or scheduler name quoted back in an error.
+const NAME_BYTES: usize = 256;
+
+/// Replaces control characters (a policy's text ends up in logs and terminals).
+pub fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `text` cut to at most `limit` bytes on a character boundary, sanitized.
+pub fn clip(text: &str, limit: usize) -> String {
+    let mut end = text.len().min(limit);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    sanitize(&text[..end])
+}
+
+/// Checks `raw` against the live service and the kernel's schedulers.
+pub fn validate(
+    raw: RawDecision,
+    service: &ServiceEntry,
+    servers: &[DestinationEntry],
+    schedulers: &[Scheduler],
+    limits: &Limits,
+) -> Result<Decision, OutputError> {
+    if raw.reason.len() > limits.reason_bytes {
+        return Err(OutputError::ReasonTooLarge {
+            len: raw.reason.len(),
+            limit: limits.reason_bytes,
+        });
+    }
+    if let Some(state) = &raw.state
+        && state.len() > limits.state_bytes
+    {
+        return Err(OutputError::StateTooLarge {
+            len: state.len(),
+            limit: limits.state_bytes,
+        });
+    }
+    let mut seen = HashSet::new();
+    let mut weights = Vec::new();
+    // By name once: a decision may name every server.
+    let by_name: HashMap<String, &DestinationEntry> = if raw.weights.is_empty() {
+        HashMap::new()
+    } else {
+        servers.iter().map(|s| (server_name(&s.dest), s)).collect()
+    };
+    for (name, weight) in raw.weights {
+        let Some(entry) = by_name.get(&name) else {
+            return Err(OutputError::UnknownServer(clip(&name, NAME_BYTES)));
+        };
+        if !seen.insert(name.clone()) {
+            return Err(OutputError::DuplicateServer(name));
+        }
+        if weight > MAX_WEIGHT {
+            return Err(OutputError::Weight {
+                server: name,
+                weight,
+            });
+        }
+        if weight != entry.dest.weight {
+            weights.push(WeightChange {
+                dest: Destination {
+                    weight,
+                    ..entry.dest
+                },
+                from: entry.dest.weight,
+            });
+        }
+    }
+    let scheduler = match raw.scheduler {
+        None => None,
+        Some(name) => {
+            let Some(s) = schedulers.iter().find(|s| s.name() == name) else {
+                return Err(OutputError::UnknownScheduler(clip(
+                    &name,
+                    limits.reason_bytes,
+                )));
+            };
+            (*s != service.service.scheduler).then(|| s.clone())
+        }
+    };
+    Ok(Decision {
+        weights,
+        scheduler,
+        state: raw.state,
+        reason: sanitize(&raw.reason),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::types::{Protocol, Service, ServiceKey, Stats};
+
+    fn service() -> ServiceEntry {
+        ServiceEntry {
+            service: Service::new(
+                ServiceKey::Endpoint {
+                    protocol: Protocol::Tcp,
+                    addr: "10.0.0.1".parse().expect("addr"),
+                    port: 80,
+                },
+                Scheduler::Wlc,
+            ),
+            stats: Stats::default(),
+        }
+    }
+
+    fn dest(addr: &str, weight: u32) -> DestinationEntry {
+        let mut dest = Destination::new(addr.parse().expect("addr"), 80);
+        dest.weight = weight;
+        DestinationEntry {
+            dest,
+            active_conns: 0,
+            inactive_conns: 0,
+            persistent_conns: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    fn servers() -> Vec<DestinationEntry> {
+        vec![
+            dest("10.0.0.2", 5),
+            dest("10.0.0.3", 1),
+            dest("2001:db8::4", 1),
+        ]
+    }
+
+    fn run(raw: RawDecision) -> Result<Decision, OutputError> {
+        let limits = Limits {
+            state_bytes: 4,
+            reason_bytes: 8,
+            ..Limits::default()
+        };
+        validate(
+            raw,
+            &service(),
+            &servers(),
+            &[Scheduler::Wlc, Scheduler::Lc],
+            &limits,
+        )
+    }
+
+    fn w(pairs: &[(&str, u32)]) -> RawDecision {
+        RawDecision {
+            weights: pairs.iter().map(|(n, w)| ((*n).to_owned(), *w)).collect(),
+            ..RawDecision::default()
+        }
+    }
+
+    #[test]
+    fn rejections_name_the_problem() {
+        let cases: Vec<(RawDecision, OutputError)> = vec![
+            (
+                w(&[("10.9.9.9:80", 1)]),
+                OutputError::UnknownServer("10.9.9.9:80".into()),
+            ),
+            (
+                w(&[("10.0.0.2:81", 1)]),
+                OutputError::UnknownServer("10.0.0.2:81".into()),
+            ),
+            (
+                w(&[("10.0.0.2:80", 1), ("10.0.0.2:80", 2)]),
+                OutputError::DuplicateServer("10.0.0.2:80".into()),
+            ),
+            (
+                w(&[("10.0.0.3:80", 65536)]),
+                OutputError::Weight {
+                    server: "10.0.0.3:80".into(),
+                    weight: 65536,
+                },
+            ),
+            (
+                RawDecision {
+                    scheduler: Some("rr".into()),
+                    ..RawDecision::default()
+                },
+                OutputError::UnknownScheduler("rr".into()),
+            ),
+            (
+                RawDecision {
+                    state: Some(vec![0; 5]),
+                    ..RawDecision::default()
+                },
+                OutputError::StateTooLarge { len: 5, limit: 4 },
+            ),
+            (
+                RawDecision {
+                    reason: "123456789".into(),
+                    ..RawDecision::default()
+                },
+                OutputError::ReasonTooLarge { len: 9, limit: 8 },
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(run(raw.clone()), Err(want), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn only_changes_are_kept() {
+        let d = run(RawDecision {
+            weights: vec![
+                ("10.0.0.2:80".into(), 5),
+                ("10.0.0.3:80".into(), 0),
+                ("[2001:db8::4]:80".into(), 65535),
+            ],
+            scheduler: Some("wlc".into()),
+            state: Some(vec![1, 2, 3, 4]),
+            reason: "a\nb\tc".into(),
+        })
+        .expect("valid");
+        let changed: Vec<(String, u32, u32)> = d
+            .weights
+            .iter()
+            .map(|c| (server_name(&c.dest), c.from, c.dest.weight))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                ("10.0.0.3:80".to_owned(), 1, 0),
+                ("[2001:db8::4]:80".to_owned(), 1, 65535)
+            ]
+        );
+        assert_eq!(d.scheduler, None, "same scheduler is no change");
+        assert_eq!(d.state, Some(vec![1, 2, 3, 4]));
+        assert_eq!(d.reason, "a b c");
+        assert!(!d.changes_nothing());
+
+        let d = run(RawDecision {
+            scheduler: Some("lc".into()),
+            ..RawDecision::default()
+        })
+        .expect("valid");
+        assert_eq!(d.scheduler, Some(Scheduler::Lc));
+        assert!(run(RawDecision::default()).is_ok_and(|d| d.changes_nothing()));
+    }
+
+    #[test]
+    fn clip_respects_characters() {
+        assert_eq!(clip("héllo", 2), "h");
+        assert_eq!(clip("héllo", 3), "hé");
+        assert_eq!(clip("a\u{1b}[31m", 10), "a [31m");
+    }
+}

@@ -1,0 +1,236 @@
+//! The example policies, built for wasm32-wasip2, run through the engine: their decisions
+//! are validated against the live service and hold only changes.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ipvs_agent::ipvs::types::Scheduler;
+use ipvs_agent::policy::{
+    CompiledPolicy, Decision, Failure, Limits, OutputError, PolicyEngine, PolicyInput, server_name,
+    test_component,
+};
+use support::fixtures::input;
+use support::guests::component;
+
+/// One engine for the file, as in the agent; each example is compiled once.
+fn engine() -> &'static PolicyEngine {
+    static ENGINE: OnceLock<PolicyEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| PolicyEngine::new(Limits::default(), None).expect("engine"))
+}
+
+fn load(name: &str) -> Arc<CompiledPolicy> {
+    static LOADED: OnceLock<Mutex<HashMap<String, Arc<CompiledPolicy>>>> = OnceLock::new();
+    let mut loaded = LOADED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    loaded
+        .entry(name.to_owned())
+        .or_insert_with(|| engine().load(&component(name)).expect("example loads"))
+        .clone()
+}
+
+fn run(name: &str, input: &PolicyInput) -> Result<Decision, Failure> {
+    engine().evaluate(&load(name), input).outcome
+}
+
+fn weights(d: &Decision) -> BTreeMap<String, (u32, u32)> {
+    d.weights
+        .iter()
+        .map(|w| (server_name(&w.dest), (w.from, w.dest.weight)))
+        .collect()
+}
+
+fn with_conns(mut i: PolicyInput, conns: &[(u32, u32)]) -> PolicyInput {
+    for (s, (active, inactive)) in i.servers.iter_mut().zip(conns) {
+        s.active_conns = *active;
+        s.inactive_conns = *inactive;
+    }
+    i
+}
+
+#[test]
+fn least_connections_sets_only_changed_weights() {
+    let i = with_conns(input(3), &[(1, 0), (3, 0), (0, 10)]);
+    let d = run("least_connections", &i).expect("decision");
+    // 10.0.0.3 stays at weight 1: not part of the decision.
+    assert_eq!(
+        weights(&d),
+        BTreeMap::from([
+            ("10.0.0.2:80".to_owned(), (1, 4)),
+            ("10.0.0.4:80".to_owned(), (1, 100)),
+        ])
+    );
+    assert_eq!(d.reason, "least-connections over 3 servers, lowest load 10");
+    assert_eq!(d.scheduler, None);
+}
+
+#[test]
+fn slow_start_ramps_a_newcomer_across_evaluations() {
+    let e = engine();
+    let p = load("slow_start");
+    let mut i = input(1);
+    i.params = vec![("duration-s".into(), "10".into())];
+    let t0 = i.now;
+    let d = e.evaluate(&p, &i).outcome.expect("baseline");
+    assert!(d.weights.is_empty());
+
+    let mut next = input(2);
+    next.servers[1].dest.weight = 40;
+    next.params = i.params.clone();
+    next.state = d.state.expect("state");
+    next.sequence = 2;
+    next.now = t0 + Duration::from_secs(5);
+    let d = e.evaluate(&p, &next).outcome.expect("ramp start");
+    assert_eq!(
+        weights(&d),
+        BTreeMap::from([("10.0.0.3:80".to_owned(), (40, 1))])
+    );
+
+    next.state = d.state.expect("state");
+    next.servers[1].dest.weight = 1;
+    next.now = t0 + Duration::from_secs(10);
+    let d = e.evaluate(&p, &next).outcome.expect("half way");
+    assert_eq!(
+        weights(&d),
+        BTreeMap::from([("10.0.0.3:80".to_owned(), (1, 20))])
+    );
+    assert_eq!(d.reason, "ramping 10.0.0.3:80 20/40");
+}
+
+#[test]
+fn drain_zeroes_and_reports() {
+    let mut i = with_conns(input(2), &[(4, 2), (1, 0)]);
+    i.params = vec![("servers".into(), "10.0.0.2:80".into())];
+    let d = run("drain", &i).expect("decision");
+    assert_eq!(
+        weights(&d),
+        BTreeMap::from([("10.0.0.2:80".to_owned(), (1, 0))])
+    );
+    assert_eq!(d.reason, "draining: 10.0.0.2:80 (4 active, 2 inactive)");
+
+    let mut i = with_conns(input(2), &[(0, 0), (1, 0)]);
+    i.servers[0].dest.weight = 0;
+    i.params = vec![("servers".into(), "10.0.0.2:80".into())];
+    let d = run("drain", &i).expect("decision");
+    assert!(d.weights.is_empty());
+    assert_eq!(d.reason, "drained: 10.0.0.2:80");
+}
+
+#[test]
+fn canary_split_and_its_refusals() {
+    let mut i = input(4);
+    i.params = vec![
+        ("canary".into(), "10.0.0.5:80".into()),
+        ("percent".into(), "25".into()),
+    ];
+    let d = run("canary", &i).expect("decision");
+    assert_eq!(
+        weights(&d).values().map(|(_, w)| *w).collect::<Vec<_>>(),
+        [250; 4]
+    );
+
+    i.params = vec![("canary".into(), "10.0.0.9:80".into())];
+    assert_eq!(
+        run("canary", &i),
+        Err(Failure::Policy(
+            "canary 10.0.0.9:80 is not in the service".into()
+        ))
+    );
+}
+
+#[test]
+fn skew_switches_scheduler_only_to_one_the_kernel_has() {
+    let i = with_conns(input(3), &[(90, 0), (5, 0), (5, 0)]);
+    let d = run("skew_scheduler", &i).expect("decision");
+    assert_eq!(d.scheduler, Some(Scheduler::Lc));
+    assert_eq!(d.reason, "skew 2.70 >= 2.00: wlc -> lc");
+
+    let mut without_lc = i.clone();
+    without_lc.schedulers = vec![Scheduler::Wlc, Scheduler::Wrr];
+    assert_eq!(
+        run("skew_scheduler", &without_lc),
+        Err(Failure::InvalidOutput(OutputError::UnknownScheduler(
+            "lc".into()
+        )))
+    );
+}
+
+#[test]
+fn example_components_import_only_what_is_allowed() {
+    for name in [
+        "least_connections",
+        "slow_start",
+        "drain",
+        "canary",
+        "skew_scheduler",
+    ] {
+        let p = load(name);
+        assert!(
+            p.imports()
+                .iter()
+                .all(|i| ipvs_agent::policy::contract::import_allowed(i)),
+            "{name}: {:?}",
+            p.imports()
+        );
+    }
+}
+
+#[test]
+fn policy_test_runs_a_file_against_json() {
+    let json = r#"{
+        "service": "TCP 10.0.0.1:80",
+        "servers": [
+            {"address": "10.0.0.2", "port": 80, "active": 1},
+            {"address": "10.0.0.3", "port": 80, "active": 0, "weight": 3}
+        ],
+        "params": [["max-weight", "10"]]
+    }"#;
+    let report =
+        test_component(&component("least_connections"), json, Limits::default()).expect("runs");
+    assert!(report.ok, "{report:?}");
+    let d = report.decision.as_ref().expect("decision");
+    let got: Vec<(&str, u32, u32)> = d
+        .weights
+        .iter()
+        .map(|w| (w.server.as_str(), w.from, w.to))
+        .collect();
+    // loads 256 and 0: 10 * 1 / 257 rounds to 0, kept at 1 (unchanged); the idle one gets 10.
+    assert_eq!(got, [("10.0.0.3:80", 3, 10)]);
+    let json_text = serde_json::to_string(&report).expect("serializes");
+    assert!(json_text.contains("\"reason\":\"least-connections over 2 servers, lowest load 0\""));
+
+    let bad = test_component(&component("least_connections"), "{}", Limits::default());
+    assert!(
+        matches!(&bad, Err(ipvs_agent::policy::TestError::Input(m)) if m.starts_with("missing field `service`")),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn evaluations_run_concurrently_off_the_runtime() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let e = PolicyEngine::new(
+        Limits {
+            concurrency: 2,
+            ..Limits::default()
+        },
+        None,
+    )
+    .expect("engine");
+    let outcomes = rt.block_on(async {
+        let p = e
+            .load_async(component("least_connections"))
+            .await
+            .expect("loads");
+        let runs = (0..8).map(|n| e.evaluate_async(p.clone(), input(n + 1)));
+        futures::future::join_all(runs).await
+    });
+    assert_eq!(outcomes.len(), 8);
+    for (n, ev) in outcomes.into_iter().enumerate() {
+        assert!(ev.outcome.is_ok(), "evaluation {n}: {:?}", ev.outcome);
+    }
+}

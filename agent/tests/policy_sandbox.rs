@@ -1,0 +1,326 @@
+//! The sandbox holds against hostile policies: each adversarial fixture ends in its documented
+//! failure within its budget, and the engine serves a good policy right after.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use ipvs_agent::policy::{
+    ArtifactStore, Failure, Limits, LoadError, LogLevel, LogLine, OutputError, PolicyEngine,
+    server_name,
+};
+use support::fixtures::{self, Out, componentize, core_module, input, policy};
+
+/// Generous: the guards catch a hung sandbox, not a slow machine.
+const MARGIN: Duration = Duration::from_secs(3);
+
+fn engine(limits: Limits) -> PolicyEngine {
+    PolicyEngine::new(limits, None).expect("engine")
+}
+
+/// Evaluates `component`, checks the failure and the time taken, then checks that the same
+/// engine still runs a good policy.
+fn expect_failure(engine: &PolicyEngine, component: &[u8], want: Failure, budget: Duration) {
+    let p = engine.load(component).expect("fixture loads");
+    let started = Instant::now();
+    let e = engine.evaluate(&p, &input(3));
+    let took = started.elapsed();
+    assert_eq!(e.outcome, Err(want));
+    assert!(took < budget + MARGIN, "took {took:?}, budget {budget:?}");
+
+    let good = engine.load(&fixtures::good()).expect("good fixture loads");
+    let e = engine.evaluate(&good, &input(3));
+    let d = e.outcome.expect("the engine still serves a good policy");
+    assert_eq!(d.reason, "fixture ok");
+    assert_eq!(d.weights.len(), 1);
+    assert_eq!(server_name(&d.weights[0].dest), "10.0.0.2:80");
+    assert_eq!((d.weights[0].from, d.weights[0].dest.weight), (1, 7));
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel() {
+    let limits = Limits {
+        fuel: 5_000_000,
+        deadline: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let e = engine(limits);
+    let looping = policy("(loop $l (br $l))", &Out::ok("never"));
+    expect_failure(
+        &e,
+        &looping,
+        Failure::OutOfFuel { fuel: 5_000_000 },
+        Duration::from_millis(500),
+    );
+}
+
+#[test]
+fn infinite_loop_hits_the_deadline() {
+    let deadline = Duration::from_millis(200);
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        deadline,
+        ..Limits::default()
+    };
+    let e = engine(limits);
+    let looping = policy("(loop $l (br $l))", &Out::ok("never"));
+    expect_failure(&e, &looping, Failure::Deadline { deadline }, deadline);
+}
+
+#[test]
+fn deep_recursion_overflows_the_stack() {
+    let e = engine(Limits::default());
+    let module = core_module(
+        "(drop (call $down (i32.const 0)))",
+        &Out::ok("never"),
+        "(func $down (param i32) (result i32) (call $down (i32.add (local.get 0) (i32.const 1))))",
+    );
+    expect_failure(
+        &e,
+        &componentize(&module),
+        Failure::StackOverflow,
+        Duration::from_millis(500),
+    );
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit() {
+    let limits = Limits {
+        memory_bytes: 8 << 20,
+        ..Limits::default()
+    };
+    let e = engine(limits);
+    // Grow by 1 MiB until growth fails (it traps instead of returning -1).
+    let bomb = policy(
+        "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))",
+        &Out::ok("never"),
+    );
+    expect_failure(
+        &e,
+        &bomb,
+        Failure::MemoryLimit { limit: 8 << 20 },
+        Duration::from_millis(500),
+    );
+}
+
+#[test]
+fn a_trap_is_reported_with_its_message() {
+    let e = engine(Limits::default());
+    let trap = policy("(unreachable)", &Out::ok("never"));
+    expect_failure(
+        &e,
+        &trap,
+        Failure::Trap("wasm trap: wasm `unreachable` instruction executed".into()),
+        Duration::from_millis(500),
+    );
+}
+
+#[test]
+fn huge_and_malformed_outputs_are_rejected() {
+    let limits = Limits::default();
+    let e = engine(limits.clone());
+    let quick = Duration::from_millis(500);
+
+    let huge_state = Out {
+        state: Some((0, 70_000)),
+        ..Out::ok("big")
+    };
+    expect_failure(
+        &e,
+        &policy("", &huge_state),
+        Failure::InvalidOutput(OutputError::StateTooLarge {
+            len: 70_000,
+            limit: limits.state_bytes,
+        }),
+        quick,
+    );
+
+    let long_reason = Out::ok(&"x".repeat(300));
+    expect_failure(
+        &e,
+        &policy("", &long_reason),
+        Failure::InvalidOutput(OutputError::ReasonTooLarge {
+            len: 300,
+            limit: 256,
+        }),
+        quick,
+    );
+
+    // Not UTF-8, and a list that runs past the end of memory: both break the ABI.
+    let bad_utf8 = Out {
+        reason: vec![0xff, 0xfe],
+        ..Out::default()
+    };
+    let past_memory = Out {
+        weights_len: Some(0x0100_0000),
+        ..Out::ok("x")
+    };
+    for out in [bad_utf8, past_memory] {
+        let p = e.load(&policy("", &out)).expect("loads");
+        let got = e.evaluate(&p, &input(3)).outcome;
+        assert!(
+            matches!(&got, Err(Failure::InvalidOutput(OutputError::Malformed(_)))),
+            "{out:?}: {got:?}"
+        );
+    }
+    expect_failure(
+        &e,
+        &policy(
+            "",
+            &Out::ok("x")
+                .weight("10.0.0.2:80", 1)
+                .weight("10.0.0.2:80", 2),
+        ),
+        Failure::InvalidOutput(OutputError::DuplicateServer("10.0.0.2:80".into())),
+        quick,
+    );
+}
+
+#[test]
+fn unknown_server_weight_range_and_scheduler_are_rejected() {
+    let e = engine(Limits::default());
+    let quick = Duration::from_millis(500);
+    expect_failure(
+        &e,
+        &policy("", &Out::ok("x").weight("10.9.9.9:80", 1)),
+        Failure::InvalidOutput(OutputError::UnknownServer("10.9.9.9:80".into())),
+        quick,
+    );
+    expect_failure(
+        &e,
+        &policy("", &Out::ok("x").weight("10.0.0.3:80", 65536)),
+        Failure::InvalidOutput(OutputError::Weight {
+            server: "10.0.0.3:80".into(),
+            weight: 65536,
+        }),
+        quick,
+    );
+    let bogus = Out {
+        scheduler: Some(b"fastest".to_vec()),
+        ..Out::ok("x")
+    };
+    expect_failure(
+        &e,
+        &policy("", &bogus),
+        Failure::InvalidOutput(OutputError::UnknownScheduler("fastest".into())),
+        quick,
+    );
+}
+
+#[test]
+fn policy_errors_and_logs_come_back() {
+    let e = engine(Limits::default());
+    let refusing = Out {
+        err: Some(b"parameter x: bad".to_vec()),
+        ..Out::default()
+    };
+    expect_failure(
+        &e,
+        &policy("", &refusing),
+        Failure::Policy("parameter x: bad".into()),
+        Duration::from_millis(500),
+    );
+
+    // log(warn, "hello") with the message at address 16.
+    let module = core_module(
+        "(call $log (i32.const 2) (i32.const 16) (i32.const 5))",
+        &Out::ok("logged"),
+        r#"(data (i32.const 16) "hello")"#,
+    );
+    let p = e.load(&componentize(&module)).expect("loads");
+    let ev = e.evaluate(&p, &input(1));
+    assert_eq!(ev.outcome.map(|d| d.reason), Ok("logged".to_owned()));
+    assert_eq!(
+        ev.logs,
+        [LogLine {
+            level: LogLevel::Warn,
+            message: "hello".into()
+        }]
+    );
+    assert!(ev.fuel_used > 0);
+}
+
+#[test]
+fn uploads_are_checked_before_compiling() {
+    let e = engine(Limits {
+        component_bytes: 100_000,
+        ..Limits::default()
+    });
+    let wat = |text: &str| wat::parse_str(text).expect("WAT parses");
+    let cases: Vec<(Vec<u8>, LoadError)> = vec![
+        (wat("(module)"), LoadError::NotAComponent),
+        (b"MZ\x90\x00".to_vec(), LoadError::NotWasm),
+        (
+            wat("(component)"),
+            LoadError::MissingExport("evaluate".into()),
+        ),
+        (
+            wat(r#"(component (import "wasi:sockets/tcp@0.2.6" (instance)))"#),
+            LoadError::DisallowedImport("wasi:sockets/tcp@0.2.6".into()),
+        ),
+        (
+            wat(r#"(component (import "wasi:http/outgoing-handler@0.2.6" (instance)))"#),
+            LoadError::DisallowedImport("wasi:http/outgoing-handler@0.2.6".into()),
+        ),
+        (
+            vec![0; 100_001],
+            LoadError::TooLarge {
+                len: 100_001,
+                limit: 100_000,
+            },
+        ),
+    ];
+    for (bytes, want) in cases {
+        assert_eq!(e.load(&bytes).map(|_| ()), Err(want));
+    }
+    assert_eq!(
+        LoadError::NotAComponent.to_string(),
+        "not a component: this is a core WebAssembly module; build for wasm32-wasip2 or use \
+         wasm-tools component new"
+    );
+
+    // Exports `evaluate`, but with the wrong type.
+    let wrong_type = wat(r#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (export "evaluate" (func $f)))"#);
+    let err = e.load(&wrong_type).map(|_| ());
+    assert!(
+        matches!(&err, Err(LoadError::Contract(m)) if m.contains("evaluate")),
+        "{err:?}"
+    );
+    assert!(
+        e.load(&fixtures::good()).is_ok(),
+        "still loads good policies"
+    );
+}
+
+#[test]
+fn compiled_policies_are_stored_and_reused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = || ArtifactStore::open(dir.path().join("artifacts")).expect("store");
+    let good = fixtures::good();
+
+    let first = PolicyEngine::new(Limits::default(), Some(store())).expect("engine");
+    let p = first.load(&good).expect("loads");
+    assert!(!p.from_cache());
+    let names: Vec<String> = std::fs::read_dir(store().dir())
+        .expect("store dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with(&p.hash_hex()) && names[0].ends_with(".cwasm"));
+    drop(first);
+
+    let second = PolicyEngine::new(Limits::default(), Some(store())).expect("engine");
+    let p = second.load(&good).expect("loads");
+    assert!(
+        p.from_cache(),
+        "the stored artifact is used after a restart"
+    );
+    assert_eq!(p.hash_hex().len(), 64);
+    let d = second.evaluate(&p, &input(2)).outcome.expect("runs");
+    assert_eq!(d.reason, "fixture ok");
+}
