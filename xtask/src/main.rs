@@ -14,6 +14,7 @@ mod modules;
 mod node;
 mod paths;
 mod pcap;
+mod policies;
 mod qemu;
 
 use std::net::SocketAddr;
@@ -45,6 +46,17 @@ enum Cmd {
     /// The lab VM: a real kernel with IPVS under qemu.
     #[command(subcommand)]
     Lab(LabCmd),
+    /// Guest policies (WebAssembly components in policies/).
+    #[command(subcommand)]
+    Policies(PoliciesCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum PoliciesCmd {
+    /// Install the wasm32-wasip2 target and build every example policy in release.
+    Build,
+    /// Run the policy SDK's and examples' unit tests on the host.
+    Test,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +123,8 @@ fn run(cli: Cli) -> Result<u8> {
     let paths = Paths::new();
     match cli.command {
         Cmd::Test { vm } => test_all(&paths, &vm).map(|()| 0),
+        Cmd::Policies(PoliciesCmd::Build) => policies::build(&paths).map(|_| 0),
+        Cmd::Policies(PoliciesCmd::Test) => policies::test(&paths).map(|()| 0),
         Cmd::Lab(cmd) => match cmd {
             LabCmd::Test {
                 vm,
@@ -141,9 +155,17 @@ fn exit_code(code: i32) -> u8 {
     u8::try_from(code).unwrap_or(255)
 }
 
-/// `cargo xtask test`: host tests, then the VM tests; both always run.
+/// `cargo xtask test`: policy builds and host tests, then the VM tests; both always run.
 fn test_all(paths: &Paths, vm: &VmOpts) -> Result<()> {
     let started = Instant::now();
+    // The agent's policy tests load the example components: build them first.
+    let policies_ok = match policies::build(paths).and_then(|_| policies::test(paths)) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("xtask: policies: {e:#}");
+            false
+        }
+    };
     eprintln!(
         "xtask: host tests (cargo test --workspace --exclude {})",
         cargo::E2E_PACKAGE
@@ -151,7 +173,8 @@ fn test_all(paths: &Paths, vm: &VmOpts) -> Result<()> {
     let host_ok = cargo::cargo(paths)
         .args(["test", "--workspace", "--exclude", cargo::E2E_PACKAGE])
         .status()?
-        .success();
+        .success()
+        && policies_ok;
     let host_secs = started.elapsed().as_secs_f64();
     let vm_started = Instant::now();
     let vm_result = lab::test(paths, vm, &[], None, Vec::new());
