@@ -6,8 +6,13 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+use crate::policy::Limits;
+
 /// Where the agent listens unless told otherwise.
 pub const DEFAULT_UNIX_SOCKET: &str = "/run/ipvs-agent/agent.sock";
+
+/// Where the agent keeps uploaded policies unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ipvs-agent";
 
 /// Serves this node's IPVS table and virtual-IP links over gRPC.
 #[derive(Debug, Clone, Parser)]
@@ -34,6 +39,27 @@ pub struct Cli {
     /// Log filter in RUST_LOG syntax, e.g. `info` or `warn,ipvs_agent=debug`.
     #[arg(long, value_name = "FILTER", env = "RUST_LOG", default_value = "info")]
     pub log_level: String,
+
+    /// Directory for the agent's state: uploaded policies (`policies/`) and their compiled
+    /// artifacts (`artifacts/`), kept across restarts. Created 0700.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    /// Largest policy component accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT_COMPONENT_BYTES)]
+    pub policy_max_bytes: usize,
+
+    /// Fuel (about one unit per WebAssembly instruction) one policy evaluation may use.
+    #[arg(long, value_name = "UNITS", default_value_t = Limits::DEFAULT_FUEL)]
+    pub policy_fuel: u64,
+
+    /// Wall-clock time one policy evaluation may take, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = Limits::DEFAULT_DEADLINE.as_millis() as u64)]
+    pub policy_deadline_ms: u64,
+
+    /// Linear memory one policy instance may grow to, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT_MEMORY_BYTES)]
+    pub policy_memory_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,6 +83,17 @@ pub enum ConfigError {
 }
 
 impl Cli {
+    /// The policy engine's limits: the defaults with this command line's overrides.
+    pub fn policy_limits(&self) -> Limits {
+        Limits {
+            component_bytes: self.policy_max_bytes,
+            fuel: self.policy_fuel,
+            deadline: std::time::Duration::from_millis(self.policy_deadline_ms),
+            memory_bytes: self.policy_memory_bytes,
+            ..Limits::default()
+        }
+    }
+
     /// Everything that can be refused before the agent opens a socket.
     pub fn check(&self) -> Result<(), ConfigError> {
         if let Some(addr) = self.listen

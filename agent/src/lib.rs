@@ -3,6 +3,7 @@
 //! `state` turns a desired table into the changes that make the kernel match it.
 
 pub mod api;
+pub mod attach;
 pub mod config;
 pub mod ipvs;
 pub mod link;

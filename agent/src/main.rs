@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, error::ErrorKind};
+use ipvs_agent::attach::{Attachments, PolicyStore};
 use ipvs_agent::config::{Cli, LogFormat};
 use ipvs_agent::ipvs::{IpvsError, IpvsHandle};
 use ipvs_agent::link::LinkHandle;
+use ipvs_agent::policy::{ArtifactStore, PolicyEngine};
 use ipvs_agent::server::{self, Listeners, SHUTDOWN_GRACE};
 use ipvs_agent::shutdown::Shutdown;
 use tokio::net::TcpListener;
@@ -74,7 +76,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let ipvs = Arc::new(open_ipvs().await?);
     let links = Arc::new(LinkHandle::new().context("cannot open the rtnetlink socket")?);
     let (trigger, shutdown) = Shutdown::new();
-    let routes = server::routes(ipvs, links, shutdown.clone())?;
+    let policies = open_policies(&cli, ipvs.clone()).await?;
+    let routes = server::routes_with_policies(ipvs, links, Some(policies), shutdown.clone())?;
 
     let (unix, socket_file) = server::bind_unix(&cli.unix)?;
     let tcp = match cli.listen {
@@ -100,6 +103,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The policy engine, with uploaded policies reloaded from the state directory.
+async fn open_policies(
+    cli: &Cli,
+    ipvs: Arc<IpvsHandle>,
+) -> anyhow::Result<Arc<Attachments<IpvsHandle>>> {
+    let artifacts = ArtifactStore::open(cli.state_dir.join("artifacts"))
+        .context("cannot open the policy artifact store")?;
+    let engine = PolicyEngine::new(cli.policy_limits(), Some(artifacts))
+        .context("cannot start the policy engine")?;
+    let store = PolicyStore::open(Some(cli.state_dir.join("policies")), &engine)
+        .await
+        .context("cannot open the policy store")?;
+    Ok(Arc::new(Attachments::new(engine, store, ipvs)))
 }
 
 /// Opens the IPVS family, loading the `ip_vs` module once if the kernel lacks it.

@@ -13,7 +13,8 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{ConfigApi, IpvsApi, LinkApi, LinkOps, StatsApi, TableApi};
+use crate::api::{ConfigApi, IpvsApi, LinkApi, LinkOps, PolicyApi, StatsApi, TableApi};
+use crate::attach::Attachments;
 use crate::ipvs::IpvsOps;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 
@@ -44,6 +45,16 @@ pub fn routes<I: IpvsOps, L: LinkOps>(
     links: Arc<L>,
     shutdown: Shutdown,
 ) -> Result<Routes, ServerError> {
+    routes_with_policies(ipvs, links, None, shutdown)
+}
+
+/// [`routes`] plus `PolicyService` over `policies`, when given.
+pub fn routes_with_policies<I: IpvsOps, L: LinkOps>(
+    ipvs: Arc<I>,
+    links: Arc<L>,
+    policies: Option<Arc<Attachments<I>>>,
+    shutdown: Shutdown,
+) -> Result<Routes, ServerError> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ipvs_proto::v1::FILE_DESCRIPTOR_SET)
@@ -53,10 +64,21 @@ pub fn routes<I: IpvsOps, L: LinkOps>(
         .add_service(IpvsApi::new(ipvs.clone()).into_server())
         .add_service(ConfigApi::new(ipvs.clone()).into_server())
         .add_service(TableApi::new(ipvs.clone()).into_server())
-        .add_service(StatsApi::new(ipvs).with_shutdown(shutdown).into_server())
+        .add_service(
+            StatsApi::new(ipvs)
+                .with_shutdown(shutdown.clone())
+                .into_server(),
+        )
         .add_service(LinkApi::new(links).into_server())
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
+    if let Some(policies) = policies {
+        routes.add_service(
+            PolicyApi::new(policies)
+                .with_shutdown(shutdown)
+                .into_server(),
+        );
+    }
     Ok(routes.routes())
 }
 

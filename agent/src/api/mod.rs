@@ -9,6 +9,7 @@ pub mod config;
 pub mod convert;
 pub mod ipvs;
 pub mod link;
+pub mod policy;
 pub mod stats;
 pub mod status;
 pub mod table;
@@ -16,10 +17,13 @@ pub mod table;
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 pub use config::ConfigApi;
 pub use ipvs::IpvsApi;
 pub use link::{LinkApi, LinkOps};
+pub use policy::PolicyApi;
 pub use stats::StatsApi;
 pub use table::TableApi;

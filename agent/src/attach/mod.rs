@@ -1,0 +1,509 @@
+//! Policies attached to services: one tokio task per attachment that, on its interval, reads
+//! each live service, evaluates the policy, records its health and (in ENFORCE mode) writes
+//! only the weights and scheduler that change.
+//!
+//! ```text
+//! tick ─▶ IpvsOps::service + destinations ─▶ PolicyInput ─▶ engine ─▶ Health::record
+//!                                                                         │
+//!        Apply (ENFORCE): set_dest per changed weight, set_service if scheduler changes
+//!        Failed: keep weights      Quarantined: keep weights, stop the task
+//!                                                                         │
+//!                                                 Event ─▶ broadcast ─▶ WatchEvents
+//! ```
+//!
+//! A service that cannot be read or a write the kernel refuses is reported but does not
+//! count toward quarantine: it is not the policy's fault.
+
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Mutex, broadcast};
+use tokio::task::JoinHandle;
+
+use crate::ipvs::types::{Scheduler, ServiceKey};
+use crate::ipvs::{IpvsError, IpvsOps};
+use crate::policy::{Decision, Health, PolicyEngine, PolicyInput, Verdict, server_name};
+
+pub use store::{PolicyStore, StoreError, StoredPolicy};
+
+/// Time between evaluations when an attach request gives none.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+/// The shortest interval accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Consecutive failures that quarantine an attachment when the request gives none.
+pub const DEFAULT_QUARANTINE_AFTER: u32 = 3;
+/// Events a slow watcher may lag behind before it misses some.
+const EVENT_BUFFER: usize = 1024;
+
+/// Whether decisions reach the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    DryRun,
+}
+
+/// What an attachment was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub policy: String,
+    pub services: Vec<ServiceKey>,
+    pub params: Vec<(String, String)>,
+    pub interval: Duration,
+    pub mode: Mode,
+    pub quarantine_after: u32,
+}
+
+/// One weight a decision changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightDelta {
+    pub server: String,
+    pub from: u32,
+    pub to: u32,
+}
+
+/// A decision for one service, as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRecord {
+    pub service: ServiceKey,
+    pub weights: Vec<WeightDelta>,
+    pub scheduler: Option<Scheduler>,
+    pub reason: String,
+    pub applied: bool,
+}
+
+/// Why an evaluation failed, as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRecord {
+    pub service: Option<ServiceKey>,
+    /// [`crate::policy::Failure::kind`], or "service" / "apply" for the agent's side.
+    pub kind: String,
+    pub message: String,
+}
+
+/// One evaluation of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub time: SystemTime,
+    pub duration: Duration,
+    pub fuel_used: u64,
+    pub outcome: Result<DecisionRecord, FailureRecord>,
+}
+
+/// What WatchEvents streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub attachment: String,
+    pub run: RunRecord,
+    /// This failure quarantined the attachment.
+    pub quarantined: bool,
+}
+
+/// An attachment's health, as GetStatus reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub id: String,
+    pub spec: Spec,
+    pub last: Option<RunRecord>,
+    pub last_decision: Option<DecisionRecord>,
+    pub consecutive_failures: u32,
+    pub quarantined: bool,
+    pub evaluations: u64,
+}
+
+/// Why a request on attachments was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no attachment {0:?}")]
+    NotFound(String),
+    #[error("policy {hash} is attached ({ids}); detach it first")]
+    Attached { hash: String, ids: String },
+    #[error("attachment {0} is quarantined; detach and attach it again")]
+    Quarantined(String),
+    #[error("an attachment needs at least one service")]
+    NoService,
+    #[error("interval {0:?} is shorter than the minimum of 100ms")]
+    Interval(Duration),
+}
+
+/// Per-attachment evaluation state, behind one lock so a tick and an on-demand run never
+/// overlap.
+#[derive(Debug)]
+struct RunState {
+    health: Health,
+    last: Option<RunRecord>,
+    last_decision: Option<DecisionRecord>,
+    evaluations: u64,
+    /// Per service: the last sequence number and the state the policy returned.
+    memory: HashMap<ServiceKey, (u64, Vec<u8>)>,
+}
+
+struct Attached {
+    spec: Spec,
+    state: Arc<Mutex<RunState>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Everything an evaluation needs, shared by the task and on-demand runs.
+struct Runner<I> {
+    id: String,
+    spec: Spec,
+    policy: StoredPolicy,
+    engine: PolicyEngine,
+    ipvs: Arc<I>,
+    events: broadcast::Sender<Event>,
+    state: Arc<Mutex<RunState>>,
+}
+
+/// The policies and their attachments.
+pub struct Attachments<I> {
+    engine: PolicyEngine,
+    ipvs: Arc<I>,
+    store: Mutex<PolicyStore>,
+    attached: Mutex<BTreeMap<u64, Attached>>,
+    next_id: std::sync::atomic::AtomicU64,
+    events: broadcast::Sender<Event>,
+}
+
+impl<I> std::fmt::Debug for Attachments<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachments").finish_non_exhaustive()
+    }
+}
+
+fn parse_id(id: &str) -> Option<u64> {
+    id.strip_prefix('a')?.parse().ok()
+}
+
+impl<I: IpvsOps> Attachments<I> {
+    pub fn new(engine: PolicyEngine, store: PolicyStore, ipvs: Arc<I>) -> Self {
+        Attachments {
+            engine,
+            ipvs,
+            store: Mutex::new(store),
+            attached: Mutex::new(BTreeMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+            events: broadcast::channel(EVENT_BUFFER).0,
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub async fn upload(&self, bytes: Vec<u8>, name: String) -> Result<StoredPolicy, StoreError> {
+        self.store
+            .lock()
+            .await
+            .upload(&self.engine, bytes, name)
+            .await
+    }
+
+    pub async fn policies(&self) -> Vec<StoredPolicy> {
+        self.store.lock().await.list()
+    }
+
+    pub async fn delete(&self, hash: &str) -> Result<(), AttachError> {
+        let attached = self.attached.lock().await;
+        let ids: Vec<String> = attached
+            .iter()
+            .filter(|(_, a)| a.spec.policy == hash)
+            .map(|(n, _)| format!("a{n}"))
+            .collect();
+        if !ids.is_empty() {
+            return Err(AttachError::Attached {
+                hash: hash.to_owned(),
+                ids: ids.join(", "),
+            });
+        }
+        self.store.lock().await.remove(hash)?;
+        Ok(())
+    }
+
+    /// Starts evaluating `spec`; the first evaluation comes after one interval.
+    pub async fn attach(&self, spec: Spec) -> Result<String, AttachError> {
+        if spec.services.is_empty() {
+            return Err(AttachError::NoService);
+        }
+        if spec.interval < MIN_INTERVAL {
+            return Err(AttachError::Interval(spec.interval));
+        }
+        let policy = self.store.lock().await.get(&spec.policy)?.clone();
+        let n = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("a{n}");
+        let state = Arc::new(Mutex::new(RunState {
+            health: Health::new(spec.quarantine_after),
+            last: None,
+            last_decision: None,
+            evaluations: 0,
+            memory: HashMap::new(),
+        }));
+        let runner = Arc::new(Runner {
+            id: id.clone(),
+            spec: spec.clone(),
+            policy,
+            engine: self.engine.clone(),
+            ipvs: self.ipvs.clone(),
+            events: self.events.clone(),
+            state: state.clone(),
+        });
+        let task = tokio::spawn(run_loop(runner));
+        tracing::info!(id = %id, policy = %spec.policy, mode = ?spec.mode, "policy attached");
+        self.attached
+            .lock()
+            .await
+            .insert(n, Attached { spec, state, task });
+        Ok(id)
+    }
+
+    pub async fn detach(&self, id: &str) -> Result<(), AttachError> {
+        let not_found = || AttachError::NotFound(id.to_owned());
+        let n = parse_id(id).ok_or_else(not_found)?;
+        self.attached
+            .lock()
+            .await
+            .remove(&n)
+            .ok_or_else(not_found)?;
+        tracing::info!(id = %id, "policy detached");
+        Ok(())
+    }
+
+    /// Every attachment's id and spec, in attach order.
+    pub async fn list(&self) -> Vec<(String, Spec)> {
+        self.attached
+            .lock()
+            .await
+            .iter()
+            .map(|(n, a)| (format!("a{n}"), a.spec.clone()))
+            .collect()
+    }
+
+    pub async fn status(&self, id: &str) -> Result<Status, AttachError> {
+        let (spec, state) = self.find(id).await?;
+        let s = state.lock().await;
+        Ok(Status {
+            id: id.to_owned(),
+            spec,
+            last: s.last.clone(),
+            last_decision: s.last_decision.clone(),
+            consecutive_failures: s.health.consecutive_failures(),
+            quarantined: s.health.is_quarantined(),
+            evaluations: s.evaluations,
+        })
+    }
+
+    /// Evaluates attachment `id` once now.
+    pub async fn evaluate(&self, id: &str) -> Result<Vec<RunRecord>, AttachError> {
+        let n = parse_id(id).ok_or_else(|| AttachError::NotFound(id.to_owned()))?;
+        let (spec, state) = self.find(id).await?;
+        let policy = self.store.lock().await.get(&spec.policy)?.clone();
+        let runner = Runner {
+            id: format!("a{n}"),
+            spec,
+            policy,
+            engine: self.engine.clone(),
+            ipvs: self.ipvs.clone(),
+            events: self.events.clone(),
+            state,
+        };
+        runner
+            .run_once()
+            .await
+            .ok_or(AttachError::Quarantined(id.to_owned()))
+    }
+
+    async fn find(&self, id: &str) -> Result<(Spec, Arc<Mutex<RunState>>), AttachError> {
+        let not_found = || AttachError::NotFound(id.to_owned());
+        let n = parse_id(id).ok_or_else(not_found)?;
+        let attached = self.attached.lock().await;
+        let a = attached.get(&n).ok_or_else(not_found)?;
+        Ok((a.spec.clone(), a.state.clone()))
+    }
+}
+
+async fn run_loop<I: IpvsOps>(runner: Arc<Runner<I>>) {
+    let mut ticks = tokio::time::interval(runner.spec.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if runner.run_once().await.is_none() {
+            tracing::warn!(id = %runner.id, "policy quarantined; no longer evaluating");
+            return;
+        }
+        if runner.state.lock().await.health.is_quarantined() {
+            tracing::warn!(id = %runner.id, "policy quarantined; no longer evaluating");
+            return;
+        }
+    }
+}
+
+impl<I: IpvsOps> Runner<I> {
+    /// One evaluation per service; `None` if the attachment is quarantined.
+    async fn run_once(&self) -> Option<Vec<RunRecord>> {
+        let mut state = self.state.lock().await;
+        if state.health.is_quarantined() {
+            return None;
+        }
+        let mut records = Vec::with_capacity(self.spec.services.len());
+        for key in &self.spec.services {
+            let (record, quarantined) = self.run_service(&mut state, key).await;
+            state.evaluations += 1;
+            if let Ok(d) = &record.outcome {
+                state.last_decision = Some(d.clone());
+            }
+            state.last = Some(record.clone());
+            let _ = self.events.send(Event {
+                attachment: self.id.clone(),
+                run: record.clone(),
+                quarantined,
+            });
+            records.push(record);
+            if quarantined {
+                break;
+            }
+        }
+        Some(records)
+    }
+
+    async fn run_service(&self, state: &mut RunState, key: &ServiceKey) -> (RunRecord, bool) {
+        let time = SystemTime::now();
+        let failed = |kind: &str, message: String| RunRecord {
+            time,
+            duration: Duration::ZERO,
+            fuel_used: 0,
+            outcome: Err(FailureRecord {
+                service: Some(*key),
+                kind: kind.to_owned(),
+                message,
+            }),
+        };
+        let live = async {
+            let service = self.ipvs.service(key).await?;
+            let servers = self.ipvs.destinations(key).await?;
+            Ok::<_, IpvsError>((service, servers))
+        };
+        let (service, servers) = match live.await {
+            Ok(live) => live,
+            Err(e) => return (failed("service", e.to_string()), false),
+        };
+        let (sequence, memory) = state.memory.get(key).cloned().unwrap_or_default();
+        let input = PolicyInput {
+            service: service.clone(),
+            servers,
+            now: time,
+            sequence: sequence + 1,
+            params: self.spec.params.clone(),
+            state: memory.clone(),
+            schedulers: Scheduler::KNOWN.to_vec(),
+        };
+        let eval = self
+            .engine
+            .evaluate_async(self.policy.compiled.clone(), input)
+            .await;
+        let mut record = RunRecord {
+            time,
+            duration: eval.elapsed,
+            fuel_used: eval.fuel_used,
+            outcome: Err(FailureRecord {
+                service: Some(*key),
+                kind: String::new(),
+                message: String::new(),
+            }),
+        };
+        let failure = eval.outcome.as_ref().err().cloned();
+        match state.health.record(eval.outcome) {
+            Verdict::Apply(decision) => {
+                state.memory.insert(
+                    *key,
+                    (sequence + 1, decision.state.clone().unwrap_or(memory)),
+                );
+                let enforce = self.spec.mode == Mode::Enforce && !decision.changes_nothing();
+                let applied = if enforce {
+                    match self.apply(key, &service.service, &decision).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            record.outcome = Err(FailureRecord {
+                                service: Some(*key),
+                                kind: "apply".into(),
+                                message: e.to_string(),
+                            });
+                            return (record, false);
+                        }
+                    }
+                } else {
+                    false
+                };
+                record.outcome = Ok(decision_record(key, &decision, applied));
+                (record, false)
+            }
+            verdict => {
+                state.memory.insert(*key, (sequence + 1, memory));
+                let (kind, message) = failure
+                    .map(|f| (f.kind().to_owned(), f.to_string()))
+                    .unwrap_or_default();
+                record.outcome = Err(FailureRecord {
+                    service: Some(*key),
+                    kind,
+                    message,
+                });
+                (record, matches!(verdict, Verdict::Quarantined { .. }))
+            }
+        }
+    }
+
+    /// Writes the changed weights (each with its full destination) and the scheduler.
+    async fn apply(
+        &self,
+        key: &ServiceKey,
+        service: &crate::ipvs::types::Service,
+        decision: &Decision,
+    ) -> Result<(), IpvsError> {
+        for change in &decision.weights {
+            self.ipvs.set_dest(key, &change.dest).await?;
+        }
+        if let Some(scheduler) = &decision.scheduler {
+            let mut svc = service.clone();
+            svc.scheduler = scheduler.clone();
+            self.ipvs.set_service(&svc).await?;
+        }
+        tracing::info!(
+            id = %self.id,
+            weights = decision.weights.len(),
+            scheduler = ?decision.scheduler.as_ref().map(|s| s.name()),
+            reason = %decision.reason,
+            "policy decision applied"
+        );
+        Ok(())
+    }
+}
+
+fn decision_record(key: &ServiceKey, d: &Decision, applied: bool) -> DecisionRecord {
+    DecisionRecord {
+        service: *key,
+        weights: d
+            .weights
+            .iter()
+            .map(|w| WeightDelta {
+                server: server_name(&w.dest),
+                from: w.from,
+                to: w.dest.weight,
+            })
+            .collect(),
+        scheduler: d.scheduler.clone(),
+        reason: d.reason.clone(),
+        applied,
+    }
+}
