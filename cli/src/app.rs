@@ -10,6 +10,7 @@ use crate::ipvsadm::resolve::System;
 use crate::ipvsadm::run::{Settings, run};
 use crate::link;
 use crate::output::{OutputFormat, is_broken_pipe, write_stdout};
+use crate::policy;
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
@@ -64,6 +65,29 @@ fn iface_main(argv: &[String]) -> Result<String, Failure> {
     ))
 }
 
+fn policy_main(argv: &[String]) -> Result<String, Failure> {
+    let cli = match policy::parse(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = u8::try_from(e.exit_code()).unwrap_or(exit::USAGE);
+            let text = e.render().to_string();
+            return if code == 0 {
+                Ok(text)
+            } else {
+                Err(Failure::new(code, text.trim_end().to_string()))
+            };
+        }
+    };
+    let agent = AgentAddress::choose(cli.agent.as_deref(), None)
+        .map_err(|e| Failure::new(exit::USAGE, format!("ipvsctl: {e}")))?;
+    let policy::Object::Policy { command } = cli.object;
+    runtime()?.block_on(policy::run(
+        command,
+        &agent,
+        cli.output.unwrap_or(OutputFormat::Text),
+    ))
+}
+
 /// Runs ipvsctl with `argv` (program name first) and returns the exit status.
 pub fn main(argv: Vec<String>) -> ExitCode {
     let program = argv
@@ -71,7 +95,9 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         .cloned()
         .unwrap_or_else(|| "ipvsctl".to_string());
     let args = argv.get(1..).unwrap_or_default();
-    let result = if link::is_iface_command(args) {
+    let result = if policy::is_policy_command(args) {
+        policy_main(&argv)
+    } else if link::is_iface_command(args) {
         iface_main(&argv)
     } else {
         ipvsadm_main(&program, args)

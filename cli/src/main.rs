@@ -9,6 +9,7 @@ mod exit;
 mod ipvsadm;
 mod link;
 mod output;
+mod policy;
 
 fn main() -> std::process::ExitCode {
     // Arguments that are not UTF-8 cannot name services or links; keep them visible in errors.
