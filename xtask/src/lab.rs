@@ -12,7 +12,7 @@ use crate::init::{self, Mode};
 use crate::kernel::{self, Kernel};
 use crate::paths::Paths;
 use crate::qemu::{self, Console, End, Flow, Vm};
-use crate::{cargo, host, pcap};
+use crate::{cargo, host, pcap, policies};
 
 /// Options of every boot.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,6 +64,28 @@ pub fn run_manifest(
     Ok(m)
 }
 
+/// Where the guest finds the example policies `cargo xtask policies build` left on the host.
+pub const GUEST_POLICY_DIR: &str = "/opt/ipvs/policies";
+
+/// Ships every built example component (if any were built) to [`GUEST_POLICY_DIR`]; tests
+/// that need one say how to build it when it is missing.
+fn add_policies(m: &mut Manifest, paths: &Paths) -> Result<()> {
+    let out = policies::out_dir(paths);
+    let Ok(entries) = std::fs::read_dir(&out) else {
+        return Ok(());
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().is_some_and(|e| e == "wasm") {
+            m.file(
+                &format!("{GUEST_POLICY_DIR}/{}", file_name(&path)?),
+                &path,
+                0o644,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn file_name(p: &Path) -> Result<String> {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -94,7 +116,8 @@ pub fn test(
         args.push("--test-threads=1".into());
     }
     let scratch = paths.scratch("test")?;
-    let manifest = run_manifest(&prep, &tests, &Mode::Test { args }, false)?;
+    let mut manifest = run_manifest(&prep, &tests, &Mode::Test { args }, false)?;
+    add_policies(&mut manifest, paths)?;
     let initrd = scratch.dir.join("initrd.img");
     let size = image::assemble(&prep.base, &manifest, &initrd)?;
     let vm = Vm {
