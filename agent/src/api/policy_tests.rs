@@ -413,7 +413,10 @@ async fn uploads_reload_from_the_state_dir() {
     let path = dir.0.clone();
     let bytes = fixture("", "10.0.0.2:80", 3, "kept");
     let f = setup_in(dir).await;
-    let p = upload(&f.api, bytes, "kept").await;
+    let p = upload(&f.api, bytes.clone(), "kept").await;
+    // The same bytes again, without a name: the same policy, its name kept.
+    let again = upload(&f.api, bytes, "").await;
+    assert_eq!((&again.hash, again.name.as_str()), (&p.hash, "kept"));
     // A second agent on the same directory.
     let engine = PolicyEngine::new(Limits::default(), None).expect("engine");
     let store = PolicyStore::open(Some(path.join("policies")), &engine)

@@ -201,12 +201,11 @@ impl<I: IpvsOps> Attachments<I> {
         self.events.subscribe()
     }
 
+    /// Compiles `bytes` (slow: outside the store's lock, so reads go on meanwhile) and
+    /// stores them.
     pub async fn upload(&self, bytes: Vec<u8>, name: String) -> Result<StoredPolicy, StoreError> {
-        self.store
-            .lock()
-            .await
-            .upload(&self.engine, bytes, name)
-            .await
+        let compiled = self.engine.load_async(bytes.clone()).await?;
+        self.store.lock().await.add(&bytes, compiled, name)
     }
 
     pub async fn policies(&self) -> Vec<StoredPolicy> {

@@ -13,7 +13,6 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::policy::artifacts::{hex, sha256};
 use crate::policy::{CompiledPolicy, LoadError, PolicyEngine};
 
 /// A stored policy.
@@ -113,26 +112,24 @@ impl PolicyStore {
         policy
     }
 
-    /// Validates, compiles and stores `bytes`; an empty `name` keeps a stored one. Refused
-    /// components are never written.
-    pub async fn upload(
+    /// Stores `bytes`, already compiled by the engine (refused components never get here);
+    /// an empty `name` keeps a stored one.
+    pub fn add(
         &mut self,
-        engine: &PolicyEngine,
-        bytes: Vec<u8>,
+        bytes: &[u8],
+        compiled: Arc<CompiledPolicy>,
         name: String,
     ) -> Result<StoredPolicy, StoreError> {
-        let hash = hex(&sha256(&bytes));
+        let hash = compiled.hash_hex();
         let name = match (name.is_empty(), self.policies.get(&hash)) {
             (true, Some(old)) => old.name.clone(),
             _ => name,
         };
-        let size = bytes.len() as u64;
-        let compiled = engine.load_async(bytes.clone()).await?;
         if let Some(dir) = &self.dir {
-            write_atomic(&dir.join(format!("{hash}.wasm")), &bytes)?;
+            write_atomic(&dir.join(format!("{hash}.wasm")), bytes)?;
             write_atomic(&dir.join(format!("{hash}.name")), name.as_bytes())?;
         }
-        Ok(self.insert(compiled, size, name))
+        Ok(self.insert(compiled, bytes.len() as u64, name))
     }
 
     pub fn get(&self, hash: &str) -> Result<&StoredPolicy, StoreError> {
