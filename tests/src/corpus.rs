@@ -198,12 +198,14 @@ pub const SCHEDULERS: &[&str] = &[
 const SERVICE_PORTS: &[u16] = &[80, 443, 53, 8080, 25, 5060, 3306, 1, 65535, 22, 8443, 123];
 const WEIGHTS: &[u32] = &[0, 1, 2, 3, 5, 10, 100, 1000, 65535];
 const PERSISTENCE: &[&str] = &["1", "60", "360", "3600", "2678400"];
+/// Persistence masks drawn at random; `0.0.0.0` (one entry for all clients) has its own
+/// scenario in [`masks`], where a refusal cannot spill into later commands.
 const MASKS_V4: &[&str] = &[
     "255.255.255.0",
     "255.255.0.0",
     "255.255.255.255",
     "255.255.255.128",
-    "0.0.0.0",
+    "128.0.0.0",
 ];
 const MASKS_V6: &[&str] = &["64", "48", "128", "1", "96"];
 
@@ -881,6 +883,40 @@ fn edits(rng: &mut Gen, sp: Space) -> Sequence {
     }
 }
 
+/// Persistence masks at their edges: every service is deleted again, so a refusal of one of
+/// them cannot make later commands differ.
+fn masks(_: &mut Gen, sp: Space) -> Sequence {
+    let mut c = Vec::new();
+    for (k, (svc, opts)) in [
+        (format!("-t {}:80", sp.v4(1)), "-p 60 -M 0.0.0.0"),
+        (format!("-u {}:53", sp.v4(2)), "-M 0.0.0.0"),
+        (format!("-f {}", sp.mark(1)), "-p -M 0.0.0.0"),
+        (format!("-t {}:80", sp.v4(3)), "-p -M 255.255.255.255"),
+        (format!("-t {}:80", sp.v4(4)), "-p -M 255.0.255.0"),
+        (format!("-t [{}]:80", sp.v6(1)), "-p -M 1"),
+        (format!("-f {} -6", sp.mark(2)), "-p -M 128"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.push(cmd(format!(
+            "-A {svc} -s {} {opts}",
+            SCHEDULERS[(sp.0 + k) % 13]
+        )));
+        c.push(cmd(format!("-Ln {svc}")));
+        if k == 0 {
+            c.push(cmd(format!("-E {svc} -s rr -p 30 -M 255.255.0.0")));
+            c.push(cmd(format!("-E {svc} -s rr -p 30 -M 0.0.0.0")));
+            c.push(cmd(format!("-Ln {svc}")));
+        }
+        c.push(cmd(format!("-D {svc}")));
+    }
+    Sequence {
+        name: String::new(),
+        commands: c,
+    }
+}
+
 /// Port-zero services (all ports, persistent only), IPv4 and IPv6.
 fn port_zero(rng: &mut Gen, sp: Space) -> Sequence {
     let c = vec![
@@ -1047,9 +1083,9 @@ pub fn refusal_pool(sp: Space) -> Vec<String> {
         format!("-A -t {v}:80 -s rr -s wrr"),
         format!("-a {s} -r {r} -m -g"),
         format!("-a {s} -r {r} -m -w 1 -w 2"),
-        format!("--list --stats --rate"),
-        format!("-L --stats --thresholds"),
-        format!("-Ln --nosort --sort"),
+        format!("--list --stats --rate {s}"),
+        format!("-L --stats --thresholds {s}"),
+        format!("-Ln --sort --nosort {s}"),
         // the daemons' own checks, before anything is started
         format!("--start-daemon bogus"),
         format!("--stop-daemon bogus"),
@@ -1219,6 +1255,7 @@ const FIXED: &[Template] = &[
     ("spellings", spellings),
     ("edits", edits),
     ("port-zero", port_zero),
+    ("masks", masks),
 ];
 
 /// Randomized templates, repeated; the list's multiplicity is the draw's weight.
