@@ -184,3 +184,75 @@ fn tempdir(name: &str) -> Result<String> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir.to_string_lossy().into_owned())
 }
+
+/// A component of the policy world whose `evaluate` traps.
+fn trapping_component() -> Result<Vec<u8>> {
+    let core = r#"(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+    (local.get $ptr))
+  (func (export "evaluate") (param i32) (result i32)
+    unreachable))"#;
+    let mut resolve = wit_parser::Resolve::default();
+    let pkg = resolve.push_str("policy.wit", include_str!("../../policies/wit/policy.wit"))?;
+    let world = resolve.select_world(&[pkg], Some("policy"))?;
+    let mut module = wat::parse_str(core)?;
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )?;
+    wit_component::ComponentEncoder::default()
+        .module(&module)?
+        .validate(true)
+        .encode()
+}
+
+#[test]
+fn a_trapping_policy_is_quarantined_and_the_kernel_keeps_its_weights() -> Result<()> {
+    let _ns = Netns::new()?;
+    let state = tempdir("policy-trap")?;
+    let agent = Agent::start_with(&["--state-dir", &state, "--policy-deadline-ms", "5000"])?;
+    agent.ipvsctl_ok(&["-A", "-t", VIP, "-s", "wrr"])?;
+    agent.ipvsctl_ok(&["-a", "-t", VIP, "-r", B1, "-m", "-w", "3"])?;
+    agent.ipvsctl_ok(&["-a", "-t", VIP, "-r", B2, "-m", "-w", "5"])?;
+    let file = Path::new(&state).join("trap.wasm");
+    std::fs::write(&file, trapping_component()?)?;
+    let file = file.to_string_lossy().into_owned();
+    let hash = agent
+        .ipvsctl_ok(&["policy", "add", &file])?
+        .trim()
+        .to_owned();
+    let id = agent
+        .ipvsctl_ok(&[
+            "policy",
+            "attach",
+            &hash,
+            "-t",
+            VIP,
+            "--interval",
+            "200ms",
+            "--quarantine-after",
+            "2",
+        ])?
+        .trim()
+        .to_owned();
+    let status = wait_for(Duration::from_secs(20), || {
+        let s = agent.ipvsctl_ok(&["-o", "json", "policy", "status", &id])?;
+        Ok(s.contains("\"quarantined\": true").then_some(s))
+    })?;
+    ensure!(
+        status.contains("\"kind\": \"trap\"")
+            && status.contains("\"consecutive_failures\": 2")
+            && status.contains("\"last_decision\": null"),
+        "status: {status}"
+    );
+    assert_eq!(weights()?, (Some(3), Some(5)));
+    Ok(())
+}
