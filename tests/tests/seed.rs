@@ -19,21 +19,32 @@ fn seed_table(agent: &Agent) -> Result<()> {
     Ok(())
 }
 
-/// The list views must be the same bytes as ipvsadm's, read back to back.
+/// The list views must be the same bytes as ipvsadm's. Rates move every 2 s, so ipvsctl is
+/// read between two ipvsadm reads and must equal one of them; a few tries cover a tick that
+/// falls in between.
 fn assert_same_view(agent: &Agent, args: &[&str]) -> Result<String> {
-    let ours = agent.ipvsctl(args)?;
-    let theirs = ipvsadm(args)?;
-    ensure!(
-        theirs.status.success(),
-        "ipvsadm {args:?} failed: {theirs:?}"
-    );
+    let mut last = None;
+    for _ in 0..5 {
+        let before = ipvsadm(args)?;
+        let ours = agent.ipvsctl(args)?;
+        let after = ipvsadm(args)?;
+        ensure!(
+            before.status.success(),
+            "ipvsadm {args:?} failed: {before:?}"
+        );
+        assert_eq!(ours.status.code(), before.status.code());
+        if stdout(&ours) == stdout(&before) || stdout(&ours) == stdout(&after) {
+            return Ok(stdout(&ours));
+        }
+        last = Some((ours, after));
+    }
+    let (ours, theirs) = last.context("no comparison ran")?;
     assert_eq!(
         stdout(&ours),
         stdout(&theirs),
         "ipvsctl {args:?} differs from ipvsadm (stderr: {})",
         String::from_utf8_lossy(&ours.stderr)
     );
-    assert_eq!(ours.status.code(), theirs.status.code());
     Ok(stdout(&ours))
 }
 

@@ -384,14 +384,6 @@ async fn malformed_requests_are_refused_before_the_core() {
         ),
         (
             add_dest(Some(pb::Destination {
-                upper_threshold: 5,
-                lower_threshold: 6,
-                ..masq([10, 2, 0, 2], 8080, None).expect("dest")
-            })),
-            "lower threshold 6 is above upper threshold 5",
-        ),
-        (
-            add_dest(Some(pb::Destination {
                 tunnel: Some(pb::Tunnel {
                     r#type: pb::TunnelType::Gue.into(),
                     port: 6080,

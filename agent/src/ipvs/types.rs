@@ -311,9 +311,6 @@ impl Service {
             Family::Inet6 if self.netmask > 128 || self.netmask == 0 => {
                 return Err(ValidationError::Netmask(self.netmask));
             }
-            Family::Inet if self.netmask.leading_ones() + self.netmask.trailing_zeros() != 32 => {
-                return Err(ValidationError::Netmask(self.netmask));
-            }
             _ => {}
         }
         if let Scheduler::Other(name) = &self.scheduler {
@@ -478,12 +475,6 @@ impl Destination {
         if self.weight > MAX_WEIGHT {
             return Err(ValidationError::Weight(self.weight));
         }
-        if self.lower_threshold > self.upper_threshold && self.upper_threshold != 0 {
-            return Err(ValidationError::Thresholds {
-                upper: self.upper_threshold,
-                lower: self.lower_threshold,
-            });
-        }
         if self.family() != service.family() && self.forward != ForwardMethod::Tunnel {
             return Err(ValidationError::MixedFamily);
         }
@@ -509,10 +500,12 @@ impl Destination {
     /// ipvsadm forces the real port of DR and tunnel servers to the service port (fwmark
     /// services carry no port: the kernel then keeps the packet's own).
     pub fn normalized_for(mut self, service: &ServiceKey) -> Self {
-        if matches!(
-            self.forward,
-            ForwardMethod::DirectRoute | ForwardMethod::Tunnel
-        ) {
+        if matches!(service, ServiceKey::Endpoint { .. })
+            && matches!(
+                self.forward,
+                ForwardMethod::DirectRoute | ForwardMethod::Tunnel
+            )
+        {
             self.port = service.port();
         }
         self
@@ -668,7 +661,7 @@ mod tests {
             ),
             (one_packet_tcp, Err(ValidationError::OnePacketProtocol)),
             (one_packet_udp, Ok(())),
-            (bad_mask, Err(ValidationError::Netmask(0xff00ff00))),
+            (bad_mask, Ok(())),
             (timeout_only, Err(ValidationError::PersistenceTimeout)),
             (
                 bad_pe,
@@ -716,7 +709,8 @@ mod tests {
                     d.upper_threshold = 5;
                     d.lower_threshold = 6
                 }),
-                Err(ValidationError::Thresholds { upper: 5, lower: 6 }),
+                // The kernel refuses it (ERANGE) atomically, in ipvsadm's words.
+                Ok(()),
             ),
             (Destination::new(v6, 80), Err(ValidationError::MixedFamily)),
             (
@@ -757,6 +751,12 @@ mod tests {
         let svc = tcp("192.168.100.1", 80);
         let mut d = Destination::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8081);
         assert_eq!(d.normalized_for(&svc).port, 80);
+        // A fwmark service has no port: the real server keeps its own, as with ipvsadm.
+        let fwm = ServiceKey::FwMark {
+            mark: 274,
+            family: Family::Inet,
+        };
+        assert_eq!(d.normalized_for(&fwm).port, 8081);
         d.forward = ForwardMethod::Masquerade;
         assert_eq!(d.normalized_for(&svc).port, 8081);
     }

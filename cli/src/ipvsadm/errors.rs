@@ -43,6 +43,7 @@ const EINVAL: i32 = 22;
 const EMSGSIZE: i32 = 90;
 const ENOPROTOOPT: i32 = 92;
 const EOPNOTSUPP: i32 = 95;
+const ERANGE: i32 = 34;
 const EAFNOSUPPORT: i32 = 97;
 
 /// Linux errno names and glibc's `strerror` texts for the errors IPVS returns.
@@ -58,6 +59,7 @@ const ERRNOS: &[(i32, &str, &str)] = &[
     (EMSGSIZE, "EMSGSIZE", "Message too long"),
     (ENOPROTOOPT, "ENOPROTOOPT", "Protocol not available"),
     (EOPNOTSUPP, "EOPNOTSUPP", "Operation not supported"),
+    (ERANGE, "ERANGE", "Numerical result out of range"),
     (
         EAFNOSUPPORT,
         "EAFNOSUPPORT",

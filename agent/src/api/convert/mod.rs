@@ -38,8 +38,6 @@ pub enum Problem {
     TooLarge { value: u64, max: u64 },
     #[error("must be non-zero")]
     Zero,
-    #[error("{0:#010x} is not an IPv4 netmask (its one bits must be contiguous)")]
-    NotANetmask(u32),
     #[error("is read-only here: {0}")]
     ReadOnly(&'static str),
     #[error("{value:?} is below the minimum {min:?}")]
