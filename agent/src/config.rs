@@ -40,10 +40,20 @@ pub struct Cli {
     #[arg(long, value_name = "FILTER", env = "RUST_LOG", default_value = "info")]
     pub log_level: String,
 
-    /// Directory for the agent's state: uploaded policies (`policies/`) and their compiled
-    /// artifacts (`artifacts/`), kept across restarts. Created 0700.
+    /// Directory for the agent's state: uploaded policies (`policies/`), their compiled
+    /// artifacts (`artifacts/`) and the declared node state (`revisions/`), kept across
+    /// restarts. Created 0700.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+
+    /// What to do when the node drifts from its declared state (a spec's own `drift` wins):
+    /// `report` it in GetState and WatchEvents, or `enforce` (report and restore it).
+    #[arg(long, value_enum, default_value_t = DriftArg::Report)]
+    pub drift: DriftArg,
+
+    /// Seconds between drift checks.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub drift_interval: u64,
 
     /// Largest policy component accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT_COMPONENT_BYTES)]
@@ -60,6 +70,21 @@ pub struct Cli {
     /// Linear memory one policy instance may grow to, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT_MEMORY_BYTES)]
     pub policy_memory_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriftArg {
+    Report,
+    Enforce,
+}
+
+impl From<DriftArg> for crate::state::DriftMode {
+    fn from(d: DriftArg) -> Self {
+        match d {
+            DriftArg::Report => crate::state::DriftMode::Report,
+            DriftArg::Enforce => crate::state::DriftMode::Enforce,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

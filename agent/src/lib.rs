@@ -7,6 +7,7 @@ pub mod attach;
 pub mod config;
 pub mod ipvs;
 pub mod link;
+pub mod node;
 pub mod policy;
 pub mod server;
 pub mod shutdown;

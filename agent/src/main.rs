@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, error::ErrorKind};
@@ -12,6 +13,7 @@ use ipvs_agent::attach::{Attachments, PolicyStore};
 use ipvs_agent::config::{Cli, LogFormat};
 use ipvs_agent::ipvs::{IpvsError, IpvsHandle};
 use ipvs_agent::link::LinkHandle;
+use ipvs_agent::node::Declared;
 use ipvs_agent::policy::{ArtifactStore, PolicyEngine};
 use ipvs_agent::server::{self, Listeners, SHUTDOWN_GRACE};
 use ipvs_agent::shutdown::Shutdown;
@@ -77,7 +79,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let links = Arc::new(LinkHandle::new().context("cannot open the rtnetlink socket")?);
     let (trigger, shutdown) = Shutdown::new();
     let policies = open_policies(&cli, ipvs.clone()).await?;
-    let routes = server::routes_with_policies(ipvs, links, Some(policies), shutdown.clone())?;
+    let declared = Arc::new(
+        Declared::open(
+            ipvs.clone(),
+            links.clone(),
+            Some(policies.clone()),
+            Some(cli.state_dir.join("revisions")),
+            cli.drift.into(),
+        )
+        .context("cannot open the declared state")?,
+    );
+    // After a restart the node is made to match the last revision; what matches is untouched.
+    match declared.check(true).await {
+        Ok(d) if d.is_empty() => {}
+        Ok(d) => tracing::info!(
+            changes = d.len(),
+            "reconciled the node to its declared state"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot reconcile the node to its declared state"),
+    }
+    tokio::spawn(watch_drift(
+        declared.clone(),
+        Duration::from_secs(cli.drift_interval.max(1)),
+    ));
+    let routes = server::routes_with_state(
+        ipvs,
+        links,
+        Some(policies),
+        Some(declared),
+        shutdown.clone(),
+    )?;
 
     let (unix, socket_file) = server::bind_unix(&cli.unix)?;
     let tcp = match cli.listen {
@@ -103,6 +134,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Checks the node against its declared state every `interval`.
+async fn watch_drift(declared: Arc<Declared<IpvsHandle, LinkHandle>>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = declared.check(false).await {
+            tracing::warn!(error = %e, "drift check failed");
+        }
+    }
 }
 
 /// The policy engine, with uploaded policies reloaded from the state directory.

@@ -13,9 +13,11 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::api::StateApi;
 use crate::api::{ConfigApi, IpvsApi, LinkApi, LinkOps, PolicyApi, StatsApi, TableApi};
 use crate::attach::Attachments;
 use crate::ipvs::IpvsOps;
+use crate::node::Declared;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 
 /// How long in-flight calls may run on after a stop signal before the server quits anyway.
@@ -55,6 +57,17 @@ pub fn routes_with_policies<I: IpvsOps, L: LinkOps>(
     policies: Option<Arc<Attachments<I>>>,
     shutdown: Shutdown,
 ) -> Result<Routes, ServerError> {
+    routes_with_state(ipvs, links, policies, None, shutdown)
+}
+
+/// Every service: [`routes_with_policies`] plus `StateService` over `state`, when given.
+pub fn routes_with_state<I: IpvsOps, L: LinkOps>(
+    ipvs: Arc<I>,
+    links: Arc<L>,
+    policies: Option<Arc<Attachments<I>>>,
+    state: Option<Arc<Declared<I, L>>>,
+    shutdown: Shutdown,
+) -> Result<Routes, ServerError> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ipvs_proto::v1::FILE_DESCRIPTOR_SET)
@@ -72,6 +85,9 @@ pub fn routes_with_policies<I: IpvsOps, L: LinkOps>(
         .add_service(LinkApi::new(links).into_server())
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
+    if let Some(state) = state {
+        routes.add_service(StateApi::new(state).into_server());
+    }
     if let Some(policies) = policies {
         routes.add_service(
             PolicyApi::new(policies)

@@ -122,6 +122,15 @@ impl FakeIpvs {
         self.table().connections = connections;
     }
 
+    /// Sets a real server's active connection count, as clients would.
+    pub fn set_active(&self, key: &ServiceKey, addr: IpAddr, port: u16, active: u32) {
+        if let Some((_, dests)) = self.table().services.get_mut(key) {
+            for d in dests.iter_mut().filter(|d| same(d, addr, port)) {
+                d.active_conns = active;
+            }
+        }
+    }
+
     /// Sets the counters of a service, as traffic would.
     pub fn set_stats(&self, key: &ServiceKey, stats: Stats) {
         if let Some((entry, _)) = self.table().services.get_mut(key) {

@@ -5,7 +5,7 @@ use std::{fmt, net::IpAddr};
 use super::LinkError;
 
 /// An interface address and its prefix length, checked against the address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cidr {
     address: IpAddr,
     prefix_len: u8,

@@ -5,10 +5,14 @@
 
 pub mod apply;
 pub mod desired;
+pub mod links;
+pub mod node;
 pub mod plan;
 pub mod readback;
 
 pub use apply::{ApplyError, Undo, apply};
 pub use desired::{DesiredService, DesiredTable, TableError};
-pub use plan::{Change, ChangeKind, plan};
+pub use links::{LinkChange, LinkPlan, LinkState, plan_links};
+pub use node::{AttachmentSpec, DriftMode, Managed, NodeSpec, SpecError};
+pub use plan::{Change, ChangeKind, plan, plan_with};
 pub use readback::Ignored;

@@ -141,6 +141,16 @@ pub fn plan(
     desired: &DesiredTable,
     prune: bool,
 ) -> Vec<Change> {
+    plan_with(current, desired, |_, dest| dest.is_some() || prune)
+}
+
+/// The changes that turn `current` into `desired`, deleting an undesired real server or
+/// service only where `deletable(service, real server)` says so (`None`: the service itself).
+pub fn plan_with(
+    current: &[(ServiceEntry, Vec<DestinationEntry>)],
+    desired: &DesiredTable,
+    deletable: impl Fn(&ServiceKey, Option<&DestKey>) -> bool,
+) -> Vec<Change> {
     let current: BTreeMap<ServiceKey, (&Service, BTreeMap<DestKey, &Destination>)> = current
         .iter()
         .map(|(s, dests)| {
@@ -187,24 +197,22 @@ pub fn plan(
         changes.extend(
             have_dests
                 .iter()
-                .filter(|(k, _)| !want.dests.contains_key(k))
+                .filter(|(k, _)| !want.dests.contains_key(k) && deletable(&key, Some(k)))
                 .map(|(_, h)| Change::DeleteDestination {
                     service: key,
                     dest: **h,
                 }),
         );
     }
-    if prune {
-        changes.extend(
-            current
-                .iter()
-                .filter(|(k, _)| desired.get(k).is_none())
-                .map(|(_, (s, dests))| Change::DeleteService {
-                    service: (*s).clone(),
-                    dests: dests.values().map(|d| **d).collect(),
-                }),
-        );
-    }
+    changes.extend(
+        current
+            .iter()
+            .filter(|(k, _)| desired.get(k).is_none() && deletable(k, None))
+            .map(|(_, (s, dests))| Change::DeleteService {
+                service: (*s).clone(),
+                dests: dests.values().map(|d| **d).collect(),
+            }),
+    );
     changes
 }
 

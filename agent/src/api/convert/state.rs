@@ -1,0 +1,355 @@
+//! `ipvs.agent.v1.StateService` node specs and revisions ↔ the [`crate::state`] model. The
+//! agent also keeps its revisions on disk in this form ([`pb::RevisionRecord`]).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ipvs_proto::v1 as pb;
+
+use super::ipvs::{
+    dest_config_to_proto, destination, key_to_proto, service, service_config_to_proto, service_key,
+};
+use super::link::link_name;
+use super::{At, FieldError, Problem};
+use crate::attach::{DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, Mode};
+use crate::link::Cidr;
+use crate::state::{AttachmentSpec, DesiredTable, DriftMode, Managed, NodeSpec, SpecError};
+
+/// Why a spec from a request or a record cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecInputError {
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
+/// `10.0.0.1/32`, `2001:db8::1/128`.
+fn cidr(s: &str) -> Result<Cidr, Problem> {
+    let bad = || Problem::Invalid(format!("{s:?} is not ADDRESS/PREFIX"));
+    let (a, p) = s.split_once('/').ok_or_else(bad)?;
+    let address: IpAddr = a.parse().map_err(|_| bad())?;
+    let prefix: u8 = p.parse().map_err(|_| bad())?;
+    Cidr::new(address, prefix).map_err(|e| Problem::Invalid(e.to_string()))
+}
+
+fn drift_mode(v: i32) -> Result<Option<DriftMode>, Problem> {
+    match pb::DriftMode::try_from(v) {
+        Ok(pb::DriftMode::Unspecified) => Ok(None),
+        Ok(pb::DriftMode::Report) => Ok(Some(DriftMode::Report)),
+        Ok(pb::DriftMode::Enforce) => Ok(Some(DriftMode::Enforce)),
+        Err(_) => Err(Problem::UnknownEnum(v)),
+    }
+}
+
+pub fn drift_to_proto(m: Option<DriftMode>) -> pb::DriftMode {
+    match m {
+        None => pb::DriftMode::Unspecified,
+        Some(DriftMode::Report) => pb::DriftMode::Report,
+        Some(DriftMode::Enforce) => pb::DriftMode::Enforce,
+    }
+}
+
+fn attachment(a: &pb::AttachmentSpec) -> Result<AttachmentSpec, FieldError> {
+    if a.policy.is_empty() {
+        return Err(FieldError::new("policy", Problem::Missing));
+    }
+    let services = a
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, k)| service_key(k).at(&format!("services[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mode = match pb::PolicyMode::try_from(a.mode) {
+        Ok(pb::PolicyMode::Unspecified | pb::PolicyMode::Enforce) => Mode::Enforce,
+        Ok(pb::PolicyMode::DryRun) => Mode::DryRun,
+        Err(_) => return Err(FieldError::new("mode", Problem::UnknownEnum(a.mode))),
+    };
+    Ok(AttachmentSpec {
+        policy: a.policy.clone(),
+        services,
+        params: a
+            .params
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect(),
+        interval: match a.interval_ms {
+            0 => DEFAULT_INTERVAL,
+            ms => Duration::from_millis(ms),
+        },
+        mode,
+        quarantine_after: match a.quarantine_after {
+            0 => DEFAULT_QUARANTINE_AFTER,
+            n => n,
+        },
+    })
+}
+
+/// A node spec, every field checked (`links[1].addresses[0]`), then the whole.
+pub fn node_spec(s: &pb::NodeSpec) -> Result<NodeSpec, SpecInputError> {
+    let mut links = Vec::new();
+    for (i, l) in s.links.iter().enumerate() {
+        let at = format!("links[{i}]");
+        let name = link_name(&l.name, "name").at(&at)?;
+        let addresses = l
+            .addresses
+            .iter()
+            .enumerate()
+            .map(|(j, a)| cidr(a).map_err(|p| FieldError::new(format!("{at}.addresses[{j}]"), p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        links.push((name, addresses));
+    }
+    let services = s
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, svc)| {
+            let at = format!("services[{i}]");
+            let parsed = service(svc).at(&at)?;
+            let dests = svc
+                .destinations
+                .iter()
+                .enumerate()
+                .map(|(j, d)| destination(d).at(&format!("{at}.destinations[{j}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((parsed, dests))
+        })
+        .collect::<Result<Vec<_>, FieldError>>()?;
+    let table = DesiredTable::new(services).map_err(SpecError::from)?;
+    let attachments = s
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| attachment(a).at(&format!("attachments[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let drift = drift_mode(s.drift).map_err(|p| FieldError::new("drift", p))?;
+    Ok(NodeSpec::new(links, table, attachments, drift)?)
+}
+
+pub fn attachment_to_proto(a: &AttachmentSpec) -> pb::AttachmentSpec {
+    pb::AttachmentSpec {
+        policy: a.policy.clone(),
+        services: a.services.iter().map(key_to_proto).collect(),
+        params: a
+            .params
+            .iter()
+            .map(|(k, v)| pb::PolicyParam {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        interval_ms: u64::try_from(a.interval.as_millis()).unwrap_or(u64::MAX),
+        mode: match a.mode {
+            Mode::Enforce => pb::PolicyMode::Enforce,
+            Mode::DryRun => pb::PolicyMode::DryRun,
+        }
+        .into(),
+        quarantine_after: a.quarantine_after,
+    }
+}
+
+fn links_to_proto<'a>(
+    links: impl Iterator<Item = (&'a crate::link::LinkName, &'a BTreeSet<Cidr>)>,
+) -> Vec<pb::LinkSpec> {
+    links
+        .map(|(name, addresses)| pb::LinkSpec {
+            name: name.as_str().to_owned(),
+            addresses: addresses.iter().map(ToString::to_string).collect(),
+        })
+        .collect()
+}
+
+pub fn node_spec_to_proto(s: &NodeSpec) -> pb::NodeSpec {
+    pb::NodeSpec {
+        links: links_to_proto(s.links.iter()),
+        services: s
+            .table
+            .services()
+            .map(|d| pb::Service {
+                destinations: d.dests.values().map(dest_config_to_proto).collect(),
+                ..service_config_to_proto(&d.service)
+            })
+            .collect(),
+        attachments: s.attachments.iter().map(attachment_to_proto).collect(),
+        drift: drift_to_proto(s.drift).into(),
+    }
+}
+
+/// The managed set as a spec of bare keys: services with real-server addresses, links with
+/// addresses.
+pub fn managed_to_proto(m: &Managed) -> pb::NodeSpec {
+    let mut links: std::collections::BTreeMap<_, BTreeSet<Cidr>> = m
+        .links
+        .iter()
+        .map(|n| (n.clone(), BTreeSet::new()))
+        .collect();
+    for (n, a) in &m.addresses {
+        links.entry(n.clone()).or_default().insert(*a);
+    }
+    let services = m
+        .services
+        .iter()
+        .chain(m.dests.iter().map(|(k, _)| k))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|k| pb::Service {
+            key: Some(key_to_proto(k)),
+            destinations: m
+                .dests
+                .iter()
+                .filter(|(s, _)| s == k)
+                .map(|(_, (addr, port))| pb::Destination {
+                    address: Some(super::ipvs::ip_to_proto(*addr)),
+                    port: (*port).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    pb::NodeSpec {
+        links: links_to_proto(links.iter()),
+        services,
+        ..Default::default()
+    }
+}
+
+/// The managed set back from its record. A service listed only for its real servers is not
+/// itself managed: records list every managed service with `scheduler` set to 1.
+pub fn managed(s: &pb::NodeSpec) -> Result<Managed, FieldError> {
+    let mut m = Managed::default();
+    for (i, l) in s.links.iter().enumerate() {
+        let at = format!("links[{i}]");
+        let name = link_name(&l.name, "name").at(&at)?;
+        for (j, a) in l.addresses.iter().enumerate() {
+            let c = cidr(a).map_err(|p| FieldError::new(format!("{at}.addresses[{j}]"), p))?;
+            m.addresses.insert((name.clone(), c));
+        }
+        m.links.insert(name);
+    }
+    for (i, svc) in s.services.iter().enumerate() {
+        let at = format!("services[{i}]");
+        let key = super::nested(svc.key.as_ref(), "key", service_key).at(&at)?;
+        m.services.insert(key);
+        for (j, d) in svc.destinations.iter().enumerate() {
+            let addr = super::nested(d.address.as_ref(), "address", super::ipvs::ip_address)
+                .at(&format!("{at}.destinations[{j}]"))?;
+            let port = super::u16_field(d.port)
+                .map_err(|p| FieldError::new(format!("{at}.destinations[{j}].port"), p))?;
+            m.dests.insert((key, (addr, port)));
+        }
+    }
+    Ok(m)
+}
+
+pub fn time_to_proto(t: SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn time(t: Option<&prost_types::Timestamp>) -> SystemTime {
+    t.and_then(|t| {
+        let secs = u64::try_from(t.seconds).ok()?;
+        let nanos = u32::try_from(t.nanos).ok()?;
+        UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+    })
+    .unwrap_or(UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(o: [u8; 4]) -> Option<pb::IpAddress> {
+        Some(pb::IpAddress {
+            ip: Some(pb::ip_address::Ip::V4(o.to_vec())),
+        })
+    }
+
+    fn key(last: u8) -> pb::ServiceKey {
+        pb::ServiceKey {
+            key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
+                protocol: pb::Protocol::Tcp.into(),
+                address: v4([10, 0, 0, last]),
+                port: 80,
+            })),
+        }
+    }
+
+    fn spec() -> pb::NodeSpec {
+        pb::NodeSpec {
+            links: vec![pb::LinkSpec {
+                name: "ipvs0".into(),
+                addresses: vec!["10.0.0.1/32".into(), "2001:db8::1/128".into()],
+            }],
+            services: vec![pb::Service {
+                key: Some(key(1)),
+                scheduler: pb::Scheduler::Wrr.into(),
+                destinations: vec![pb::Destination {
+                    address: v4([10, 0, 1, 1]),
+                    port: 80,
+                    forwarding: pb::ForwardingMethod::Masquerade.into(),
+                    weight: Some(3),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            attachments: vec![pb::AttachmentSpec {
+                policy: "lc".into(),
+                services: vec![key(1)],
+                interval_ms: 500,
+                ..Default::default()
+            }],
+            drift: pb::DriftMode::Enforce.into(),
+        }
+    }
+
+    #[test]
+    fn a_spec_survives_the_round_trip() {
+        let parsed = node_spec(&spec()).expect("spec");
+        assert_eq!(parsed.links.len(), 1);
+        assert_eq!(parsed.attachments[0].interval, Duration::from_millis(500));
+        assert_eq!(parsed.drift, Some(DriftMode::Enforce));
+        let back = node_spec(&node_spec_to_proto(&parsed)).expect("again");
+        assert_eq!(back, parsed);
+        let m = Managed::declared_by(&parsed);
+        assert_eq!(managed(&managed_to_proto(&m)).expect("managed"), m);
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        type Breaker = fn(&mut pb::NodeSpec);
+        let cases: Vec<(Breaker, &str)> = vec![
+            (
+                |s| s.links[0].addresses[1] = "10.0.0.2".into(),
+                "invalid links[0].addresses[1]: \"10.0.0.2\" is not ADDRESS/PREFIX",
+            ),
+            (
+                |s| s.links[0].addresses[0] = "10.0.0.2/33".into(),
+                "invalid links[0].addresses[0]: prefix length 33 is invalid for 10.0.0.2: the maximum is 32",
+            ),
+            (
+                |s| s.services[0].destinations[0].weight = Some(70000),
+                "invalid services[0].destinations[0].weight: 70000 is above the maximum 65535",
+            ),
+            (
+                |s| s.attachments[0].services[0] = key(9),
+                "attachment 0 (lc): service TCP 10.0.0.9:80 is not declared in the spec",
+            ),
+            (
+                |s| s.attachments[0].policy.clear(),
+                "invalid attachments[0].policy: is required",
+            ),
+            (|s| s.drift = 7, "invalid drift: 7 is not a known value"),
+        ];
+        for (break_it, want) in cases {
+            let mut s = spec();
+            break_it(&mut s);
+            assert_eq!(node_spec(&s).expect_err(want).to_string(), want);
+        }
+    }
+}

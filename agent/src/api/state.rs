@@ -1,0 +1,318 @@
+//! `ipvs.agent.v1.StateService` over [`Declared`]: parse, call, convert back.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use ipvs_proto::v1 as pb;
+use pb::state_service_server::{StateService, StateServiceServer};
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request, Response, Status};
+
+use super::LinkOps;
+use super::audit::logged;
+use super::convert::ipvs::{ip_address, service_key};
+use super::convert::state::{SpecInputError, node_spec, node_spec_to_proto, time_to_proto};
+use super::convert::table::change_to_proto;
+use super::convert::{FieldError, nested, u16_field};
+use crate::ipvs::IpvsOps;
+use crate::node::drain::{DrainRequest, Progress};
+use crate::node::{ApplyOptions, Declared, EventKind, Outcome, StateError, Step, revision_info};
+use crate::state::DriftMode;
+
+/// A drain waits this long for active connections when the request does not say.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time between a drain's connection counts.
+pub const DRAIN_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub struct StateApi<I, L> {
+    state: Arc<Declared<I, L>>,
+}
+
+impl<I: IpvsOps, L: LinkOps> StateApi<I, L> {
+    pub fn new(state: Arc<Declared<I, L>>) -> Self {
+        StateApi { state }
+    }
+
+    pub fn into_server(self) -> StateServiceServer<Self> {
+        StateServiceServer::new(self)
+    }
+}
+
+impl From<SpecInputError> for Status {
+    fn from(e: SpecInputError) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
+impl From<StateError> for Status {
+    fn from(e: StateError) -> Self {
+        let code = match &e {
+            StateError::Stale { .. }
+            | StateError::PolicyUnknown(_)
+            | StateError::PolicyAmbiguous(_)
+            | StateError::NoPolicies
+            | StateError::NothingBefore => tonic::Code::FailedPrecondition,
+            StateError::NoRevision(_)
+            | StateError::ServiceNotFound(_)
+            | StateError::DestNotFound { .. } => tonic::Code::NotFound,
+            StateError::ReadIpvs(i) => super::status::ipvs_code(i),
+            StateError::ReadLinks(_) => tonic::Code::Unavailable,
+            StateError::Refused(_) => tonic::Code::Aborted,
+            StateError::Persist { .. } | StateError::Export(_) => tonic::Code::Internal,
+        };
+        Status::new(code, e.to_string())
+    }
+}
+
+fn step_to_proto(s: &Step) -> pb::StateChange {
+    pb::StateChange {
+        change: Some(match s {
+            Step::Ipvs(c) => pb::state_change::Change::Ipvs(change_to_proto(c)),
+            other => pb::state_change::Change::Node(pb::NodeChange {
+                description: other.to_string(),
+            }),
+        }),
+    }
+}
+
+fn outcome_to_proto(o: &Outcome) -> pb::ApplyStateResponse {
+    pb::ApplyStateResponse {
+        changes: o.steps.iter().map(step_to_proto).collect(),
+        applied: o.applied,
+        revision: o.revision,
+    }
+}
+
+fn drift_mode_to_proto(m: DriftMode) -> pb::DriftMode {
+    match m {
+        DriftMode::Report => pb::DriftMode::Report,
+        DriftMode::Enforce => pb::DriftMode::Enforce,
+    }
+}
+
+fn drifts(v: &[String]) -> Vec<pb::Drift> {
+    v.iter()
+        .map(|d| pb::Drift {
+            description: d.clone(),
+        })
+        .collect()
+}
+
+fn drain_request(r: &pb::DrainRequest) -> Result<DrainRequest, FieldError> {
+    Ok(DrainRequest {
+        service: nested(r.service.as_ref(), "service", service_key)?,
+        addr: nested(r.address.as_ref(), "address", ip_address)?,
+        port: u16_field(r.port).map_err(|p| FieldError::new("port", p))?,
+        timeout: match r.timeout_ms {
+            0 => DEFAULT_DRAIN_TIMEOUT,
+            ms => Duration::from_millis(ms),
+        },
+        keep: r.keep,
+        expected: r.expected_revision,
+        poll: DRAIN_POLL,
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn progress_to_proto(p: &Progress) -> pb::DrainProgress {
+    match *p {
+        Progress::WeightZero { previous } => pb::DrainProgress {
+            phase: pb::DrainPhase::WeightZero.into(),
+            previous_weight: previous,
+            ..Default::default()
+        },
+        Progress::Waiting {
+            active,
+            inactive,
+            elapsed,
+        } => pb::DrainProgress {
+            phase: pb::DrainPhase::Waiting.into(),
+            active_connections: active,
+            inactive_connections: inactive,
+            elapsed_ms: millis(elapsed),
+            ..Default::default()
+        },
+        Progress::Done {
+            active,
+            inactive,
+            elapsed,
+            timed_out,
+            removed,
+            revision,
+        } => pb::DrainProgress {
+            phase: pb::DrainPhase::Done.into(),
+            active_connections: active,
+            inactive_connections: inactive,
+            elapsed_ms: millis(elapsed),
+            timed_out,
+            removed,
+            revision,
+            ..Default::default()
+        },
+    }
+}
+
+type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
+    async fn apply(
+        &self,
+        req: Request<pb::ApplyStateRequest>,
+    ) -> Result<Response<pb::ApplyStateResponse>, Status> {
+        let req = req.into_inner();
+        let spec = node_spec(&req.spec.unwrap_or_default())?;
+        let opts = ApplyOptions {
+            prune: req.prune,
+            dry_run: req.dry_run,
+            expected: req.expected_revision,
+        };
+        let target = format!(
+            "{} services{}{}",
+            spec.table.len(),
+            if opts.prune { ", prune" } else { "" },
+            if opts.dry_run { ", dry run" } else { "" }
+        );
+        logged(
+            "ApplyState",
+            Ok(()),
+            |_| target,
+            |_| async { Ok(outcome_to_proto(&self.state.apply(spec, opts).await?)) },
+        )
+        .await
+    }
+
+    async fn get_state(
+        &self,
+        _req: Request<pb::GetStateRequest>,
+    ) -> Result<Response<pb::NodeState>, Status> {
+        let s = self.state.snapshot().await;
+        Ok(Response::new(pb::NodeState {
+            revision: s.current.as_ref().map_or(0, |r| r.number),
+            spec: s.current.as_ref().map(|r| node_spec_to_proto(&r.spec)),
+            applied_at: s.current.as_ref().map(|r| time_to_proto(r.applied_at)),
+            drift_mode: drift_mode_to_proto(s.drift_mode).into(),
+            last_check: s.last_check.map(time_to_proto),
+            drift: drifts(&s.drift),
+        }))
+    }
+
+    async fn export(
+        &self,
+        _req: Request<pb::ExportRequest>,
+    ) -> Result<Response<pb::ExportResponse>, Status> {
+        let spec = self.state.export().await?;
+        Ok(Response::new(pb::ExportResponse {
+            spec: Some(node_spec_to_proto(&spec)),
+        }))
+    }
+
+    async fn rollback(
+        &self,
+        req: Request<pb::RollbackRequest>,
+    ) -> Result<Response<pb::ApplyStateResponse>, Status> {
+        let req = req.into_inner();
+        logged(
+            "Rollback",
+            Ok(()),
+            |_| format!("to {}", req.revision),
+            |_| async {
+                let o = self
+                    .state
+                    .rollback(req.revision, req.dry_run, req.expected_revision)
+                    .await?;
+                Ok(outcome_to_proto(&o))
+            },
+        )
+        .await
+    }
+
+    async fn list_revisions(
+        &self,
+        _req: Request<pb::ListRevisionsRequest>,
+    ) -> Result<Response<pb::ListRevisionsResponse>, Status> {
+        Ok(Response::new(pb::ListRevisionsResponse {
+            revisions: self
+                .state
+                .revisions()
+                .await
+                .iter()
+                .map(revision_info)
+                .collect(),
+        }))
+    }
+
+    type DrainStream = Boxed<pb::DrainProgress>;
+
+    async fn drain(
+        &self,
+        req: Request<pb::DrainRequest>,
+    ) -> Result<Response<Self::DrainStream>, Status> {
+        let r = drain_request(req.get_ref())?;
+        let mut rx = self.state.drain(r).await?;
+        let stream = async_stream(move |tx| async move {
+            while let Some(p) = rx.recv().await {
+                if tx.send(Ok(progress_to_proto(&p))).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    type WatchEventsStream = Boxed<pb::StateEvent>;
+
+    async fn watch_events(
+        &self,
+        _req: Request<pb::WatchStateEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let mut rx = self.state.subscribe();
+        let stream = async_stream(move |tx| async move {
+            loop {
+                let e = match rx.recv().await {
+                    Ok(e) => e,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                };
+                use pb::state_event::Event as E;
+                let event = match e.kind {
+                    EventKind::Applied { revision, origin } => E::Applied(pb::Revision {
+                        revision,
+                        applied_at: Some(time_to_proto(e.time)),
+                        origin,
+                    }),
+                    EventKind::DriftFound(d) => E::DriftFound(pb::DriftFound { drift: drifts(&d) }),
+                    EventKind::DriftRepaired(d) => {
+                        E::DriftRepaired(pb::DriftRepaired { drift: drifts(&d) })
+                    }
+                };
+                let msg = pb::StateEvent {
+                    time: Some(time_to_proto(e.time)),
+                    event: Some(event),
+                };
+                if tx.send(Ok(msg)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
+
+/// A response stream fed by a task; the task ends when the client goes away.
+fn async_stream<T, F, Fut>(body: F) -> Boxed<T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(body(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

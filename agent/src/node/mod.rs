@@ -1,0 +1,847 @@
+//! The node's declared state, kept as numbered revisions: applied with the minimal ordered
+//! changes (or none at all on a refusal), recorded on disk, reconciled after a restart,
+//! checked for drift, rolled back, and used by [`drain`] to take real servers out.
+//!
+//! One write at a time: applies, rollbacks, drift repairs and the short steps of a drain take
+//! the same lock, so a plan is always made against the table it is applied to.
+
+pub mod drain;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ipvs_proto::v1 as pb;
+use prost::Message;
+use tokio::sync::{Mutex, broadcast};
+
+use crate::api::LinkOps;
+use crate::api::convert::state as conv;
+use crate::attach::{Attachments, Spec};
+use crate::ipvs::{IpvsError, IpvsOps, ServiceFlags, ServiceKey};
+use crate::link::{Cidr, LinkError, LinkName};
+use crate::state::{
+    self, ApplyError, AttachmentSpec, Change, DesiredTable, DriftMode, LinkChange, LinkState,
+    Managed, NodeSpec, desired::DestKey,
+};
+use store::RevisionStore;
+
+/// One recorded revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub number: u64,
+    pub spec: NodeSpec,
+    pub applied_at: SystemTime,
+    /// "apply", "rollback to 3", "drain".
+    pub origin: String,
+    pub managed: Managed,
+}
+
+/// One change of a node plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Link(LinkChange),
+    Ipvs(Change),
+    /// The spec's policy is the resolved hash.
+    Attach(AttachmentSpec),
+    Detach {
+        id: String,
+        spec: AttachmentSpec,
+    },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Link(c) => c.fmt(f),
+            Step::Ipvs(c) => f.write_str(&c.description()),
+            Step::Attach(s) => write!(f, "policy attach {} to {}", s.policy, services(s)),
+            Step::Detach { id, spec } => {
+                write!(
+                    f,
+                    "policy detach {id} ({} from {})",
+                    spec.policy,
+                    services(spec)
+                )
+            }
+        }
+    }
+}
+
+fn services(s: &AttachmentSpec) -> String {
+    s.services
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What an apply did or would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub steps: Vec<Step>,
+    pub applied: bool,
+    pub revision: u64,
+}
+
+/// How an apply runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApplyOptions {
+    pub prune: bool,
+    pub dry_run: bool,
+    /// Refuse unless the current revision is this one.
+    pub expected: Option<u64>,
+}
+
+/// Why a state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("the revision moved: expected {expected}, the current one is {current}")]
+    Stale { expected: u64, current: u64 },
+    #[error("revision {0} is not kept")]
+    NoRevision(u64),
+    #[error("there is no earlier revision to roll back to")]
+    NothingBefore,
+    #[error("cannot read the IPVS table: {0}")]
+    ReadIpvs(#[from] IpvsError),
+    #[error("cannot read the links: {0}")]
+    ReadLinks(LinkError),
+    #[error("policy {0:?} is not uploaded")]
+    PolicyUnknown(String),
+    #[error("policy name {0:?} names more than one uploaded policy; use its hash")]
+    PolicyAmbiguous(String),
+    #[error("this agent runs without policies")]
+    NoPolicies,
+    /// A change was refused; `message` says which, why, and what undoing came to.
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "the changes were made but revision {revision} could not be recorded in {dir}: {error}"
+    )]
+    Persist {
+        revision: u64,
+        dir: String,
+        error: std::io::Error,
+    },
+    #[error("the node cannot be exported: {0}")]
+    Export(String),
+    #[error("service {0} not found")]
+    ServiceNotFound(ServiceKey),
+    #[error("real server {addr}:{port} of service {service} not found")]
+    DestNotFound {
+        service: ServiceKey,
+        addr: std::net::IpAddr,
+        port: u16,
+    },
+}
+
+/// What happened, for `WatchEvents`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Applied { revision: u64, origin: String },
+    DriftFound(Vec<String>),
+    DriftRepaired(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub time: SystemTime,
+    pub kind: EventKind,
+}
+
+/// The state as `GetState` shows it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub current: Option<Revision>,
+    pub drift_mode: DriftMode,
+    pub last_check: Option<SystemTime>,
+    pub drift: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Kept revisions, newest last; the last is current.
+    history: BTreeMap<u64, Revision>,
+    /// Attachments this state made, by id; their policy is the hash.
+    attached: BTreeMap<String, AttachmentSpec>,
+    last_check: Option<SystemTime>,
+    drift: Vec<String>,
+    /// Real servers being drained: drift repair leaves their weight alone.
+    draining: BTreeSet<(ServiceKey, DestKey)>,
+}
+
+impl Inner {
+    fn current(&self) -> Option<&Revision> {
+        self.history.values().next_back()
+    }
+
+    fn number(&self) -> u64 {
+        self.current().map_or(0, |r| r.number)
+    }
+
+    fn check(&self, expected: Option<u64>) -> Result<(), StateError> {
+        match expected {
+            Some(e) if e != self.number() => Err(StateError::Stale {
+                expected: e,
+                current: self.number(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The node as it is.
+struct Observed {
+    table: Vec<(
+        crate::ipvs::ServiceEntry,
+        Vec<crate::ipvs::DestinationEntry>,
+    )>,
+    links: BTreeMap<LinkName, LinkState>,
+    /// Live attachments by id.
+    attachments: BTreeMap<String, AttachmentSpec>,
+}
+
+/// The declared state of one node.
+#[derive(Debug)]
+pub struct Declared<I, L> {
+    ipvs: Arc<I>,
+    links: Arc<L>,
+    policies: Option<Arc<Attachments<I>>>,
+    store: Option<RevisionStore>,
+    default_drift: DriftMode,
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<Event>,
+}
+
+fn encode(r: &Revision) -> Vec<u8> {
+    pb::RevisionRecord {
+        revision: Some(revision_info(r)),
+        spec: Some(conv::node_spec_to_proto(&r.spec)),
+        managed: Some(conv::managed_to_proto(&r.managed)),
+    }
+    .encode_to_vec()
+}
+
+fn decode(bytes: &[u8]) -> Result<Revision, String> {
+    let rec = pb::RevisionRecord::decode(bytes).map_err(|e| e.to_string())?;
+    let info = rec.revision.unwrap_or_default();
+    Ok(Revision {
+        number: info.revision,
+        spec: conv::node_spec(&rec.spec.unwrap_or_default()).map_err(|e| e.to_string())?,
+        applied_at: conv::time(info.applied_at.as_ref()),
+        origin: info.origin,
+        managed: conv::managed(&rec.managed.unwrap_or_default()).map_err(|e| e.to_string())?,
+    })
+}
+
+pub fn revision_info(r: &Revision) -> pb::Revision {
+    pb::Revision {
+        revision: r.number,
+        applied_at: Some(conv::time_to_proto(r.applied_at)),
+        origin: r.origin.clone(),
+    }
+}
+
+fn attachment_of(s: &Spec) -> AttachmentSpec {
+    AttachmentSpec {
+        policy: s.policy.clone(),
+        services: s.services.clone(),
+        params: s.params.clone(),
+        interval: s.interval,
+        mode: s.mode,
+        quarantine_after: s.quarantine_after,
+    }
+}
+
+fn spec_of(a: &AttachmentSpec) -> Spec {
+    Spec {
+        policy: a.policy.clone(),
+        services: a.services.clone(),
+        params: a.params.clone(),
+        interval: a.interval,
+        mode: a.mode,
+        quarantine_after: a.quarantine_after,
+    }
+}
+
+/// "the 3 earlier changes were undone", or why they could not all be.
+fn undo_words(n: usize, failures: &[String]) -> String {
+    match (n, failures.first()) {
+        (0, _) => "no earlier change had been made".to_owned(),
+        (n, None) => format!("the {n} earlier change(s) were undone: the node is as it was"),
+        (n, Some(first)) => format!(
+            "undoing the {n} earlier change(s) failed {} time(s), first: {first}: the node is \
+             left partly changed",
+            failures.len()
+        ),
+    }
+}
+
+/// A change already made, and how to take it back.
+enum Done {
+    Link(LinkChange),
+    Ipvs(Vec<Change>),
+    Attached(String),
+    Detached(AttachmentSpec),
+}
+
+impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
+    /// Loads the kept revisions from `dir` (none kept in memory only when `None`).
+    pub fn open(
+        ipvs: Arc<I>,
+        links: Arc<L>,
+        policies: Option<Arc<Attachments<I>>>,
+        dir: Option<PathBuf>,
+        default_drift: DriftMode,
+    ) -> Result<Self, std::io::Error> {
+        let mut inner = Inner::default();
+        let store = dir.map(RevisionStore::open).transpose()?;
+        if let Some(store) = &store {
+            for n in store.revisions()? {
+                match store
+                    .load(n)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| decode(&b))
+                {
+                    Ok(r) => {
+                        inner.history.insert(r.number, r);
+                    }
+                    Err(e) => {
+                        tracing::warn!(revision = n, error = %e, "unreadable revision skipped")
+                    }
+                }
+            }
+        }
+        Ok(Declared {
+            ipvs,
+            links,
+            policies,
+            store,
+            default_drift,
+            inner: Mutex::new(inner),
+            events: broadcast::channel(256).0,
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, kind: EventKind) {
+        // No subscriber is fine.
+        let _ = self.events.send(Event {
+            time: SystemTime::now(),
+            kind,
+        });
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        let inner = self.inner.lock().await;
+        let current = inner.current().cloned();
+        Snapshot {
+            drift_mode: current
+                .as_ref()
+                .and_then(|r| r.spec.drift)
+                .unwrap_or(self.default_drift),
+            current,
+            last_check: inner.last_check,
+            drift: inner.drift.clone(),
+        }
+    }
+
+    /// Kept revisions, newest first.
+    pub async fn revisions(&self) -> Vec<Revision> {
+        self.inner
+            .lock()
+            .await
+            .history
+            .values()
+            .rev()
+            .cloned()
+            .collect()
+    }
+
+    async fn observe(&self) -> Result<Observed, StateError> {
+        let table = self.ipvs.table().await?;
+        let mut links: BTreeMap<LinkName, LinkState> = BTreeMap::new();
+        for l in self.links.list().await.map_err(StateError::ReadLinks)? {
+            if let Ok(name) = LinkName::new(l.name.clone()) {
+                links.insert(
+                    name,
+                    LinkState {
+                        up: l.up,
+                        dummy: l.kind.as_deref() == Some("dummy"),
+                        addresses: BTreeSet::new(),
+                    },
+                );
+            }
+        }
+        for a in self
+            .links
+            .list_addresses(None)
+            .await
+            .map_err(StateError::ReadLinks)?
+        {
+            let (Ok(name), Ok(cidr)) = (
+                LinkName::new(a.link.clone()),
+                Cidr::new(a.address, a.prefix_len),
+            ) else {
+                continue;
+            };
+            // IPv6 link-local addresses are the kernel's, not anyone's declaration.
+            if matches!(a.address, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+            {
+                continue;
+            }
+            if let Some(l) = links.get_mut(&name) {
+                l.addresses.insert(cidr);
+            }
+        }
+        let attachments = match &self.policies {
+            Some(p) => p
+                .list()
+                .await
+                .into_iter()
+                .map(|(id, s)| (id, attachment_of(&s)))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        Ok(Observed {
+            table,
+            links,
+            attachments,
+        })
+    }
+
+    /// The attachments with their policy named by hash.
+    async fn resolve(&self, wanted: &[AttachmentSpec]) -> Result<Vec<AttachmentSpec>, StateError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let policies = self.policies.as_ref().ok_or(StateError::NoPolicies)?;
+        let uploaded = policies.policies().await;
+        wanted
+            .iter()
+            .map(|a| {
+                let by_hash = uploaded.iter().find(|p| p.hash == a.policy);
+                let by_name: Vec<_> = uploaded.iter().filter(|p| p.name == a.policy).collect();
+                let hash = match (by_hash, by_name.as_slice()) {
+                    (Some(p), _) => p.hash.clone(),
+                    (None, [p]) => p.hash.clone(),
+                    (None, []) => return Err(StateError::PolicyUnknown(a.policy.clone())),
+                    (None, _) => return Err(StateError::PolicyAmbiguous(a.policy.clone())),
+                };
+                Ok(AttachmentSpec {
+                    policy: hash,
+                    ..a.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// The ordered steps from `obs` to `spec`; deletions only of `managed` objects, with prune.
+    fn plan(
+        obs: &Observed,
+        inner: &Inner,
+        spec: &NodeSpec,
+        attachments: &[AttachmentSpec],
+        managed: &Managed,
+        prune: bool,
+    ) -> Vec<Step> {
+        let ipvs = state::plan_with(&obs.table, &spec.table, |k, d| {
+            prune
+                && match d {
+                    None => managed.services.contains(k),
+                    Some(d) => managed.dests.contains(&(*k, *d)),
+                }
+        });
+        let links = state::plan_links(&obs.links, &spec.links, |n, a| {
+            prune
+                && match a {
+                    None => managed.links.contains(n),
+                    Some(a) => managed.addresses.contains(&(n.clone(), *a)),
+                }
+        });
+        // Attachments this state made that are still running.
+        let live: Vec<(&String, &AttachmentSpec)> = inner
+            .attached
+            .iter()
+            .filter(|(id, _)| obs.attachments.contains_key(*id))
+            .collect();
+        let mut steps: Vec<Step> = links.before.into_iter().map(Step::Link).collect();
+        steps.extend(ipvs.into_iter().map(Step::Ipvs));
+        if prune {
+            steps.extend(
+                live.iter()
+                    .filter(|(_, s)| !attachments.contains(s))
+                    .map(|(id, s)| Step::Detach {
+                        id: (*id).clone(),
+                        spec: (*s).clone(),
+                    }),
+            );
+        }
+        steps.extend(
+            attachments
+                .iter()
+                .filter(|a| !live.iter().any(|(_, s)| s == a))
+                .cloned()
+                .map(Step::Attach),
+        );
+        steps.extend(links.after.into_iter().map(Step::Link));
+        steps
+    }
+
+    async fn link_change(&self, c: &LinkChange) -> Result<(), LinkError> {
+        match c {
+            LinkChange::Create(n) => self.links.create_dummy(n).await.map(drop),
+            LinkChange::SetUp(n) => self.links.set_up(n, true).await.map(drop),
+            LinkChange::SetDown(n) => self.links.set_up(n, false).await.map(drop),
+            LinkChange::AddAddress(n, a) => {
+                self.links.add_address(n, a.address(), a.prefix_len()).await
+            }
+            LinkChange::DeleteAddress(n, a) => {
+                self.links
+                    .delete_address(n, a.address(), a.prefix_len())
+                    .await
+            }
+            LinkChange::Delete { name, .. } => self.links.delete(name).await,
+        }
+    }
+
+    /// Takes back what was made, newest first; the failures, in words.
+    async fn undo(&self, inner: &mut Inner, done: Vec<Done>) -> Vec<String> {
+        let mut failures = Vec::new();
+        for d in done.into_iter().rev() {
+            match d {
+                Done::Link(c) => {
+                    for u in c.undo() {
+                        if let Err(e) = self.link_change(&u).await {
+                            failures.push(format!("\"{u}\": {e}"));
+                        }
+                    }
+                }
+                Done::Ipvs(changes) => {
+                    for c in changes.iter().rev() {
+                        let ops = c.undo();
+                        for (op, r) in ops.iter().zip(self.ipvs.apply(&ops).await) {
+                            if let Err(e) = r {
+                                failures.push(format!("\"{op}\": {e}"));
+                            }
+                        }
+                    }
+                }
+                Done::Attached(id) => {
+                    if let Some(p) = &self.policies
+                        && let Err(e) = p.detach(&id).await
+                    {
+                        failures.push(format!("\"policy detach {id}\": {e}"));
+                    }
+                    inner.attached.remove(&id);
+                }
+                Done::Detached(spec) => {
+                    if let Some(p) = &self.policies {
+                        match p.attach(spec_of(&spec)).await {
+                            Ok(id) => {
+                                inner.attached.insert(id, spec);
+                            }
+                            Err(e) => {
+                                failures.push(format!("\"policy attach {}\": {e}", spec.policy))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        failures
+    }
+
+    /// Makes `steps` in order, or takes back what was made and says why.
+    async fn execute(&self, inner: &mut Inner, steps: &[Step]) -> Result<(), StateError> {
+        let total = steps.len();
+        let mut done: Vec<Done> = Vec::new();
+        let mut made = 0;
+        let mut i = 0;
+        while i < steps.len() {
+            let failure: Option<(usize, String, String)> = match &steps[i] {
+                Step::Ipvs(_) => {
+                    let changes: Vec<Change> = steps[i..]
+                        .iter()
+                        .map_while(|s| match s {
+                            Step::Ipvs(c) => Some(c.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    let n = changes.len();
+                    match state::apply(&*self.ipvs, &changes).await {
+                        Ok(()) => {
+                            made += n;
+                            done.push(Done::Ipvs(changes));
+                            i += n;
+                            None
+                        }
+                        Err(ApplyError::Refused {
+                            number,
+                            change,
+                            error,
+                            undo,
+                            ..
+                        }) => Some((i + number, change, format!("{error}; {undo}"))),
+                        Err(e @ ApplyError::Ignored { .. }) => {
+                            Some((i + 1, steps[i].to_string(), e.to_string()))
+                        }
+                    }
+                }
+                Step::Link(c) => match self.link_change(c).await {
+                    Ok(()) => {
+                        made += 1;
+                        done.push(Done::Link(c.clone()));
+                        i += 1;
+                        None
+                    }
+                    Err(e) => Some((i + 1, c.to_string(), e.to_string())),
+                },
+                Step::Attach(spec) => {
+                    let result = match &self.policies {
+                        Some(p) => p.attach(spec_of(spec)).await.map_err(|e| e.to_string()),
+                        None => Err(StateError::NoPolicies.to_string()),
+                    };
+                    match result {
+                        Ok(id) => {
+                            inner.attached.insert(id.clone(), spec.clone());
+                            made += 1;
+                            done.push(Done::Attached(id));
+                            i += 1;
+                            None
+                        }
+                        Err(e) => Some((i + 1, steps[i].to_string(), e)),
+                    }
+                }
+                Step::Detach { id, spec } => {
+                    let result = match &self.policies {
+                        Some(p) => p.detach(id).await.map_err(|e| e.to_string()),
+                        None => Ok(()),
+                    };
+                    match result {
+                        Ok(()) => {
+                            inner.attached.remove(id);
+                            made += 1;
+                            done.push(Done::Detached(spec.clone()));
+                            i += 1;
+                            None
+                        }
+                        Err(e) => Some((i + 1, steps[i].to_string(), e)),
+                    }
+                }
+            };
+            if let Some((number, change, reason)) = failure {
+                let failures = self.undo(inner, done).await;
+                return Err(StateError::Refused(format!(
+                    "change {number} of {total} failed: \"{change}\": {reason}; {}",
+                    undo_words(made, &failures)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a new revision (on disk first, then in memory) and announces it.
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        spec: NodeSpec,
+        managed: Managed,
+        origin: String,
+    ) -> Result<u64, StateError> {
+        let number = inner.number() + 1;
+        let rev = Revision {
+            number,
+            spec,
+            applied_at: SystemTime::now(),
+            origin,
+            managed,
+        };
+        if let Some(store) = &self.store {
+            store
+                .save(number, &encode(&rev))
+                .map_err(|error| StateError::Persist {
+                    revision: number,
+                    dir: store.dir().display().to_string(),
+                    error,
+                })?;
+        }
+        self.emit(EventKind::Applied {
+            revision: number,
+            origin: rev.origin.clone(),
+        });
+        inner.history.insert(number, rev);
+        while inner.history.len() > store::KEEP {
+            inner.history.pop_first();
+        }
+        inner.drift.clear();
+        Ok(number)
+    }
+
+    async fn apply_locked(
+        &self,
+        inner: &mut Inner,
+        spec: NodeSpec,
+        opts: ApplyOptions,
+        origin: String,
+    ) -> Result<Outcome, StateError> {
+        inner.check(opts.expected)?;
+        let attachments = self.resolve(&spec.attachments).await?;
+        let obs = self.observe().await?;
+        let before = inner
+            .current()
+            .map(|r| r.managed.clone())
+            .unwrap_or_default();
+        let steps = Self::plan(&obs, inner, &spec, &attachments, &before, opts.prune);
+        if opts.dry_run {
+            return Ok(Outcome {
+                steps,
+                applied: false,
+                revision: inner.number(),
+            });
+        }
+        self.execute(inner, &steps).await?;
+        let managed = before.after(&spec, opts.prune);
+        let unchanged = inner
+            .current()
+            .is_some_and(|r| r.spec == spec && r.managed == managed);
+        let revision = if steps.is_empty() && unchanged {
+            inner.number()
+        } else {
+            self.commit(inner, spec, managed, origin)?
+        };
+        Ok(Outcome {
+            steps,
+            applied: true,
+            revision,
+        })
+    }
+
+    /// Makes the node match `spec` and records it as a new revision.
+    pub async fn apply(&self, spec: NodeSpec, opts: ApplyOptions) -> Result<Outcome, StateError> {
+        let mut inner = self.inner.lock().await;
+        self.apply_locked(&mut inner, spec, opts, "apply".to_owned())
+            .await
+    }
+
+    /// Applies revision `to` (the one before the current if 0) again, with prune.
+    pub async fn rollback(
+        &self,
+        to: u64,
+        dry_run: bool,
+        expected: Option<u64>,
+    ) -> Result<Outcome, StateError> {
+        let mut inner = self.inner.lock().await;
+        inner.check(expected)?;
+        let current = inner.number();
+        let target = if to == 0 {
+            inner
+                .history
+                .range(..current)
+                .next_back()
+                .map(|(n, _)| *n)
+                .ok_or(StateError::NothingBefore)?
+        } else {
+            to
+        };
+        let spec = inner
+            .history
+            .get(&target)
+            .ok_or(StateError::NoRevision(target))?
+            .spec
+            .clone();
+        let opts = ApplyOptions {
+            prune: true,
+            dry_run,
+            expected: None,
+        };
+        self.apply_locked(&mut inner, spec, opts, format!("rollback to {target}"))
+            .await
+    }
+
+    /// The node as it is: dummy links and the links the current revision declares, every
+    /// service, the attachments this state made.
+    pub async fn export(&self) -> Result<NodeSpec, StateError> {
+        let inner = self.inner.lock().await;
+        let obs = self.observe().await?;
+        let declared = inner.current().map(|r| &r.spec);
+        let links = obs
+            .links
+            .iter()
+            .filter(|(n, l)| l.dummy || declared.is_some_and(|s| s.links.contains_key(*n)))
+            .map(|(n, l)| (n.clone(), l.addresses.iter().copied().collect()))
+            .collect();
+        let services = obs
+            .table
+            .iter()
+            .map(|(s, dests)| {
+                let mut svc = s.service.clone();
+                svc.flags = ServiceFlags(svc.flags.0 & ServiceFlags::USER_MASK);
+                (svc, dests.iter().map(|d| d.dest).collect())
+            })
+            .collect();
+        let table = DesiredTable::new(services).map_err(|e| StateError::Export(e.to_string()))?;
+        let attachments = inner
+            .attached
+            .iter()
+            .filter(|(id, _)| obs.attachments.contains_key(*id))
+            .map(|(_, s)| s.clone())
+            .collect();
+        NodeSpec::new(links, table, attachments, declared.and_then(|s| s.drift))
+            .map_err(|e| StateError::Export(e.to_string()))
+    }
+
+    /// Compares the node with the current revision; in enforce mode (or when `repair`),
+    /// restores what differs. Returns the drift found, in the words of the repairing changes.
+    pub async fn check(&self, repair: bool) -> Result<Vec<String>, StateError> {
+        let mut inner = self.inner.lock().await;
+        let Some(current) = inner.current().cloned() else {
+            inner.last_check = Some(SystemTime::now());
+            return Ok(Vec::new());
+        };
+        let attachments = self.resolve(&current.spec.attachments).await?;
+        let obs = self.observe().await?;
+        let draining = inner.draining.clone();
+        let steps: Vec<Step> = Self::plan(
+            &obs,
+            &inner,
+            &current.spec,
+            &attachments,
+            &current.managed,
+            false,
+        )
+        .into_iter()
+        .filter(|s| match s {
+            Step::Ipvs(Change::UpdateDestination { service, to, .. }) => {
+                !draining.contains(&(*service, (to.addr, to.port)))
+            }
+            _ => true,
+        })
+        .collect();
+        inner.last_check = Some(SystemTime::now());
+        let found: Vec<String> = steps.iter().map(ToString::to_string).collect();
+        if !found.is_empty() && found != inner.drift {
+            tracing::warn!(changes = ?found, "the node drifted from revision {}", current.number);
+            self.emit(EventKind::DriftFound(found.clone()));
+        }
+        inner.drift = found.clone();
+        let enforce =
+            repair || current.spec.drift.unwrap_or(self.default_drift) == DriftMode::Enforce;
+        if !steps.is_empty() && enforce {
+            self.execute(&mut inner, &steps).await?;
+            tracing::info!(changes = steps.len(), "drift repaired");
+            self.emit(EventKind::DriftRepaired(found.clone()));
+            inner.drift.clear();
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,400 @@
+//! The declared state over the in-memory cores: plans, revisions, prune, concurrency, drift,
+//! persistence and drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::drain::{DrainRequest, Progress};
+use super::*;
+use crate::api::fake::{FakeIpvs, FakeLinks, Write};
+use crate::ipvs::{Destination, ForwardMethod, Protocol, Scheduler, Service};
+
+fn tcp(s: &str) -> ServiceKey {
+    let sa: SocketAddr = s.parse().expect("test address");
+    ServiceKey::Endpoint {
+        protocol: Protocol::Tcp,
+        addr: sa.ip(),
+        port: sa.port(),
+    }
+}
+
+fn masq(s: &str, weight: u32) -> Destination {
+    let sa: SocketAddr = s.parse().expect("test address");
+    Destination {
+        forward: ForwardMethod::Masquerade,
+        weight,
+        ..Destination::new(sa.ip(), sa.port())
+    }
+}
+
+fn cidr(s: &str) -> Cidr {
+    let (a, p) = s.split_once('/').expect("cidr");
+    Cidr::new(a.parse().expect("addr"), p.parse().expect("len")).expect("cidr")
+}
+
+/// ipvs0 holding the VIPs, and one rr service per (VIP, real servers).
+fn spec(services: &[(&str, &[(&str, u32)])]) -> NodeSpec {
+    let table = DesiredTable::new(
+        services
+            .iter()
+            .map(|(k, dests)| {
+                (
+                    Service::new(tcp(k), Scheduler::Rr),
+                    dests.iter().map(|(d, w)| masq(d, *w)).collect(),
+                )
+            })
+            .collect(),
+    )
+    .expect("table");
+    let vips = services
+        .iter()
+        .map(|(k, _)| cidr(&format!("{}/32", k.split(':').next().expect("vip"))))
+        .collect::<BTreeSet<_>>();
+    NodeSpec::new(
+        vec![(
+            LinkName::new("ipvs0").expect("name"),
+            vips.into_iter().collect(),
+        )],
+        table,
+        vec![],
+        None,
+    )
+    .expect("spec")
+}
+
+type State = Declared<FakeIpvs, FakeLinks>;
+
+fn open(dir: Option<PathBuf>, drift: DriftMode) -> (Arc<FakeIpvs>, Arc<FakeLinks>, Arc<State>) {
+    let ipvs = Arc::new(FakeIpvs::default());
+    let links = Arc::new(FakeLinks::default());
+    let state = Declared::open(ipvs.clone(), links.clone(), None, dir, drift).expect("open");
+    (ipvs, links, Arc::new(state))
+}
+
+fn words(o: &Outcome) -> Vec<String> {
+    o.steps.iter().map(ToString::to_string).collect()
+}
+
+fn apply() -> ApplyOptions {
+    ApplyOptions::default()
+}
+
+#[tokio::test]
+async fn apply_makes_the_node_and_a_second_apply_changes_nothing() {
+    let (ipvs, _, state) = open(None, DriftMode::Report);
+    let s = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1), ("10.0.1.2:80", 2)])]);
+    let first = state.apply(s.clone(), apply()).await.expect("apply");
+    assert_eq!(
+        words(&first),
+        [
+            "ip link add ipvs0 type dummy",
+            "ip link set ipvs0 up",
+            "ip addr add 10.0.0.1/32 dev ipvs0",
+            "-A -t 10.0.0.1:80 -s rr",
+            "-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 1",
+            "-a -t 10.0.0.1:80 -r 10.0.1.2:80 -m -w 2",
+        ]
+    );
+    assert_eq!(first.revision, 1);
+    let writes = ipvs.writes().len();
+    let second = state.apply(s, apply()).await.expect("again");
+    assert!(second.steps.is_empty(), "{:?}", words(&second));
+    assert_eq!(second.revision, 1, "no new revision for no change");
+    assert_eq!(ipvs.writes().len(), writes, "nothing written");
+}
+
+#[tokio::test]
+async fn a_dry_run_plans_and_changes_nothing() {
+    let (ipvs, _, state) = open(None, DriftMode::Report);
+    let s = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1)])]);
+    let o = state
+        .apply(
+            s,
+            ApplyOptions {
+                dry_run: true,
+                ..apply()
+            },
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(o.steps.len(), 5);
+    assert!(!o.applied);
+    assert_eq!(o.revision, 0);
+    assert!(ipvs.writes().is_empty());
+}
+
+#[tokio::test]
+async fn prune_removes_only_what_a_revision_declared() {
+    let (ipvs, _, state) = open(None, DriftMode::Report);
+    // Made by another tool: never pruned.
+    ipvs.new_service(&Service::new(tcp("10.9.9.9:80"), Scheduler::Wlc))
+        .await
+        .expect("foreign");
+    state
+        .apply(
+            spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1)]), ("10.0.0.2:80", &[])]),
+            apply(),
+        )
+        .await
+        .expect("first");
+    let next = spec(&[("10.0.0.1:80", &[])]);
+    let kept = state.apply(next.clone(), apply()).await.expect("no prune");
+    assert!(
+        kept.steps.is_empty(),
+        "without prune nothing goes: {:?}",
+        words(&kept)
+    );
+    let pruned = state
+        .apply(
+            next,
+            ApplyOptions {
+                prune: true,
+                ..apply()
+            },
+        )
+        .await
+        .expect("prune");
+    assert_eq!(
+        words(&pruned),
+        [
+            "-d -t 10.0.0.1:80 -r 10.0.1.1:80",
+            "-D -t 10.0.0.2:80",
+            "ip addr del 10.0.0.2/32 dev ipvs0",
+        ]
+    );
+    let left: Vec<ServiceKey> = ipvs
+        .table()
+        .await
+        .expect("table")
+        .iter()
+        .map(|(s, _)| s.service.key)
+        .collect();
+    assert_eq!(left, [tcp("10.0.0.1:80"), tcp("10.9.9.9:80")]);
+}
+
+#[tokio::test]
+async fn a_write_based_on_an_old_revision_is_refused() {
+    let (_, _, state) = open(None, DriftMode::Report);
+    let s = spec(&[("10.0.0.1:80", &[])]);
+    state.apply(s.clone(), apply()).await.expect("first");
+    let stale = ApplyOptions {
+        expected: Some(0),
+        ..apply()
+    };
+    let err = state.apply(s.clone(), stale).await.expect_err("stale");
+    assert_eq!(
+        err.to_string(),
+        "the revision moved: expected 0, the current one is 1"
+    );
+    let ok = ApplyOptions {
+        expected: Some(1),
+        ..apply()
+    };
+    state.apply(s, ok).await.expect("current");
+}
+
+#[tokio::test]
+async fn a_refused_change_undoes_everything_and_keeps_the_revision() {
+    let (ipvs, links, state) = open(None, DriftMode::Report);
+    let s = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1), ("10.0.1.2:80", 1)])]);
+    ipvs.fail_write(
+        Write::NewDest(tcp("10.0.0.1:80"), masq("10.0.1.2:80", 1)),
+        IpvsError::Kernel {
+            op: "add destination",
+            errno: libc::ENOMEM,
+            message: "Cannot allocate memory".into(),
+        },
+    );
+    let err = state.apply(s, apply()).await.expect_err("refused");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("change 6 of 6 failed: \"-a -t 10.0.0.1:80 -r 10.0.1.2:80 -m -w 1\""),
+        "{msg}"
+    );
+    assert!(
+        msg.ends_with("the 3 earlier change(s) were undone: the node is as it was"),
+        "{msg}"
+    );
+    assert!(ipvs.table().await.expect("table").is_empty());
+    assert_eq!(
+        links.list().await.expect("links").len(),
+        1,
+        "only lo is left"
+    );
+    assert_eq!(state.snapshot().await.current, None);
+}
+
+#[tokio::test]
+async fn drift_is_reported_or_repaired() {
+    let (ipvs, _, state) = open(None, DriftMode::Report);
+    state
+        .apply(spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 3)])]), apply())
+        .await
+        .expect("apply");
+    let mut events = state.subscribe();
+    ipvs.flush().await.expect("flush behind the agent's back");
+    let found = state.check(false).await.expect("check");
+    assert_eq!(
+        found,
+        [
+            "-A -t 10.0.0.1:80 -s rr",
+            "-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 3"
+        ]
+    );
+    assert!(ipvs.table().await.expect("table").is_empty(), "report only");
+    assert_eq!(state.snapshot().await.drift, found);
+    assert!(matches!(
+        events.recv().await.expect("event").kind,
+        EventKind::DriftFound(_)
+    ));
+    // Enforce: the next check restores it.
+    state.check(true).await.expect("repair");
+    assert_eq!(ipvs.table().await.expect("table").len(), 1);
+    assert!(state.snapshot().await.drift.is_empty());
+    assert!(state.check(false).await.expect("clean").is_empty());
+}
+
+#[tokio::test]
+async fn revisions_survive_a_restart_and_the_node_is_reconciled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("revisions");
+    let s = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1)])]);
+    let (ipvs, links, state) = open(Some(path.clone()), DriftMode::Report);
+    state.apply(s.clone(), apply()).await.expect("apply");
+    // A restart: the kernel kept its table; one real server was lost meanwhile.
+    ipvs.del_dest(&tcp("10.0.0.1:80"), "10.0.1.1".parse().expect("ip"), 80)
+        .await
+        .expect("lose one");
+    let writes = ipvs.writes().len();
+    let again =
+        Declared::open(ipvs.clone(), links, None, Some(path), DriftMode::Report).expect("reopen");
+    assert_eq!(again.snapshot().await.current.expect("revision").spec, s);
+    let repaired = again.check(true).await.expect("reconcile");
+    assert_eq!(repaired, ["-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 1"]);
+    assert_eq!(
+        ipvs.writes().len(),
+        writes + 1,
+        "only the missing server is written"
+    );
+}
+
+#[tokio::test]
+async fn rollback_returns_to_the_previous_revision() {
+    let (ipvs, _, state) = open(None, DriftMode::Report);
+    state
+        .apply(spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1)])]), apply())
+        .await
+        .expect("r1");
+    state
+        .apply(
+            spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 5)]), ("10.0.0.2:80", &[])]),
+            apply(),
+        )
+        .await
+        .expect("r2");
+    let back = state.rollback(0, false, None).await.expect("rollback");
+    assert_eq!(back.revision, 3);
+    assert_eq!(
+        words(&back),
+        [
+            "-e -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 1",
+            "-D -t 10.0.0.2:80",
+            "ip addr del 10.0.0.2/32 dev ipvs0"
+        ]
+    );
+    assert_eq!(ipvs.table().await.expect("table").len(), 1);
+    let revs = state.revisions().await;
+    assert_eq!(revs[0].origin, "rollback to 1");
+    assert_eq!(
+        state
+            .rollback(9, false, None)
+            .await
+            .expect_err("missing")
+            .to_string(),
+        "revision 9 is not kept"
+    );
+}
+
+#[tokio::test]
+async fn drain_waits_for_connections_then_removes_and_records_it() {
+    let (ipvs, _, state) = open(None, DriftMode::Enforce);
+    let key = tcp("10.0.0.1:80");
+    let rip = "10.0.1.1".parse().expect("ip");
+    state
+        .apply(
+            spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 4), ("10.0.1.2:80", 1)])]),
+            apply(),
+        )
+        .await
+        .expect("apply");
+    ipvs.set_active(&key, rip, 80, 2);
+    let mut rx = state
+        .drain(DrainRequest {
+            service: key,
+            addr: rip,
+            port: 80,
+            timeout: Duration::from_secs(30),
+            keep: false,
+            expected: None,
+            poll: Duration::from_millis(10),
+        })
+        .await
+        .expect("drain");
+    assert_eq!(rx.recv().await, Some(Progress::WeightZero { previous: 4 }));
+    assert!(matches!(
+        rx.recv().await,
+        Some(Progress::Waiting { active: 2, .. })
+    ));
+    // Drift enforcement leaves a draining server's weight alone.
+    assert!(state.check(false).await.expect("check").is_empty());
+    ipvs.set_active(&key, rip, 80, 0);
+    let done = loop {
+        match rx.recv().await.expect("progress") {
+            Progress::Waiting { .. } => continue,
+            p => break p,
+        }
+    };
+    assert!(
+        matches!(
+            done,
+            Progress::Done {
+                removed: true,
+                timed_out: false,
+                revision: 2,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
+    let dests = ipvs.destinations(&key).await.expect("dests");
+    assert_eq!(dests.len(), 1);
+    // The new revision no longer declares it, so drift does not bring it back.
+    assert!(state.check(false).await.expect("check").is_empty());
+    assert_eq!(state.revisions().await[0].origin, "drain");
+}
+
+#[tokio::test]
+async fn draining_a_missing_server_says_so() {
+    let (_, _, state) = open(None, DriftMode::Report);
+    state
+        .apply(spec(&[("10.0.0.1:80", &[])]), apply())
+        .await
+        .expect("apply");
+    let err = state
+        .drain(DrainRequest {
+            service: tcp("10.0.0.1:80"),
+            addr: "10.0.1.9".parse().expect("ip"),
+            port: 80,
+            timeout: Duration::from_secs(1),
+            keep: false,
+            expected: None,
+            poll: Duration::from_millis(10),
+        })
+        .await
+        .expect_err("missing");
+    assert_eq!(
+        err.to_string(),
+        "real server 10.0.1.9:80 of service TCP 10.0.0.1:80 not found"
+    );
+}
