@@ -1102,6 +1102,7 @@ async fn reflection_lists_the_services() {
             "ipvs.agent.v1.IpvsService",
             "ipvs.agent.v1.LinkService",
             "ipvs.agent.v1.PolicyService",
+            "ipvs.agent.v1.StateService",
             "ipvs.agent.v1.StatsService",
             "ipvs.agent.v1.TableService",
         ]
