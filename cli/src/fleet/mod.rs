@@ -6,4 +6,7 @@
 mod args;
 mod command;
 mod inventory;
+mod merge;
+mod rollout;
+mod runner;
 mod select;
