@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::client::{AGENT_ENV, AgentAddress};
 use crate::exit::{self, Failure};
+use crate::fleet;
 use crate::ipvsadm::parse::parse;
 use crate::ipvsadm::resolve::System;
 use crate::ipvsadm::run::{Settings, run};
@@ -95,6 +96,10 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         .cloned()
         .unwrap_or_else(|| "ipvsctl".to_string());
     let args = argv.get(1..).unwrap_or_default();
+    // Fleet flags come first and wrap any other command.
+    if fleet::is_fleet_command(args) {
+        return fleet::main(&program, args);
+    }
     let result = if policy::is_policy_command(args) {
         policy_main(&argv)
     } else if link::is_iface_command(args) {

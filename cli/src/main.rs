@@ -6,6 +6,7 @@
 mod app;
 mod client;
 mod exit;
+mod fleet;
 mod ipvsadm;
 mod link;
 mod output;

@@ -107,8 +107,10 @@ ipvsctl options (anywhere on the line):
   --output|-o text|json               output of listings and -R (-o json; a bare -o is --ops)
   --dry-run                           -R: print the changes, make none
 
+{fleet}
 {exit}",
         version = version(),
+        fleet = crate::fleet::HELP,
         exit = exit::HELP,
     )
 }
@@ -130,5 +132,7 @@ mod tests {
             "{h}"
         );
         assert!(h.contains("default $IPVSCTL_AGENT"), "{h}");
+        assert!(h.contains("\n  --fleet FILE "), "{h}");
+        assert!(h.contains("\n  5    fleet apply:"), "{h}");
     }
 }
