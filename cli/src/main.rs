@@ -10,6 +10,7 @@ mod ipvsadm;
 mod link;
 mod output;
 mod policy;
+mod spec;
 
 fn main() -> std::process::ExitCode {
     // Arguments that are not UTF-8 cannot name services or links; keep them visible in errors.
