@@ -129,9 +129,9 @@ pub fn interval_ms(text: &str) -> Result<u64, String> {
 
 /// Milliseconds in the largest unit that divides them: `1m`, `2s`, `500ms`.
 pub fn interval_text(ms: u64) -> String {
-    if ms % 60_000 == 0 {
+    if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -147,9 +147,11 @@ mod tests {
     const V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
     const V4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 
+    type Endpoint = Result<(IpAddr, u16), &'static str>;
+
     #[test]
     fn endpoints() {
-        let cases: &[(&str, Result<(IpAddr, u16), &str>)] = &[
+        let cases: &[(&str, Endpoint)] = &[
             ("10.0.0.1:80", Ok((V4, 80))),
             ("10.0.0.1", Ok((V4, 0))),
             ("[2001:db8::1]:443", Ok((V6, 443))),
