@@ -9,6 +9,62 @@ use serde::{Deserialize, Serialize};
 
 use super::scalar::{Params, Scalar};
 
+/// A closed set of words (`drift: enforce`), read from strings only so that a value of the
+/// wrong type is reported with the words expected.
+macro_rules! words {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const WORDS: &'static [&'static str] = &[$($word),+];
+
+            pub fn word(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.word())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Word;
+                impl serde::de::Visitor<'_> for Word {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(&expected_words($name::WORDS))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$name, E> {
+                        match v {
+                            $($word => Ok($name::$variant),)+
+                            _ => Err(E::unknown_variant(v, $name::WORDS)),
+                        }
+                    }
+                }
+                d.deserialize_str(Word)
+            }
+        }
+    };
+}
+
+/// serde's way of listing expected words: "`a` or `b`", "one of `a`, `b`, `c`".
+fn expected_words(words: &[&str]) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
+    match quoted.as_slice() {
+        [a, b] => format!("{a} or {b}"),
+        _ => format!("one of {}", quoted.join(", ")),
+    }
+}
+
 /// A whole node file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
@@ -24,11 +80,9 @@ pub struct NodeFile {
     pub attachments: Vec<AttachmentEntry>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DriftWord {
-    Report,
-    Enforce,
+words! {
+    /// `drift:`.
+    DriftWord { Report = "report", Enforce = "enforce" }
 }
 
 /// A dummy link and the addresses it holds.
@@ -86,11 +140,9 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FamilyWord {
-    Inet,
-    Inet6,
+words! {
+    /// A fwmark service's `family:`.
+    FamilyWord { Inet = "inet", Inet6 = "inet6" }
 }
 
 /// A real server (ipvsadm -a).
@@ -116,17 +168,9 @@ pub struct ServerEntry {
     pub tunnel: Option<TunnelEntry>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ForwardWord {
-    /// ipvsadm -m.
-    Masq,
-    /// ipvsadm -g.
-    Route,
-    /// ipvsadm -i.
-    Tunnel,
-    /// The node itself.
-    Local,
+words! {
+    /// `forward:`: masq is ipvsadm -m, route -g, tunnel -i; local is the node itself.
+    ForwardWord { Masq = "masq", Route = "route", Tunnel = "tunnel", Local = "local" }
 }
 
 /// ipvsadm --tun-type, --tun-port and --tun-nocsum/--tun-csum/--tun-remcsum.
@@ -143,20 +187,14 @@ pub struct TunnelEntry {
     pub checksum: Option<ChecksumWord>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TunnelWord {
-    Ipip,
-    Gue,
-    Gre,
+words! {
+    /// `tunnel: {type: ...}` (ipvsadm --tun-type).
+    TunnelWord { Ipip = "ipip", Gue = "gue", Gre = "gre" }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChecksumWord {
-    None,
-    Csum,
-    Remcsum,
+words! {
+    /// `tunnel: {checksum: ...}` (ipvsadm --tun-nocsum, --tun-csum, --tun-remcsum).
+    ChecksumWord { None = "none", Csum = "csum", Remcsum = "remcsum" }
 }
 
 /// A policy attached to services of this file.
@@ -181,9 +219,7 @@ pub struct AttachmentEntry {
     pub quarantine_after: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModeWord {
-    Enforce,
-    DryRun,
+words! {
+    /// An attachment's `mode:`.
+    ModeWord { Enforce = "enforce", DryRun = "dry-run" }
 }

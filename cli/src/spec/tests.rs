@@ -450,6 +450,8 @@ fn bad_files_are_refused_with_the_place_and_the_reason() {
         // Syntax and types: line and column.
         ("services: [\n".into(), "node.yaml:2:1: did not find expected node content, while parsing a flow node"),
         ("drift: sometimes\n".into(), "node.yaml:1:8: drift: unknown variant `sometimes`, expected `report` or `enforce`"),
+        ("drift: [enforce]\n".into(), "node.yaml:1:8: drift: invalid type: sequence, expected `report` or `enforce`"),
+        (one_service("tcp: 10.0.0.1:80\nservers:\n  - address: 10.0.1.1\n    forward: nat"), "node.yaml:5:18: services[0].servers[0].forward: unknown variant `nat`, expected one of `masq`, `route`, `tunnel`, `local`"),
         ("services:\n  - tcp: 10.0.0.1:80\n    weight: 3\n".into(), "node.yaml:3:5: services[0]: unknown field `weight`, expected one of `tcp`, `udp`, `sctp`, `fwmark`, `family`, `scheduler`, `persistent`, `netmask`, `one-packet`, `sched-flags`, `pe`, `servers`"),
         (one_service("tcp: 10.0.0.1:80\nservers:\n  - address: 10.0.1.1\n    weight: heavy"), "node.yaml:5:17: services[0].servers[0].weight: invalid type: string \"heavy\", expected u32"),
         (one_service("tcp: 10.0.0.1:80\nservers:\n  - weight: 2"), "node.yaml:4:9: services[0].servers[0]: missing field `address`"),
