@@ -642,3 +642,28 @@ fn errors_name_the_file_they_are_about() {
         "{e:?}"
     );
 }
+
+/// The first fenced block of `lang` in `doc`.
+fn fenced<'a>(doc: &'a str, lang: &str) -> &'a str {
+    let open = format!("```{lang}\n");
+    doc.split_once(&open)
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map_or("", |(block, _)| block)
+}
+
+#[test]
+fn the_documented_example_parses_the_same_in_both_formats() {
+    let doc = include_str!("../../../docs/node-file.md");
+    let mut want = example_spec();
+    for a in &mut want.attachments {
+        a.params.retain(|p| p.key != "on");
+    }
+    assert_eq!(
+        parse("node.yaml", fenced(doc, "yaml"), Format::Yaml),
+        Ok(want.clone())
+    );
+    assert_eq!(
+        parse("node.toml", fenced(doc, "toml"), Format::Toml),
+        Ok(want)
+    );
+}
