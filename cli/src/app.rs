@@ -12,6 +12,7 @@ use crate::ipvsadm::run::{Settings, run};
 use crate::link;
 use crate::output::{OutputFormat, is_broken_pipe, write_stdout};
 use crate::policy;
+use crate::state;
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
@@ -102,6 +103,8 @@ pub fn main(argv: Vec<String>) -> ExitCode {
     }
     let result = if policy::is_policy_command(args) {
         policy_main(&argv)
+    } else if state::is_state_command(args) {
+        state::main(&argv)
     } else if link::is_iface_command(args) {
         iface_main(&argv)
     } else {

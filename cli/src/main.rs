@@ -11,6 +11,8 @@ mod ipvsadm;
 mod link;
 mod output;
 mod policy;
+mod spec;
+mod state;
 
 fn main() -> std::process::ExitCode {
     // Arguments that are not UTF-8 cannot name services or links; keep them visible in errors.

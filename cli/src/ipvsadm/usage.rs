@@ -31,6 +31,10 @@ pub fn help(program: &str) -> String {
   {p} -h
   {p} link add NAME type dummy | link del NAME | link set NAME up|down | link show [NAME]
   {p} addr add CIDR dev NAME | addr del CIDR dev NAME | addr show [dev NAME]
+  {p} apply -f FILE [--prune] [--dry-run] [--revision N] | diff -f FILE [--prune]
+  {p} export [-f FILE] [--format yaml|toml]
+  {p} state | state revisions | state rollback [REVISION] [--dry-run] | state events
+  {p} drain -t|-u|--sctp-service|-f service -r server[:port] [--timeout 5m] [--keep]
 
 Commands:
 Either long or short options are allowed.
@@ -134,5 +138,16 @@ mod tests {
         assert!(h.contains("default $IPVSCTL_AGENT"), "{h}");
         assert!(h.contains("\n  --fleet FILE "), "{h}");
         assert!(h.contains("\n  5    fleet apply:"), "{h}");
+        for command in [
+            "apply -f FILE",
+            "export [-f FILE]",
+            "state | state revisions",
+            "drain -t",
+        ] {
+            assert!(
+                h.contains(&format!("\n  /usr/local/bin/ipvsctl {command}")),
+                "{command}: {h}"
+            );
+        }
     }
 }

@@ -1,0 +1,553 @@
+//! A node file document into a `NodeSpec`, checked with ipvsadm's rules so that a bad file is
+//! refused here, naming the place (`services[2].servers[0].weight`), before the agent sees it.
+//!
+//! Services and real servers are built the way ipvsadm's command line builds them (through
+//! [`ServiceSpec`] and [`DestSpec`]), so every word means what the ipvsadm option means: no
+//! scheduler is `wlc`, `persistent: true` is `-p` alone (360 s), a netmask of
+//! 255.255.255.255 (or /128) is the default, a real server without a port takes the service's,
+//! and direct-routing and tunnel servers always take the service's port.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipvs_agent::link::{Cidr, LinkName};
+use ipvs_proto::v1 as pb;
+
+use super::document::{
+    AttachmentEntry, ChecksumWord, DriftWord, FamilyWord, ForwardWord, LinkEntry, ModeWord,
+    NodeFile, ServerEntry, ServiceEntry, TunnelEntry, TunnelWord,
+};
+use super::error::Invalid;
+use super::scalar::Scalar;
+use super::text;
+use crate::ipvsadm::command::{
+    DestSpec, Forward, Netmask, SchedFlags, ServiceKey, ServiceSpec, Tunnel, TunnelChecksum,
+    TunnelType,
+};
+use crate::ipvsadm::parse::DEFAULT_SCHEDULER;
+use crate::ipvsadm::request;
+use crate::ipvsadm::resolve::L4;
+
+/// ipvsadm's `MAX_TIMEOUT` for `-p`: 31 days.
+const MAX_PERSISTENT: i64 = 86400 * 31;
+/// ipvsadm's timeout for `-p` without a value.
+const DEFAULT_PERSISTENT: u32 = 360;
+/// ipvsadm's highest weight.
+const MAX_WEIGHT: u32 = 65535;
+/// ipvsadm's highest connection threshold (`-x`, `-y`).
+const MAX_THRESHOLD: u32 = i32::MAX as u32;
+/// The kernel's schedulers, as the error for an unknown one lists them.
+const SCHEDULERS: &str = "rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh or twos";
+
+/// ipvsadm's `-b` words: the flag each sets and the scheduler it belongs to.
+const SCHED_FLAGS: &[(&str, u8, Option<&str>)] = &[
+    ("flag-1", 1, None),
+    ("flag-2", 2, None),
+    ("flag-3", 3, None),
+    ("sh-fallback", 1, Some("sh")),
+    ("sh-port", 2, Some("sh")),
+    ("mh-fallback", 1, Some("mh")),
+    ("mh-port", 2, Some("mh")),
+];
+
+fn out_of_range(path: String, value: impl std::fmt::Display, range: &str) -> Invalid {
+    Invalid::new(path, format!("{value} is out of range {range}"))
+}
+
+/// The whole document, checked: the first problem found is the error.
+pub fn node(doc: &NodeFile) -> Result<pb::NodeSpec, Invalid> {
+    let links = links(&doc.links)?;
+    let mut keys: Vec<ServiceKey> = Vec::new();
+    let mut services = Vec::new();
+    for (i, entry) in doc.services.iter().enumerate() {
+        let (key, svc) = service(&format!("services[{i}]"), entry)?;
+        if let Some(j) = keys.iter().position(|k| *k == key) {
+            return Err(Invalid::new(
+                format!("services[{i}]"),
+                format!(
+                    "{} is already declared at services[{j}]",
+                    text::reference_text(&key)
+                ),
+            ));
+        }
+        keys.push(key);
+        services.push(svc);
+    }
+    let attachments = doc
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| attachment(&format!("attachments[{i}]"), a, &keys))
+        .collect::<Result<_, _>>()?;
+    Ok(pb::NodeSpec {
+        links,
+        services,
+        attachments,
+        drift: match doc.drift {
+            None => pb::DriftMode::Unspecified,
+            Some(DriftWord::Report) => pb::DriftMode::Report,
+            Some(DriftWord::Enforce) => pb::DriftMode::Enforce,
+        }
+        .into(),
+    })
+}
+
+/// `ADDR/LEN`, or a bare address for a host route, as `ip addr add` reads it; written back
+/// in canonical form.
+fn cidr(text: &str) -> Result<String, String> {
+    let bad = || format!("invalid address `{text}' (expected ADDR/LEN)");
+    let (addr, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let len = match len {
+        None => ipvs_agent::link::max_prefix_len(addr),
+        Some(l) => l.parse::<u8>().map_err(|_| bad())?,
+    };
+    Cidr::new(addr, len)
+        .map(|c| c.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn links(entries: &[LinkEntry]) -> Result<Vec<pb::LinkSpec>, Invalid> {
+    let mut out: Vec<pb::LinkSpec> = Vec::new();
+    // Every address with where it was declared: one address belongs to one link.
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (i, l) in entries.iter().enumerate() {
+        let at = format!("links[{i}]");
+        LinkName::new(l.name.clone())
+            .map_err(|e| Invalid::new(format!("{at}.name"), e.to_string()))?;
+        if let Some(j) = out.iter().position(|o| o.name == l.name) {
+            return Err(Invalid::new(
+                format!("{at}.name"),
+                format!("link {} is already declared at links[{j}]", l.name),
+            ));
+        }
+        let mut addresses = Vec::new();
+        for (j, a) in l.addresses.iter().enumerate() {
+            let path = format!("{at}.addresses[{j}]");
+            let c = cidr(a).map_err(|r| Invalid::new(path.clone(), r))?;
+            if let Some((_, first)) = seen.iter().find(|(s, _)| *s == c) {
+                return Err(Invalid::new(
+                    path,
+                    format!("{c} is already declared at {first}"),
+                ));
+            }
+            seen.push((c.clone(), path));
+            addresses.push(c);
+        }
+        out.push(pb::LinkSpec {
+            name: l.name.clone(),
+            addresses,
+        });
+    }
+    Ok(out)
+}
+
+/// The service's key from whichever of tcp/udp/sctp/fwmark is given.
+fn service_key(at: &str, s: &ServiceEntry) -> Result<ServiceKey, Invalid> {
+    let given: Vec<&str> = [
+        ("tcp", s.tcp.is_some()),
+        ("udp", s.udp.is_some()),
+        ("sctp", s.sctp.is_some()),
+        ("fwmark", s.fwmark.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(name, _)| *name)
+    .collect();
+    match given.as_slice() {
+        [] => {
+            return Err(Invalid::new(at, "needs one of tcp, udp, sctp or fwmark"));
+        }
+        [_] => {}
+        [a, b, ..] => {
+            return Err(Invalid::new(
+                at,
+                format!("has both {a} and {b}; a service has one key"),
+            ));
+        }
+    }
+    let addr_key = |field: &str, protocol: L4, text: &str| {
+        if s.family.is_some() {
+            return Err(Invalid::new(
+                format!("{at}.family"),
+                "is only for fwmark services (an address has its own family)",
+            ));
+        }
+        let (addr, port) =
+            text::endpoint(text).map_err(|r| Invalid::new(format!("{at}.{field}"), r))?;
+        Ok(ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        })
+    };
+    match (&s.tcp, &s.udp, &s.sctp, s.fwmark) {
+        (Some(t), _, _, _) => addr_key("tcp", L4::Tcp, t),
+        (_, Some(u), _, _) => addr_key("udp", L4::Udp, u),
+        (_, _, Some(c), _) => addr_key("sctp", L4::Sctp, c),
+        (_, _, _, Some(0)) => Err(Invalid::new(format!("{at}.fwmark"), "must be above 0")),
+        (_, _, _, Some(mark)) => Ok(ServiceKey::Fwmark {
+            mark,
+            ipv6: s.family == Some(FamilyWord::Inet6),
+        }),
+        (None, None, None, None) => Err(Invalid::new(at, "needs one of tcp, udp, sctp or fwmark")),
+    }
+}
+
+fn is_ipv6(key: &ServiceKey) -> bool {
+    match key {
+        ServiceKey::Addr { addr, .. } => addr.is_ipv6(),
+        ServiceKey::Fwmark { ipv6, .. } => *ipv6,
+    }
+}
+
+/// The field that holds the key, for errors about the key.
+fn key_field(key: &ServiceKey) -> &'static str {
+    match key {
+        ServiceKey::Addr {
+            protocol: L4::Tcp, ..
+        } => "tcp",
+        ServiceKey::Addr {
+            protocol: L4::Udp, ..
+        } => "udp",
+        ServiceKey::Addr {
+            protocol: L4::Sctp, ..
+        } => "sctp",
+        ServiceKey::Fwmark { .. } => "fwmark",
+    }
+}
+
+/// `-p`: seconds, or `true` for ipvsadm's default.
+fn persistent(path: String, value: Option<&Scalar>) -> Result<Option<u32>, Invalid> {
+    match value {
+        None | Some(Scalar::Bool(false)) => Ok(None),
+        Some(Scalar::Bool(true)) => Ok(Some(DEFAULT_PERSISTENT)),
+        Some(Scalar::Int(n)) => u32::try_from(*n)
+            .ok()
+            .filter(|n| (1..=MAX_PERSISTENT).contains(&i64::from(*n)))
+            .map(Some)
+            .ok_or_else(|| out_of_range(path, n, &format!("1..{MAX_PERSISTENT}"))),
+        Some(Scalar::Text(t)) => Err(Invalid::new(
+            path,
+            format!("expected a number of seconds or true, not `{t}'"),
+        )),
+    }
+}
+
+/// `-M`: a dotted mask for IPv4 services, a prefix length for IPv6 ones; the family's full
+/// mask is the default.
+fn netmask(path: String, ipv6: bool, value: Option<&Scalar>) -> Result<Option<Netmask>, Invalid> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if ipv6 {
+        let prefix = match value {
+            Scalar::Int(n) => Some(*n),
+            Scalar::Text(t) => t.parse::<i64>().ok(),
+            Scalar::Bool(_) => None,
+        };
+        return match prefix.and_then(|p| u8::try_from(p).ok()) {
+            Some(128) => Ok(None),
+            Some(p @ 1..=127) => Ok(Some(Netmask::V6Prefix(p))),
+            _ => Err(Invalid::new(
+                path,
+                format!("`{value}' is not an IPv6 prefix length (1..128)"),
+            )),
+        };
+    }
+    let mask = match value {
+        Scalar::Text(t) => t.parse::<Ipv4Addr>().ok().map(u32::from),
+        Scalar::Int(_) | Scalar::Bool(_) => None,
+    };
+    match mask {
+        Some(u32::MAX) => Ok(None),
+        Some(0) => Err(Invalid::new(
+            path,
+            "0.0.0.0 cannot be declared (the agent reads a zero mask as the default, /32)",
+        )),
+        Some(m) => Ok(Some(Netmask::V4(m))),
+        None => Err(Invalid::new(
+            path,
+            format!("`{value}' is not an IPv4 netmask (e.g. 255.255.255.0)"),
+        )),
+    }
+}
+
+/// `-b`: each word sets one flag, and the sh/mh words only go with their scheduler.
+fn sched_flags(at: &str, scheduler: &str, words: &[String]) -> Result<SchedFlags, Invalid> {
+    let mut flags = SchedFlags::default();
+    for (j, word) in words.iter().enumerate() {
+        let path = format!("{at}.sched-flags[{j}]");
+        let Some((_, bit, needs)) = SCHED_FLAGS.iter().find(|(w, _, _)| w == word) else {
+            let known: Vec<&str> = SCHED_FLAGS.iter().map(|(w, _, _)| *w).collect();
+            return Err(Invalid::new(
+                path,
+                format!("unknown scheduler flag `{word}' ({})", known.join(", ")),
+            ));
+        };
+        if let Some(needs) = needs.filter(|s| *s != scheduler) {
+            return Err(Invalid::new(
+                path,
+                format!("`{word}' is a flag of scheduler {needs}, not {scheduler}"),
+            ));
+        }
+        match bit {
+            1 => flags.flag_1 = true,
+            2 => flags.flag_2 = true,
+            _ => flags.flag_3 = true,
+        }
+    }
+    Ok(flags)
+}
+
+fn service(at: &str, s: &ServiceEntry) -> Result<(ServiceKey, pb::Service), Invalid> {
+    let key = service_key(at, s)?;
+    let scheduler = s.scheduler.as_deref().unwrap_or(DEFAULT_SCHEDULER);
+    if request::scheduler(scheduler).is_none() {
+        return Err(Invalid::new(
+            format!("{at}.scheduler"),
+            format!("unknown scheduler `{scheduler}' ({SCHEDULERS})"),
+        ));
+    }
+    let persistent = persistent(format!("{at}.persistent"), s.persistent.as_ref())?;
+    if let ServiceKey::Addr { port: 0, .. } = key
+        && persistent.is_none()
+    {
+        return Err(Invalid::new(
+            format!("{at}.{}", key_field(&key)),
+            "port 0 is only for persistent services",
+        ));
+    }
+    let netmask = netmask(format!("{at}.netmask"), is_ipv6(&key), s.netmask.as_ref())?;
+    if s.one_packet
+        && matches!(
+            key,
+            ServiceKey::Addr {
+                protocol: L4::Tcp | L4::Sctp,
+                ..
+            }
+        )
+    {
+        return Err(Invalid::new(
+            format!("{at}.one-packet"),
+            "is only for UDP and fwmark services",
+        ));
+    }
+    let flags = sched_flags(at, scheduler, &s.sched_flags)?;
+    if s.pe.as_deref() == Some("") {
+        return Err(Invalid::new(format!("{at}.pe"), "is empty"));
+    }
+    let spec = ServiceSpec {
+        key,
+        scheduler: scheduler.to_string(),
+        persistent,
+        netmask,
+        one_packet: s.one_packet,
+        sched_flags: flags,
+        persistence_engine: s.pe.clone(),
+    };
+    let mut svc = request::service(&spec).map_err(|r| Invalid::new(at, r))?;
+    let mut seen: Vec<(IpAddr, u32)> = Vec::new();
+    for (j, entry) in s.servers.iter().enumerate() {
+        let path = format!("{at}.servers[{j}]");
+        let (addr, dest) = server(&path, &key, entry)?;
+        if let Some(k) = seen.iter().position(|d| *d == (addr, dest.port)) {
+            let port = u16::try_from(dest.port).unwrap_or(u16::MAX);
+            return Err(Invalid::new(
+                path,
+                format!(
+                    "{} is already declared at {at}.servers[{k}]",
+                    text::endpoint_text(addr, port)
+                ),
+            ));
+        }
+        seen.push((addr, dest.port));
+        svc.destinations.push(dest);
+    }
+    Ok((key, svc))
+}
+
+fn family_name(ipv6: bool) -> &'static str {
+    if ipv6 { "IPv6" } else { "IPv4" }
+}
+
+/// A tunnel's settings, with ipvsadm's rules per tunnel type.
+fn tunnel(at: &str, t: Option<&TunnelEntry>) -> Result<Tunnel, Invalid> {
+    let Some(t) = t else {
+        return Ok(Tunnel {
+            kind: TunnelType::Ipip,
+            port: None,
+            checksum: TunnelChecksum::None,
+        });
+    };
+    let at = format!("{at}.tunnel");
+    let checksum = match t.checksum {
+        None | Some(ChecksumWord::None) => TunnelChecksum::None,
+        Some(ChecksumWord::Csum) => TunnelChecksum::Csum,
+        Some(ChecksumWord::Remcsum) => TunnelChecksum::RemCsum,
+    };
+    let kind = match t.kind {
+        TunnelWord::Ipip => TunnelType::Ipip,
+        TunnelWord::Gue => TunnelType::Gue,
+        TunnelWord::Gre => TunnelType::Gre,
+    };
+    match (kind, t.port) {
+        (TunnelType::Gue, None) => {
+            return Err(Invalid::new(at, "a gue tunnel needs a port"));
+        }
+        (TunnelType::Gue, Some(0)) => {
+            return Err(out_of_range(format!("{at}.port"), 0, "1..65535"));
+        }
+        (TunnelType::Ipip | TunnelType::Gre, Some(_)) => {
+            return Err(Invalid::new(
+                format!("{at}.port"),
+                "is only for gue tunnels",
+            ));
+        }
+        _ => {}
+    }
+    match (kind, checksum) {
+        (TunnelType::Ipip, TunnelChecksum::Csum | TunnelChecksum::RemCsum) => Err(Invalid::new(
+            format!("{at}.checksum"),
+            "is only for gue and gre tunnels",
+        )),
+        (TunnelType::Gre, TunnelChecksum::RemCsum) => Err(Invalid::new(
+            format!("{at}.checksum"),
+            "remcsum is not available with gre tunnels",
+        )),
+        _ => Ok(Tunnel {
+            kind,
+            port: t.port,
+            checksum,
+        }),
+    }
+}
+
+fn server(
+    at: &str,
+    key: &ServiceKey,
+    s: &ServerEntry,
+) -> Result<(IpAddr, pb::Destination), Invalid> {
+    let (addr, port) =
+        text::address(&s.address).map_err(|r| Invalid::new(format!("{at}.address"), r))?;
+    let forward = s.forward.unwrap_or(ForwardWord::Route);
+    if addr.is_ipv6() != is_ipv6(key) && forward != ForwardWord::Tunnel {
+        return Err(Invalid::new(
+            format!("{at}.address"),
+            format!(
+                "is {} but the service is {}; only tunnel servers may differ",
+                family_name(addr.is_ipv6()),
+                family_name(is_ipv6(key))
+            ),
+        ));
+    }
+    let service_port = match key {
+        ServiceKey::Addr { port, .. } => *port,
+        ServiceKey::Fwmark { .. } => 0,
+    };
+    // ipvsadm gives direct-routing and tunnel servers the service's port.
+    let port = match (key, forward) {
+        (ServiceKey::Addr { .. }, ForwardWord::Route | ForwardWord::Tunnel) => service_port,
+        _ => port.unwrap_or(service_port),
+    };
+    let weight = s.weight.unwrap_or(1);
+    if weight > MAX_WEIGHT {
+        return Err(out_of_range(
+            format!("{at}.weight"),
+            weight,
+            &format!("0..{MAX_WEIGHT}"),
+        ));
+    }
+    for (field, value) in [("upper", s.upper), ("lower", s.lower)] {
+        if let Some(v) = value.filter(|v| *v > MAX_THRESHOLD) {
+            return Err(out_of_range(
+                format!("{at}.{field}"),
+                v,
+                &format!("0..{MAX_THRESHOLD}"),
+            ));
+        }
+    }
+    if s.tunnel.is_some() && forward != ForwardWord::Tunnel {
+        return Err(Invalid::new(
+            format!("{at}.tunnel"),
+            "is only for tunnel servers (forward: tunnel)",
+        ));
+    }
+    let spec = DestSpec {
+        addr,
+        port,
+        forward: match forward {
+            ForwardWord::Masq => Forward::Masq,
+            ForwardWord::Tunnel => Forward::Tunnel,
+            // ipvsadm has no word for local: it is set below.
+            ForwardWord::Route | ForwardWord::Local => Forward::Route,
+        },
+        tunnel: match forward {
+            ForwardWord::Tunnel => Some(tunnel(at, s.tunnel.as_ref())?),
+            _ => None,
+        },
+        weight,
+        upper_threshold: s.upper.unwrap_or(0),
+        lower_threshold: s.lower.unwrap_or(0),
+    };
+    let mut dest = request::destination(&spec);
+    if forward == ForwardWord::Local {
+        dest.forwarding = pb::ForwardingMethod::Local.into();
+    }
+    Ok((addr, dest))
+}
+
+fn attachment(
+    at: &str,
+    a: &AttachmentEntry,
+    declared: &[ServiceKey],
+) -> Result<pb::AttachmentSpec, Invalid> {
+    if a.policy.is_empty() {
+        return Err(Invalid::new(format!("{at}.policy"), "is empty"));
+    }
+    if a.services.is_empty() {
+        return Err(Invalid::new(format!("{at}.services"), "names no service"));
+    }
+    let mut services = Vec::new();
+    for (j, r) in a.services.iter().enumerate() {
+        let path = format!("{at}.services[{j}]");
+        let key = text::reference(r).map_err(|e| Invalid::new(path.clone(), e))?;
+        if !declared.contains(&key) {
+            return Err(Invalid::new(
+                path,
+                format!("{r} is not a service of this file"),
+            ));
+        }
+        services.push(request::service_key(&key));
+    }
+    let interval_ms = match &a.interval {
+        None => Ok(0),
+        Some(Scalar::Text(t)) => text::interval_ms(t),
+        Some(Scalar::Int(n)) => text::interval_ms(&n.to_string()),
+        Some(Scalar::Bool(b)) => Err(format!("expected an interval such as 2s, not `{b}'")),
+    }
+    .map_err(|r| Invalid::new(format!("{at}.interval"), r))?;
+    Ok(pb::AttachmentSpec {
+        policy: a.policy.clone(),
+        services,
+        params: a
+            .params
+            .0
+            .iter()
+            .map(|(key, value)| pb::PolicyParam {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        interval_ms,
+        mode: match a.mode {
+            None => pb::PolicyMode::Unspecified,
+            Some(ModeWord::Enforce) => pb::PolicyMode::Enforce,
+            Some(ModeWord::DryRun) => pb::PolicyMode::DryRun,
+        }
+        .into(),
+        quarantine_after: a.quarantine_after.unwrap_or(0),
+    })
+}
