@@ -107,7 +107,21 @@ pub struct Corpus {
     pub batches: Vec<Batch>,
 }
 
+/// The differential test's corpus: its seed, and batches of ordinary sequences (each batch
+/// also gets the four global ones). Sized for the lab VM: every command runs once through
+/// each tool, and each batch's views through both.
+pub const SEED: u64 = 0x1b5;
+pub const BATCHES: usize = 6;
+pub const PER_BATCH: usize = 50;
+/// Sequences the differential test runs at the least (see the test below).
+pub const MIN_SEQUENCES: usize = 300;
+
 impl Corpus {
+    /// The corpus the differential test runs.
+    pub fn differential() -> Self {
+        Corpus::generate(SEED, BATCHES, PER_BATCH)
+    }
+
     /// `batches` batches of `per_batch` ordinary sequences, plus the global ones.
     pub fn generate(seed: u64, batches: usize, per_batch: usize) -> Self {
         let mut rng = Gen {
@@ -1405,7 +1419,7 @@ mod tests {
 
     #[test]
     fn every_option_and_scheduler_appears() {
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         let words: std::collections::HashSet<&str> = corpus.all_words().collect();
         let wanted = [
             "-A",
@@ -1470,7 +1484,7 @@ mod tests {
 
     #[test]
     fn zero_persistence_masks_appear() {
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         let lines: Vec<String> = corpus
             .batches
             .iter()
@@ -1504,7 +1518,7 @@ mod tests {
 
     #[test]
     fn ipv6_and_mixed_family_tunnels_appear() {
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         let mixed = corpus
             .batches
             .iter()
@@ -1521,9 +1535,10 @@ mod tests {
 
     #[test]
     fn corpus_size_is_hundreds_of_sequences() {
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         println!("{corpus}");
-        assert_eq!(corpus.sequence_count(), 5 * (30 + 4));
+        assert_eq!(corpus.sequence_count(), BATCHES * (PER_BATCH + 4));
+        assert!(corpus.sequence_count() >= MIN_SEQUENCES, "{corpus}");
         assert!(
             corpus.command_count() > 5 * corpus.sequence_count(),
             "{corpus}"
@@ -1532,7 +1547,7 @@ mod tests {
 
     #[test]
     fn every_refusal_is_walked() {
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         let refusals = corpus
             .batches
             .iter()
@@ -1549,7 +1564,7 @@ mod tests {
     #[test]
     fn no_weight_above_65535() {
         // Debian's ipvsadm takes up to 2^31-1 where ipvsctl keeps 65535: not comparable.
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         for b in &corpus.batches {
             for (s, c) in b.commands() {
                 for w in c.windows(2) {
