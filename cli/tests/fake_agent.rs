@@ -474,7 +474,7 @@ async fn seed_changes_send_the_right_requests() {
         "-a -t 192.168.100.1:80 -r 127.0.0.1:8081 -m",
         "-e -t 192.168.100.1:80 -r 127.0.0.1:8081 -m -w 0",
         "-d -t 192.168.100.1:80 -r 127.0.0.1:8081",
-        "-E -t 192.168.100.1:80 -s wrr -p 60",
+        "-E -t 192.168.100.1:80 -s wrr -p 60 -M 0.0.0.0",
         "-Z",
         "-D -t 192.168.100.1:80",
         "-C",
@@ -513,9 +513,16 @@ async fn seed_changes_send_the_right_requests() {
             "call {call}\nshould start with {want}"
         );
     }
-    assert!(calls[0].contains("scheduler: Rr"), "{}", calls[0]);
+    // No -M leaves the mask unset (the default); -M 0.0.0.0 is sent as 0.
     assert!(
-        calls[4].contains("scheduler: Wrr") && calls[4].contains("persistence_timeout: 60"),
+        calls[0].contains("scheduler: Rr") && calls[0].contains("netmask: None"),
+        "{}",
+        calls[0]
+    );
+    assert!(
+        calls[4].contains("scheduler: Wrr")
+            && calls[4].contains("persistence_timeout: 60")
+            && calls[4].contains("netmask: Some(0),"),
         "{}",
         calls[4]
     );
@@ -585,9 +592,9 @@ async fn bad_lines_never_reach_the_agent() {
     let agent = start(&dir.0, Fake::default());
     let cases: &[(&str, i32, &str)] = &[
         (
-            "-A -t 10.0.0.1:80 -p -M 0.0.0.0",
-            255,
-            "ipvsctl: a persistence mask of 0.0.0.0 cannot be set through the agent (0 means /32 there)\n",
+            "-A -t [2001:db8::1]:80 -p -M 0",
+            2,
+            "illegal ipv6 netmask specified\n",
         ),
         (
             "-A -t 10.0.0.1:0",

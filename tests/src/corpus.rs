@@ -107,7 +107,21 @@ pub struct Corpus {
     pub batches: Vec<Batch>,
 }
 
+/// The differential test's corpus: its seed, and batches of ordinary sequences (each batch
+/// also gets the four global ones). Sized for the lab VM: every command runs once through
+/// each tool, and each batch's views through both.
+pub const SEED: u64 = 0x1b5;
+pub const BATCHES: usize = 6;
+pub const PER_BATCH: usize = 50;
+/// Sequences the differential test runs at the least (see the test below).
+pub const MIN_SEQUENCES: usize = 300;
+
 impl Corpus {
+    /// The corpus the differential test runs.
+    pub fn differential() -> Self {
+        Corpus::generate(SEED, BATCHES, PER_BATCH)
+    }
+
     /// `batches` batches of `per_batch` ordinary sequences, plus the global ones.
     pub fn generate(seed: u64, batches: usize, per_batch: usize) -> Self {
         let mut rng = Gen {
@@ -199,13 +213,13 @@ const SERVICE_PORTS: &[u16] = &[80, 443, 53, 8080, 25, 5060, 3306, 1, 65535, 22,
 const WEIGHTS: &[u32] = &[0, 1, 2, 3, 5, 10, 100, 1000, 65535];
 const PERSISTENCE: &[&str] = &["1", "60", "360", "3600", "2678400"];
 /// Persistence masks drawn at random; edge cases have their own scenario in [`masks`].
-/// `0.0.0.0` is left out: ipvsctl refuses it (a documented difference, see README).
 const MASKS_V4: &[&str] = &[
     "255.255.255.0",
     "255.255.0.0",
     "255.255.255.255",
     "255.255.255.128",
     "128.0.0.0",
+    "0.0.0.0",
 ];
 const MASKS_V6: &[&str] = &["64", "48", "128", "1", "96"];
 
@@ -888,12 +902,18 @@ fn edits(rng: &mut Gen, sp: Space) -> Sequence {
 fn masks(_: &mut Gen, sp: Space) -> Sequence {
     let mut c = Vec::new();
     for (k, (svc, opts)) in [
-        // `-M 0.0.0.0` is a documented difference (README): the API reads 0 as the default.
         (format!("-t {}:80", sp.v4(1)), "-p 60 -M 255.255.255.0"),
+        // 0.0.0.0: one persistence template for all clients; the kernel takes any IPv4 mask.
+        (format!("-t {}:80", sp.v4(2)), "-p 60 -M 0.0.0.0"),
+        (format!("-u {}:53", sp.v4(5)), "-p -M 0"),
+        (format!("-f {}", sp.mark(4)), "-M 0.0.0.0 -p 30"),
         (format!("-t {}:80", sp.v4(3)), "-p -M 255.255.255.255"),
         (format!("-t {}:80", sp.v4(4)), "-p -M 255.0.255.0"),
         (format!("-t [{}]:80", sp.v6(1)), "-p -M 1"),
         (format!("-f {} -6", sp.mark(2)), "-p -M 128"),
+        // IPv6 takes a prefix length of 1..128: ipvsadm refuses 0.
+        (format!("-t [{}]:80", sp.v6(2)), "-p -M 0"),
+        (format!("-f {} -6", sp.mark(5)), "-p 10 -M 0"),
     ]
     .iter()
     .enumerate()
@@ -903,12 +923,29 @@ fn masks(_: &mut Gen, sp: Space) -> Sequence {
             SCHEDULERS[(sp.0 + k) % 13]
         )));
         c.push(cmd(format!("-Ln {svc}")));
-        if k == 0 {
-            c.push(cmd(format!("-E {svc} -s rr -p 30 -M 255.255.0.0")));
-            c.push(cmd(format!("-Ln {svc}")));
+        match k {
+            0 => {
+                c.push(cmd(format!("-E {svc} -s rr -p 30 -M 255.255.0.0")));
+                c.push(cmd(format!("-Ln {svc}")));
+                c.push(cmd(format!("-E {svc} -s rr -p 30 -M 0.0.0.0")));
+                c.push(cmd(format!("-Ln {svc}")));
+            }
+            // -E without -M puts the default back, as ipvsadm sends /32.
+            1 => {
+                c.push(cmd(format!("-E {svc} -s rr -p 30")));
+                c.push(cmd(format!("-Ln {svc}")));
+                c.push(cmd(format!("-E {svc} -s rr -M 0.0.0.0")));
+                c.push(cmd(format!("-Ln {svc}")));
+            }
+            _ => {}
         }
         c.push(cmd(format!("-D {svc}")));
     }
+    // -M read before -6 is an IPv4 mask; -6 then resets it to 128.
+    let m = sp.mark(6);
+    c.push(cmd(format!("-A -f {m} -M 0.0.0.0 -6 -p 10 -s rr")));
+    c.push(cmd(format!("-Ln -f {m} -6")));
+    c.push(cmd(format!("-D -f {m} -6")));
     Sequence {
         name: String::new(),
         commands: c,
@@ -1301,6 +1338,8 @@ pub fn rich_table() -> Vec<Args> {
         "-a -t 10.9.1.3:443 -r [2001:db8:ff::6]:443 -i --tun-type gue --tun-port 5555 --tun-remcsum",
         "-A -u 10.9.1.4:5060 -s rr -p 30 --pe sip",
         "-a -u 10.9.1.4:5060 -r 172.16.9.7:5060 -m",
+        "-A -t 10.9.1.6:80 -s rr -p 60 -M 0.0.0.0",
+        "-a -t 10.9.1.6:80 -r 172.16.9.12 -g",
         "-A -t 10.9.1.5:0 -s lc -p",
         "-a -t 10.9.1.5:0 -r 172.16.9.8 -g",
         "-A -t [2001:db8:9::1]:80 -s wrr -p 120 -M 64",
@@ -1380,7 +1419,7 @@ mod tests {
 
     #[test]
     fn every_option_and_scheduler_appears() {
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         let words: std::collections::HashSet<&str> = corpus.all_words().collect();
         let wanted = [
             "-A",
@@ -1444,8 +1483,42 @@ mod tests {
     }
 
     #[test]
+    fn zero_persistence_masks_appear() {
+        let corpus = Corpus::differential();
+        let lines: Vec<String> = corpus
+            .batches
+            .iter()
+            .flat_map(|b| b.commands())
+            .map(|(_, c)| c.join(" "))
+            .collect();
+        let has = |what: &str, ok: &dyn Fn(&str) -> bool| {
+            assert!(lines.iter().any(|l| ok(l)), "no {what}");
+        };
+        has("IPv4 -A with -M 0.0.0.0", &|l| {
+            l.starts_with("-A -t 10.") && l.contains("-M 0.0.0.0")
+        });
+        has("-E to -M 0.0.0.0", &|l| {
+            l.starts_with("-E ") && l.contains("-M 0.0.0.0")
+        });
+        has("IPv4 -M 0", &|l| {
+            l.starts_with("-A -u 10.") && l.ends_with("-M 0")
+        });
+        has("IPv6 -M 0", &|l| {
+            l.starts_with("-A -t [") && l.ends_with("-M 0")
+        });
+        has("fwmark -M 0.0.0.0 before -6", &|l| {
+            l.contains("-M 0.0.0.0 -6")
+        });
+        assert!(
+            rich_table()
+                .iter()
+                .any(|c| c.join(" ").contains("-p 60 -M 0.0.0.0"))
+        );
+    }
+
+    #[test]
     fn ipv6_and_mixed_family_tunnels_appear() {
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         let mixed = corpus
             .batches
             .iter()
@@ -1462,9 +1535,10 @@ mod tests {
 
     #[test]
     fn corpus_size_is_hundreds_of_sequences() {
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         println!("{corpus}");
-        assert_eq!(corpus.sequence_count(), 5 * (30 + 4));
+        assert_eq!(corpus.sequence_count(), BATCHES * (PER_BATCH + 4));
+        assert!(corpus.sequence_count() >= MIN_SEQUENCES, "{corpus}");
         assert!(
             corpus.command_count() > 5 * corpus.sequence_count(),
             "{corpus}"
@@ -1473,7 +1547,7 @@ mod tests {
 
     #[test]
     fn every_refusal_is_walked() {
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         let refusals = corpus
             .batches
             .iter()
@@ -1490,7 +1564,7 @@ mod tests {
     #[test]
     fn no_weight_above_65535() {
         // Debian's ipvsadm takes up to 2^31-1 where ipvsctl keeps 65535: not comparable.
-        let corpus = Corpus::generate(0x1b5, 5, 30);
+        let corpus = Corpus::differential();
         for b in &corpus.batches {
             for (s, c) in b.commands() {
                 for w in c.windows(2) {

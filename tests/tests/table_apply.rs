@@ -242,7 +242,7 @@ fn rich() -> Vec<Service> {
             ),
             ServiceOptions {
                 persistence_timeout: 600,
-                netmask: 0xffff_ff00,
+                netmask: Some(0xffff_ff00),
                 ..Default::default()
             },
         ),

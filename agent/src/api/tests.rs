@@ -226,7 +226,7 @@ async fn seed_scenario_reads_back_with_defaults() {
     assert_eq!(created.scheduler, i32::from(pb::Scheduler::Rr));
     // The kernel's view: HASHED is set by the kernel, not by the request.
     assert_eq!(created.flags, ServiceFlags::HASHED);
-    assert_eq!(created.options.map(|o| o.netmask), Some(u32::MAX));
+    assert_eq!(created.options.and_then(|o| o.netmask), Some(u32::MAX));
     for port in [8081, 8082] {
         ipvs.add_destination(add_dest(masq([127, 0, 0, 1], port, None)))
             .await
@@ -667,7 +667,7 @@ async fn update_service_sends_the_full_configuration() {
                 scheduler: pb::Scheduler::Sh.into(),
                 options: Some(pb::ServiceOptions {
                     persistence_timeout: 300,
-                    netmask: 0xffff_ff00,
+                    netmask: Some(0xffff_ff00),
                     sched_flag_1: true,
                     ..Default::default()
                 }),
@@ -693,7 +693,7 @@ async fn update_service_sends_the_full_configuration() {
         updated
             .options
             .map(|o| (o.persistence_timeout, o.netmask, o.sched_flag_1)),
-        Some((300, 0xffff_ff00, true))
+        Some((300, Some(0xffff_ff00), true))
     );
 
     refused(

@@ -12,10 +12,6 @@ use super::resolve::L4;
 /// The kernel's answer to an unknown scheduler or persistence engine, in ipvsadm's words.
 /// ipvsctl gives it before asking the agent, whose API only knows the kernel's schedulers.
 pub const UNKNOWN_SCHEDULER: &str = "Scheduler or persistence engine not found";
-/// `-M 0.0.0.0`: the kernel takes it (one persistence template for all clients), but the
-/// agent's API reads a zero mask as "the default /32".
-pub const ZERO_NETMASK: &str =
-    "ipvsctl: a persistence mask of 0.0.0.0 cannot be set through the agent (0 means /32 there)";
 
 pub fn ip(addr: IpAddr) -> pb::IpAddress {
     pb::IpAddress {
@@ -81,23 +77,19 @@ pub fn scheduler(name: &str) -> Option<pb::Scheduler> {
     })
 }
 
-/// `-A`/`-E` as a service; `Err` carries ipvsadm's message for an unknown scheduler, or
-/// [`ZERO_NETMASK`].
+/// `-A`/`-E` as a service; `Err` carries ipvsadm's message for an unknown scheduler. A netmask
+/// left out is left unset, which the agent reads as the default (/32 or /128), as ipvsadm does.
 pub fn service(spec: &ServiceSpec) -> Result<pb::Service, &'static str> {
     let sched = scheduler(&spec.scheduler).ok_or(UNKNOWN_SCHEDULER)?;
-    if spec.netmask == Some(Netmask::V4(0)) {
-        return Err(ZERO_NETMASK);
-    }
     Ok(pb::Service {
         key: Some(service_key(&spec.key)),
         scheduler: sched as i32,
         options: Some(pb::ServiceOptions {
             persistence_timeout: spec.persistent.unwrap_or(0),
-            netmask: match spec.netmask {
-                None => 0,
-                Some(Netmask::V4(mask)) => mask,
-                Some(Netmask::V6Prefix(len)) => u32::from(len),
-            },
+            netmask: spec.netmask.map(|m| match m {
+                Netmask::V4(mask) => mask,
+                Netmask::V6Prefix(len) => u32::from(len),
+            }),
             one_packet: spec.one_packet,
             sched_flag_1: spec.sched_flags.flag_1,
             sched_flag_2: spec.sched_flags.flag_2,
@@ -192,7 +184,7 @@ mod tests {
             s.options,
             Some(pb::ServiceOptions {
                 persistence_timeout: 60,
-                netmask: 64,
+                netmask: Some(64),
                 one_packet: true,
                 sched_flag_1: true,
                 sched_flag_2: false,
@@ -205,16 +197,24 @@ mod tests {
             ..spec
         };
         assert_eq!(service(&unknown), Err(UNKNOWN_SCHEDULER));
-        let zero_mask = ServiceSpec {
+        // 0.0.0.0 is a mask like any other (one template for all clients); no mask is unset.
+        let v4 = |netmask| ServiceSpec {
             scheduler: "rr".into(),
             key: ServiceKey::Fwmark {
                 mark: 9,
                 ipv6: false,
             },
-            netmask: Some(Netmask::V4(0)),
-            ..unknown
+            netmask,
+            ..unknown.clone()
         };
-        assert_eq!(service(&zero_mask), Err(ZERO_NETMASK));
+        for (mask, want) in [
+            (Some(Netmask::V4(0)), Some(0)),
+            (Some(Netmask::V4(0xffff_ff00)), Some(0xffff_ff00)),
+            (None, None),
+        ] {
+            let s = service(&v4(mask)).expect("known scheduler");
+            assert_eq!(s.options.and_then(|o| o.netmask), want, "{mask:?}");
+        }
     }
 
     #[test]

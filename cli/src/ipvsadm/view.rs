@@ -365,10 +365,11 @@ impl ServiceView {
                 flags |= bit;
             }
         }
-        let netmask = match family {
-            Family::Inet => (o.netmask != 0 && o.netmask != u32::MAX)
-                .then(|| Ipv4Addr::from(o.netmask).to_string()),
-            Family::Inet6 => (o.netmask != 0 && o.netmask != 128).then(|| o.netmask.to_string()),
+        // Shown unless it is the default, as ipvsadm does; 0.0.0.0 is shown.
+        let netmask = match (family, o.netmask) {
+            (_, None) | (Family::Inet, Some(u32::MAX)) | (Family::Inet6, Some(128)) => None,
+            (Family::Inet, Some(m)) => Some(Ipv4Addr::from(m).to_string()),
+            (Family::Inet6, Some(m)) => Some(m.to_string()),
         };
         let (stats, rates) = stats(s.stats.as_ref());
         Ok(ServiceView {
@@ -427,7 +428,7 @@ mod tests {
             scheduler: pb::Scheduler::Sh as i32,
             options: Some(pb::ServiceOptions {
                 persistence_timeout: 60,
-                netmask: 0xffff_ff00,
+                netmask: Some(0xffff_ff00),
                 sched_flag_2: true,
                 ..Default::default()
             }),
@@ -441,6 +442,39 @@ mod tests {
         assert_eq!(v.persistent, Some(60));
         assert_eq!(v.netmask.as_deref(), Some("255.255.255.0"));
         assert!(v.one_packet);
+    }
+
+    #[test]
+    fn netmasks_show_unless_they_are_the_default() {
+        let mark = |family: pb::AddressFamily, netmask: Option<u32>| pb::Service {
+            key: Some(pb::ServiceKey {
+                key: Some(pb::service_key::Key::Fwmark(pb::FirewallMark {
+                    mark: 1,
+                    family: family as i32,
+                })),
+            }),
+            scheduler: pb::Scheduler::Rr as i32,
+            options: Some(pb::ServiceOptions {
+                persistence_timeout: 60,
+                netmask,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        use pb::AddressFamily::{Inet, Inet6};
+        for (family, netmask, want) in [
+            (Inet, Some(0), Some("0.0.0.0")),
+            (Inet, Some(0xffff_0000), Some("255.255.0.0")),
+            (Inet, Some(u32::MAX), None),
+            (Inet, None, None),
+            (Inet6, Some(64), Some("64")),
+            (Inet6, Some(1), Some("1")),
+            (Inet6, Some(128), None),
+            (Inet6, None, None),
+        ] {
+            let v = ServiceView::from_pb(&mark(family, netmask)).expect("valid service");
+            assert_eq!(v.netmask.as_deref(), want, "{family:?} {netmask:?}");
+        }
     }
 
     #[test]

@@ -195,15 +195,17 @@ pub fn service(s: &pb::Service) -> Result<Service, FieldError> {
     Ok(svc)
 }
 
-/// Persistence granularity: 0 is the kernel default; IPv4 takes a netmask, IPv6 a prefix length.
-fn netmask(family: Family, value: u32) -> Result<u32, Problem> {
-    match family {
-        _ if value == 0 => Ok(default_netmask(family)),
-        Family::Inet6 if value > 128 => Err(Problem::TooLarge {
-            value: value.into(),
+/// Persistence granularity: unset is the kernel default; IPv4 takes any netmask (0.0.0.0 makes
+/// one template for all clients), IPv6 a prefix length of 1..128, as the kernel checks.
+fn netmask(family: Family, value: Option<u32>) -> Result<u32, Problem> {
+    match (family, value) {
+        (_, None) => Ok(default_netmask(family)),
+        (Family::Inet6, Some(0)) => Err(Problem::Zero),
+        (Family::Inet6, Some(v)) if v > 128 => Err(Problem::TooLarge {
+            value: v.into(),
             max: 128,
         }),
-        _ => Ok(value),
+        (_, Some(v)) => Ok(v),
     }
 }
 
@@ -332,7 +334,7 @@ pub fn service_config_to_proto(svc: &Service) -> pb::Service {
         scheduler: scheduler_to_proto(&svc.scheduler).into(),
         options: Some(pb::ServiceOptions {
             persistence_timeout: svc.timeout,
-            netmask: svc.netmask,
+            netmask: Some(svc.netmask),
             one_packet: svc.flags.contains(ServiceFlags::ONEPACKET),
             sched_flag_1: svc.flags.contains(ServiceFlags::SCHED1),
             sched_flag_2: svc.flags.contains(ServiceFlags::SCHED2),
@@ -540,6 +542,28 @@ mod tests {
             s
         };
 
+        let v6_mark = ServiceKey::FwMark {
+            mark: 1,
+            family: Family::Inet6,
+        };
+        let v6_options = |netmask: Option<u32>| pb::CreateServiceRequest {
+            service: Some(pb::Service {
+                key: Some(pb::ServiceKey {
+                    key: Some(Key::Fwmark(pb::FirewallMark {
+                        mark: 1,
+                        family: pb::AddressFamily::Inet6.into(),
+                    })),
+                }),
+                scheduler: pb::Scheduler::Sh.into(),
+                options: Some(pb::ServiceOptions {
+                    persistence_timeout: 60,
+                    netmask,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+
         let cases: Vec<(&str, pb::CreateServiceRequest, Result<Service, FieldError>)> = vec![
             (
                 "minimal",
@@ -661,7 +685,7 @@ mod tests {
                 "persistent with a /24 granularity",
                 with_options(pb::ServiceOptions {
                     persistence_timeout: 300,
-                    netmask: 0xffff_ff00,
+                    netmask: Some(0xffff_ff00),
                     ..Default::default()
                 }),
                 Ok(persistent(
@@ -671,7 +695,7 @@ mod tests {
                 )),
             ),
             (
-                "netmask 0 is the default",
+                "an unset netmask is the default",
                 with_options(pb::ServiceOptions {
                     persistence_timeout: 60,
                     ..Default::default()
@@ -683,10 +707,23 @@ mod tests {
                 )),
             ),
             (
+                "IPv4 netmask 0.0.0.0: one template for all clients",
+                with_options(pb::ServiceOptions {
+                    persistence_timeout: 60,
+                    netmask: Some(0),
+                    ..Default::default()
+                }),
+                Ok(persistent(
+                    Service::new(domain_tcp(80), Scheduler::Rr),
+                    60,
+                    0,
+                )),
+            ),
+            (
                 "non-contiguous IPv4 netmask",
                 with_options(pb::ServiceOptions {
                     persistence_timeout: 60,
-                    netmask: 0xff00_ff00,
+                    netmask: Some(0xff00_ff00),
                     ..Default::default()
                 }),
                 Ok(persistent(
@@ -696,24 +733,23 @@ mod tests {
                 )),
             ),
             (
+                "unset IPv6 netmask is /128",
+                v6_options(None),
+                Ok(persistent(Service::new(v6_mark, Scheduler::Sh), 60, 128)),
+            ),
+            (
+                "IPv6 prefix 1",
+                v6_options(Some(1)),
+                Ok(persistent(Service::new(v6_mark, Scheduler::Sh), 60, 1)),
+            ),
+            (
+                "IPv6 prefix 0",
+                v6_options(Some(0)),
+                Err(err("service.options.netmask", Problem::Zero)),
+            ),
+            (
                 "IPv6 prefix above 128",
-                pb::CreateServiceRequest {
-                    service: Some(pb::Service {
-                        key: Some(pb::ServiceKey {
-                            key: Some(Key::Fwmark(pb::FirewallMark {
-                                mark: 1,
-                                family: pb::AddressFamily::Inet6.into(),
-                            })),
-                        }),
-                        scheduler: pb::Scheduler::Sh.into(),
-                        options: Some(pb::ServiceOptions {
-                            persistence_timeout: 60,
-                            netmask: 129,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                },
+                v6_options(Some(129)),
                 Err(err(
                     "service.options.netmask",
                     Problem::TooLarge {
@@ -1019,6 +1055,30 @@ mod tests {
                     .to_owned()
             )
         );
+    }
+
+    #[test]
+    fn every_netmask_reads_back_as_written() {
+        let v4 = domain_tcp(80);
+        let v6 = ServiceKey::FwMark {
+            mark: 7,
+            family: Family::Inet6,
+        };
+        for (key, mask) in [
+            (v4, 0),
+            (v4, 0xffff_ff00),
+            (v4, 0xff00_ff00),
+            (v4, u32::MAX),
+            (v6, 1),
+            (v6, 64),
+            (v6, 128),
+        ] {
+            let mut svc = Service::new(key, Scheduler::Rr);
+            svc.netmask = mask;
+            let wire = service_config_to_proto(&svc);
+            assert_eq!(wire.options.as_ref().and_then(|o| o.netmask), Some(mask));
+            assert_eq!(service(&wire), Ok(svc), "{key:?} {mask:#x}");
+        }
     }
 
     #[test]
