@@ -263,10 +263,6 @@ fn netmask(path: String, ipv6: bool, value: Option<&Scalar>) -> Result<Option<Ne
     };
     match mask {
         Some(u32::MAX) => Ok(None),
-        Some(0) => Err(Invalid::new(
-            path,
-            "0.0.0.0 cannot be declared (the agent reads a zero mask as the default, /32)",
-        )),
         Some(m) => Ok(Some(Netmask::V4(m))),
         None => Err(Invalid::new(
             path,

@@ -159,7 +159,7 @@ fn example_spec() -> pb::NodeSpec {
     let mut web = service(tcp.clone(), pb::Scheduler::Sh);
     web.options = Some(pb::ServiceOptions {
         persistence_timeout: 300,
-        netmask: 0xffff_ff00,
+        netmask: Some(0xffff_ff00),
         sched_flag_1: true,
         sched_flag_2: true,
         persistence_engine: "sip".into(),
@@ -184,7 +184,7 @@ fn example_spec() -> pb::NodeSpec {
     let mut dns = service(endpoint(pb::Protocol::Udp, v6(1), 53), pb::Scheduler::Wlc);
     dns.options = Some(pb::ServiceOptions {
         persistence_timeout: 360,
-        netmask: 64,
+        netmask: Some(64),
         one_packet: true,
         ..Default::default()
     });
@@ -365,7 +365,7 @@ fn the_agents_form_exports_to_the_canonical_form() {
         key: Some(endpoint(pb::Protocol::Tcp, v4(10, 0, 0, 1), 80)),
         scheduler: pb::Scheduler::Wlc.into(),
         options: Some(pb::ServiceOptions {
-            netmask: u32::MAX,
+            netmask: Some(u32::MAX),
             ..Default::default()
         }),
         flags: 0x2,
@@ -470,7 +470,6 @@ fn bad_files_are_refused_with_the_place_and_the_reason() {
         (one_service("tcp: 10.0.0.1:80\npersistent: 2678401"), "node.yaml: services[0].persistent: 2678401 is out of range 1..2678400"),
         (one_service("tcp: 10.0.0.1:80\npersistent: forever"), "node.yaml: services[0].persistent: expected a number of seconds or true, not `forever'"),
         (one_service("tcp: 10.0.0.1:80\nnetmask: 24"), "node.yaml: services[0].netmask: `24' is not an IPv4 netmask (e.g. 255.255.255.0)"),
-        (one_service("tcp: 10.0.0.1:80\nnetmask: 0.0.0.0"), "node.yaml: services[0].netmask: 0.0.0.0 cannot be declared (the agent reads a zero mask as the default, /32)"),
         (one_service("tcp: \"[2001:db8::1]:80\"\nnetmask: 129"), "node.yaml: services[0].netmask: `129' is not an IPv6 prefix length (1..128)"),
         (one_service("fwmark: 1\nfamily: inet6\nnetmask: 255.255.255.0"), "node.yaml: services[0].netmask: `255.255.255.0' is not an IPv6 prefix length (1..128)"),
         (one_service("tcp: 10.0.0.1:80\none-packet: true"), "node.yaml: services[0].one-packet: is only for UDP and fwmark services"),
