@@ -415,6 +415,64 @@ fn weights_above_65535_are_refused_by_ipvsctl() -> Result<()> {
     Ok(())
 }
 
+/// A persistence mask of 0.0.0.0 (one template for all clients) is set, edited, listed and
+/// saved by ipvsctl as by ipvsadm; `-E` without `-M` puts the default /32 back.
+#[test]
+fn zero_persistence_mask_works_like_ipvsadm() -> Result<()> {
+    // Each command, and a line `-Ln` then shows.
+    let steps = [
+        (
+            "-A -t 10.1.0.1:80 -s rr -p 60 -M 0.0.0.0",
+            "TCP  10.1.0.1:80 rr persistent 60 mask 0.0.0.0\n",
+        ),
+        (
+            "-A -f 3 -s wlc -M 0 -p 30",
+            "FWM  3 wlc persistent 30 mask 0.0.0.0\n",
+        ),
+        (
+            "-E -t 10.1.0.1:80 -s rr -p 60",
+            "TCP  10.1.0.1:80 rr persistent 60\n",
+        ),
+        (
+            "-E -t 10.1.0.1:80 -s sh -p 90 -M 0.0.0.0",
+            "TCP  10.1.0.1:80 sh persistent 90 mask 0.0.0.0\n",
+        ),
+    ];
+    let mut outputs = Vec::new();
+    for use_ipvsctl in [false, true] {
+        let _ns = Netns::new()?;
+        let agent = Agent::start()?;
+        let tool = if use_ipvsctl {
+            Tool::Ipvsctl(&agent)
+        } else {
+            Tool::Ipvsadm
+        };
+        let mut seen = Vec::new();
+        for (line, wanted) in steps {
+            tool.ok(&argv(line))?;
+            let listing = Tool::Ipvsadm.ok(&argv("-Ln"))?;
+            ensure!(
+                listing.contains(wanted),
+                "{} {line}: no {wanted:?} in\n{listing}",
+                tool.name()
+            );
+            seen.push(listing);
+        }
+        let saved = tool.ok(&argv("-Sn"))?;
+        ensure!(
+            saved.contains("-A -t 10.1.0.1:80 -s sh -p 90 -M 0.0.0.0\n")
+                && saved.contains("-A -f 3 -s wlc -p 30 -M 0.0.0.0\n"),
+            "{} -Sn:\n{saved}",
+            tool.name()
+        );
+        seen.push(saved);
+        seen.push(tool.ok(&argv("-Ln"))?);
+        outputs.push(seen);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    Ok(())
+}
+
 /// Applies `commands` with `tool`, failing on the first refusal.
 fn build(tool: Tool<'_>, commands: &[Args]) -> Result<()> {
     for c in commands {
