@@ -20,7 +20,7 @@ use tokio::sync::{Mutex, broadcast};
 
 use crate::api::LinkOps;
 use crate::api::convert::state as conv;
-use crate::attach::{Attachments, Spec};
+use crate::attach::Attachments;
 use crate::ipvs::{IpvsError, IpvsOps, ServiceFlags, ServiceKey};
 use crate::link::{Cidr, LinkError, LinkName};
 use crate::state::{
@@ -245,28 +245,6 @@ pub fn revision_info(r: &Revision) -> pb::Revision {
     }
 }
 
-fn attachment_of(s: &Spec) -> AttachmentSpec {
-    AttachmentSpec {
-        policy: s.policy.clone(),
-        services: s.services.clone(),
-        params: s.params.clone(),
-        interval: s.interval,
-        mode: s.mode,
-        quarantine_after: s.quarantine_after,
-    }
-}
-
-fn spec_of(a: &AttachmentSpec) -> Spec {
-    Spec {
-        policy: a.policy.clone(),
-        services: a.services.clone(),
-        params: a.params.clone(),
-        interval: a.interval,
-        mode: a.mode,
-        quarantine_after: a.quarantine_after,
-    }
-}
-
 /// "the 3 earlier changes were undone", or why they could not all be.
 fn undo_words(n: usize, failures: &[String]) -> String {
     match (n, failures.first()) {
@@ -401,12 +379,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             }
         }
         let attachments = match &self.policies {
-            Some(p) => p
-                .list()
-                .await
-                .into_iter()
-                .map(|(id, s)| (id, attachment_of(&s)))
-                .collect(),
+            Some(p) => p.list().await.into_iter().collect(),
             None => BTreeMap::new(),
         };
         Ok(Observed {
@@ -543,7 +516,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 }
                 Done::Detached(spec) => {
                     if let Some(p) = &self.policies {
-                        match p.attach(spec_of(&spec)).await {
+                        match p.attach(spec.clone()).await {
                             Ok(id) => {
                                 inner.attached.insert(id, spec);
                             }
@@ -605,7 +578,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 },
                 Step::Attach(spec) => {
                     let result = match &self.policies {
-                        Some(p) => p.attach(spec_of(spec)).await.map_err(|e| e.to_string()),
+                        Some(p) => p.attach(spec.clone()).await.map_err(|e| e.to_string()),
                         None => Err(StateError::NoPolicies.to_string()),
                     };
                     match result {

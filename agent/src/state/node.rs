@@ -1,13 +1,10 @@
 //! A whole node's declared state: links with their addresses, the IPVS table, policy
 //! attachments, and what to do about drift. Checked as a whole before anything is compared.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
-
 use super::desired::{DesiredTable, DestKey, TableError};
-use crate::attach::Mode;
 use crate::ipvs::ServiceKey;
 use crate::link::{Cidr, LinkName};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the agent does when the node no longer matches its declared state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,16 +15,9 @@ pub enum DriftMode {
     Enforce,
 }
 
-/// A policy attachment as declared: the policy by name or hash, resolved at apply time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttachmentSpec {
-    pub policy: String,
-    pub services: Vec<ServiceKey>,
-    pub params: Vec<(String, String)>,
-    pub interval: Duration,
-    pub mode: Mode,
-    pub quarantine_after: u32,
-}
+/// A policy attachment as declared: the attach core's own spec, with the policy named by
+/// name or hash until an apply resolves it to the hash.
+pub type AttachmentSpec = crate::attach::Spec;
 
 /// A checked node spec.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -157,8 +147,10 @@ impl Managed {
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, SocketAddr};
+    use std::time::Duration;
 
     use super::*;
+    use crate::attach::Mode;
     use crate::ipvs::{Destination, Protocol, Scheduler, Service};
 
     fn tcp(s: &str) -> ServiceKey {
