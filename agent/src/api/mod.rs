@@ -18,7 +18,7 @@ pub mod table;
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
-mod policy_tests;
+pub(crate) mod policy_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -26,7 +26,7 @@ fn escape(bytes: &[u8]) -> String {
 }
 
 /// A component whose `evaluate` runs `body`, then answers `ok` with one weight and a reason.
-fn fixture(body: &str, server: &str, weight: u32, reason: &str) -> Vec<u8> {
+pub(crate) fn fixture(body: &str, server: &str, weight: u32, reason: &str) -> Vec<u8> {
     let mut heap = Vec::new();
     let server_at = HEAP;
     heap.extend_from_slice(server.as_bytes());

@@ -398,3 +398,111 @@ async fn draining_a_missing_server_says_so() {
         "real server 10.0.1.9:80 of service TCP 10.0.0.1:80 not found"
     );
 }
+
+mod attachments {
+    use super::*;
+    use crate::api::policy_tests::fixture;
+    use crate::api::tests::TempDir;
+    use crate::attach::{Attachments, Mode, PolicyStore};
+    use crate::policy::{Limits, PolicyEngine};
+
+    async fn policies(dir: &TempDir, ipvs: Arc<FakeIpvs>) -> Arc<Attachments<FakeIpvs>> {
+        let engine = PolicyEngine::new(Limits::default(), None).expect("engine");
+        let store = PolicyStore::open(Some(dir.0.join("policies")), &engine)
+            .await
+            .expect("store");
+        Arc::new(Attachments::new(engine, store, ipvs))
+    }
+
+    fn with_attachment(policy: &str) -> NodeSpec {
+        let mut s = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1)])]);
+        s.attachments = vec![AttachmentSpec {
+            policy: policy.into(),
+            services: vec![tcp("10.0.0.1:80")],
+            params: vec![("k".into(), "v".into())],
+            interval: Duration::from_secs(3600),
+            mode: Mode::DryRun,
+            quarantine_after: 3,
+        }];
+        s
+    }
+
+    #[tokio::test]
+    async fn declared_attachments_are_made_kept_pruned_and_remade_after_a_restart() {
+        let dir = TempDir::new();
+        let ipvs = Arc::new(FakeIpvs::default());
+        let links = Arc::new(FakeLinks::default());
+        let p = policies(&dir, ipvs.clone()).await;
+        let hash = p
+            .upload(fixture("", "10.0.1.1:80", 5, "fixed"), "fixed".into())
+            .await
+            .expect("upload")
+            .hash;
+        let revisions = Some(dir.0.join("revisions"));
+        let state = Declared::open(
+            ipvs.clone(),
+            links.clone(),
+            Some(p.clone()),
+            revisions.clone(),
+            DriftMode::Report,
+        )
+        .expect("open");
+
+        let unknown = state
+            .apply(with_attachment("nope"), apply())
+            .await
+            .expect_err("unknown policy");
+        assert_eq!(unknown.to_string(), "policy \"nope\" is not uploaded");
+
+        // By name; it is recorded and attached by hash.
+        let first = state
+            .apply(with_attachment("fixed"), apply())
+            .await
+            .expect("apply");
+        let attach = format!("policy attach {hash} to TCP 10.0.0.1:80");
+        assert_eq!(words(&first).last(), Some(&attach));
+        let live = p.list().await;
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].1.policy, hash);
+        assert_eq!(live[0].1.params, [("k".to_owned(), "v".to_owned())]);
+        let again = state
+            .apply(with_attachment(&hash), apply())
+            .await
+            .expect("again");
+        assert!(again.steps.is_empty(), "{:?}", words(&again));
+
+        // A restart: the attachments are gone with the old process, and come back.
+        let p2 = policies(&dir, ipvs.clone()).await;
+        let restarted = Declared::open(
+            ipvs.clone(),
+            links.clone(),
+            Some(p2.clone()),
+            revisions,
+            DriftMode::Report,
+        )
+        .expect("reopen");
+        let repaired = restarted.check(true).await.expect("reconcile");
+        assert_eq!(repaired, [attach]);
+        assert_eq!(p2.list().await.len(), 1);
+
+        // Pruned away when the spec no longer declares it.
+        let none = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1)])]);
+        let pruned = restarted
+            .apply(
+                none,
+                ApplyOptions {
+                    prune: true,
+                    ..apply()
+                },
+            )
+            .await
+            .expect("prune");
+        assert_eq!(pruned.steps.len(), 1);
+        assert!(
+            words(&pruned)[0].starts_with("policy detach a"),
+            "{:?}",
+            words(&pruned)
+        );
+        assert!(p2.list().await.is_empty());
+    }
+}
