@@ -22,6 +22,13 @@ pub(crate) mod policy_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
+/// Largest whole-table or node-spec request (`TableService.Apply`, `StateService.Apply`):
+/// gRPC's default of 4 MiB would refuse a table of some 40 000 real servers.
+pub const MAX_TABLE_REQUEST_BYTES: usize = 64 << 20;
+
+/// What a request may carry beyond an uploaded component's bytes (name, framing).
+pub const UPLOAD_OVERHEAD_BYTES: usize = 64 << 10;
+
 pub use config::ConfigApi;
 pub use ipvs::IpvsApi;
 pub use link::{LinkApi, LinkOps};

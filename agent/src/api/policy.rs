@@ -47,17 +47,20 @@ impl<I: IpvsOps> PolicyApi<I> {
         self
     }
 
+    /// Uploads up to the engine's component limit get through gRPC, so an oversized one is
+    /// refused by the engine with a message that names the limit.
     pub fn into_server(self) -> PolicyServiceServer<Self> {
-        PolicyServiceServer::new(self)
+        let limit = self.attachments.component_bytes() + super::UPLOAD_OVERHEAD_BYTES;
+        PolicyServiceServer::new(self).max_decoding_message_size(limit)
     }
 }
 
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Load(_) => Status::invalid_argument(e.to_string()),
-            StoreError::NotFound(_) => Status::not_found(e.to_string()),
-            StoreError::Io { .. } => Status::internal(e.to_string()),
+            StoreError::Load(_) => Status::invalid_argument(super::status::bounded(e.to_string())),
+            StoreError::NotFound(_) => Status::not_found(super::status::bounded(e.to_string())),
+            StoreError::Io { .. } => Status::internal(super::status::bounded(e.to_string())),
         }
     }
 }
@@ -66,12 +69,12 @@ impl From<AttachError> for Status {
     fn from(e: AttachError) -> Self {
         match e {
             AttachError::Store(e) => e.into(),
-            AttachError::NotFound(_) => Status::not_found(e.to_string()),
+            AttachError::NotFound(_) => Status::not_found(super::status::bounded(e.to_string())),
             AttachError::Attached { .. } | AttachError::Quarantined(_) => {
-                Status::failed_precondition(e.to_string())
+                Status::failed_precondition(super::status::bounded(e.to_string()))
             }
             AttachError::NoService | AttachError::Interval(_) => {
-                Status::invalid_argument(e.to_string())
+                Status::invalid_argument(super::status::bounded(e.to_string()))
             }
         }
     }

@@ -37,13 +37,13 @@ impl<I: IpvsOps, L: LinkOps> StateApi<I, L> {
     }
 
     pub fn into_server(self) -> StateServiceServer<Self> {
-        StateServiceServer::new(self)
+        StateServiceServer::new(self).max_decoding_message_size(super::MAX_TABLE_REQUEST_BYTES)
     }
 }
 
 impl From<SpecInputError> for Status {
     fn from(e: SpecInputError) -> Self {
-        Status::invalid_argument(e.to_string())
+        Status::invalid_argument(super::status::bounded(e.to_string()))
     }
 }
 
@@ -63,7 +63,7 @@ impl From<StateError> for Status {
             StateError::Refused(_) => tonic::Code::Aborted,
             StateError::Persist { .. } | StateError::Export(_) => tonic::Code::Internal,
         };
-        Status::new(code, e.to_string())
+        Status::new(code, super::status::bounded(e.to_string()))
     }
 }
 

@@ -29,9 +29,26 @@ use crate::ipvs::IpvsError;
 use crate::link::LinkError;
 use crate::state::{ApplyError, TableError};
 
+/// Longest message a status carries. The message travels in an HTTP/2 header, and errors may
+/// quote the request (a name, a value): an unbounded one would break the connection instead
+/// of reporting the error.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// `message`, cut at a character boundary to [`MAX_MESSAGE_BYTES`] with an ellipsis.
+pub fn bounded(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MAX_MESSAGE_BYTES - '…'.len_utf8();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
 impl From<FieldError> for Status {
     fn from(e: FieldError) -> Self {
-        Status::invalid_argument(e.to_string())
+        Status::invalid_argument(bounded(e.to_string()))
     }
 }
 
@@ -42,30 +59,30 @@ impl From<IpvsError> for Status {
             errno: libc::ESRCH, ..
         } = e
         {
-            return Status::not_found(IpvsError::ServiceNotFound.to_string());
+            return Status::not_found(bounded(IpvsError::ServiceNotFound.to_string()));
         }
-        Status::new(ipvs_code(&e), e.to_string())
+        Status::new(ipvs_code(&e), bounded(e.to_string()))
     }
 }
 
 impl From<TableError> for Status {
     fn from(e: TableError) -> Self {
-        Status::invalid_argument(e.to_string())
+        Status::invalid_argument(bounded(e.to_string()))
     }
 }
 
 impl From<ApplyError> for Status {
     fn from(e: ApplyError) -> Self {
         match e {
-            ApplyError::Refused { .. } => Status::aborted(e.to_string()),
-            ApplyError::Ignored { .. } => Status::failed_precondition(e.to_string()),
+            ApplyError::Refused { .. } => Status::aborted(bounded(e.to_string())),
+            ApplyError::Ignored { .. } => Status::failed_precondition(bounded(e.to_string())),
         }
     }
 }
 
 impl From<LinkError> for Status {
     fn from(e: LinkError) -> Self {
-        Status::new(link_code(&e), e.to_string())
+        Status::new(link_code(&e), bounded(e.to_string()))
     }
 }
 
@@ -116,6 +133,22 @@ pub fn errno_code(errno: i32) -> Code {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        let cases: Vec<(String, usize, bool)> = vec![
+            ("short".into(), 5, false),
+            ("x".repeat(MAX_MESSAGE_BYTES), MAX_MESSAGE_BYTES, false),
+            ("x".repeat(MAX_MESSAGE_BYTES + 1), MAX_MESSAGE_BYTES, true),
+            // Multi-byte characters straddling the cut are dropped whole.
+            ("é".repeat(MAX_MESSAGE_BYTES), MAX_MESSAGE_BYTES - 1, true),
+        ];
+        for (message, len, cut) in cases {
+            let b = bounded(message.clone());
+            assert_eq!(b.len(), len, "{}", &message[..8]);
+            assert_eq!(b.ends_with('…'), cut);
+        }
+    }
+
     use std::net::IpAddr;
 
     use super::*;

@@ -30,7 +30,7 @@ impl<I: IpvsOps> TableApi<I> {
     }
 
     pub fn into_server(self) -> TableServiceServer<Self> {
-        TableServiceServer::new(self)
+        TableServiceServer::new(self).max_decoding_message_size(super::MAX_TABLE_REQUEST_BYTES)
     }
 
     async fn run(&self, input: ApplyInput) -> Result<pb::ApplyResponse, Status> {
@@ -351,5 +351,26 @@ mod tests {
             )
         );
         assert_eq!(server.ipvs.services().await.map(|s| s.len()), Ok(0));
+    }
+
+    #[tokio::test]
+    async fn a_table_larger_than_grpcs_default_limit_gets_through() {
+        let server = TestServer::start().await;
+        let mut big = service(1, pb::Scheduler::Rr, vec![]);
+        // 5 MiB, over gRPC's default 4 MiB: the request must reach the table's own checks.
+        big.options = Some(pb::ServiceOptions {
+            persistence_timeout: 300,
+            persistence_engine: "x".repeat(5 << 20),
+            ..Default::default()
+        });
+        let err = apply(&server, request(vec![big], false, true))
+            .await
+            .expect_err("a persistence engine name that long is refused");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(
+            err.message().contains("persistence engine"),
+            "{}",
+            err.message()
+        );
     }
 }

@@ -77,12 +77,33 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// With `policies`, also PolicyService over a real engine (no artifact cache).
+    pub(crate) async fn start_with(policies: bool) -> Self {
         let dir = TempDir::new();
         let socket = dir.0.join("run").join("agent.sock");
         let ipvs = Arc::new(FakeIpvs::default());
         let links = Arc::new(FakeLinks::default());
         let (trigger, shutdown) = Shutdown::new();
-        let routes = server::routes(ipvs.clone(), links, shutdown.clone()).expect("routes");
+        let attachments = if policies {
+            let engine = crate::policy::PolicyEngine::new(crate::policy::Limits::default(), None)
+                .expect("engine");
+            let store = crate::attach::PolicyStore::open(Some(dir.0.join("policies")), &engine)
+                .await
+                .expect("store");
+            Some(Arc::new(crate::attach::Attachments::new(
+                engine,
+                store,
+                ipvs.clone(),
+            )))
+        } else {
+            None
+        };
+        let routes =
+            server::routes_with_policies(ipvs.clone(), links, attachments, shutdown.clone())
+                .expect("routes");
         let (listener, file) = server::bind_unix(&socket).expect("bind");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -1134,4 +1155,29 @@ async fn stopping_ends_watches_and_removes_the_socket() {
     );
     assert!(!socket.exists(), "socket left behind");
     assert_eq!(stream.message().await.ok().flatten(), None, "stream ended");
+}
+
+#[tokio::test]
+async fn an_upload_larger_than_grpcs_default_limit_reaches_the_engine() {
+    use pb::policy_service_client::PolicyServiceClient;
+    let server = TestServer::start_with(true).await;
+    let mut client = PolicyServiceClient::new(server.channel.clone());
+    // 5 MiB of zeros: over gRPC's default 4 MiB, under the engine's 32 MiB.
+    let err = client
+        .upload_policy(pb::UploadPolicyRequest {
+            component: vec![0; 5 << 20],
+            name: "zeros".into(),
+        })
+        .await
+        .expect_err("not a component");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    // Over the engine's limit: refused by the transport, before anything is read.
+    let err = client
+        .upload_policy(pb::UploadPolicyRequest {
+            component: vec![0; 33 << 20],
+            name: "huge".into(),
+        })
+        .await
+        .expect_err("over the limit");
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
 }

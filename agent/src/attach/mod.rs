@@ -197,6 +197,11 @@ impl<I: IpvsOps> Attachments<I> {
         }
     }
 
+    /// Largest component an upload may carry.
+    pub fn component_bytes(&self) -> usize {
+        self.engine.limits().component_bytes
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
