@@ -128,7 +128,14 @@ impl Agent {
         std::fs::create_dir_all(&dir)?;
         let socket = dir.join("agent.sock");
         let socket_str = socket.to_str().context("socket path")?.to_owned();
+        // A state directory of its own unless the test names one: an agent reconciles the node
+        // to the revisions it finds there, so a shared one would carry state between tests.
+        let state = dir.join("state");
+        let state_str = state.to_str().context("state path")?.to_owned();
         let mut args = vec!["--unix", socket_str.as_str()];
+        if !extra.contains(&"--state-dir") {
+            args.extend(["--state-dir", state_str.as_str()]);
+        }
         args.extend_from_slice(extra);
         let child = Command::new(bin_dir().join("ipvs-agent"))
             .args(&args)
