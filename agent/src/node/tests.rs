@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::drain::{DrainRequest, Progress};
 use super::*;
 use crate::api::fake::{FakeIpvs, FakeLinks, Write};
-use crate::ipvs::{Destination, ForwardMethod, Protocol, Scheduler, Service};
+use crate::ipvs::{Destination, ForwardMethod, IpvsOp, Protocol, Scheduler, Service};
 
 fn tcp(s: &str) -> ServiceKey {
     let sa: SocketAddr = s.parse().expect("test address");
@@ -314,6 +314,48 @@ async fn rollback_returns_to_the_previous_revision() {
             .to_string(),
         "revision 9 is not kept"
     );
+}
+
+#[tokio::test]
+async fn export_holds_the_up_links_and_applies_back_as_no_change() {
+    let (ipvs, links, state) = open(None, DriftMode::Report);
+    // Made by other tools: an up dummy with a VIP, a down one, and the table.
+    let name = |n: &str| LinkName::new(n).expect("name");
+    for (n, up, a) in [
+        ("vip0", true, "10.0.0.1/32"),
+        ("vip1", false, "10.0.0.9/32"),
+    ] {
+        links.create_dummy(&name(n)).await.expect("dummy");
+        links.set_up(&name(n), up).await.expect("state");
+        let c = cidr(a);
+        links
+            .add_address(&name(n), c.address(), c.prefix_len())
+            .await
+            .expect("address");
+    }
+    let s = Service::new(tcp("10.0.0.1:80"), Scheduler::Rr);
+    ipvs.apply(&[
+        IpvsOp::NewService(s.clone()),
+        IpvsOp::NewDest(s.key, masq("10.0.1.1:80", 3)),
+    ])
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()
+    .expect("table");
+
+    let exported = state.export().await.expect("export");
+    assert_eq!(
+        exported
+            .links
+            .keys()
+            .map(LinkName::as_str)
+            .collect::<Vec<_>>(),
+        ["vip0"],
+        "lo is not a dummy and vip1 is down"
+    );
+    assert_eq!(exported.table.len(), 1);
+    let back = state.apply(exported, apply()).await.expect("apply");
+    assert!(back.steps.is_empty(), "{:?}", words(&back));
 }
 
 #[tokio::test]
