@@ -4,7 +4,7 @@
 //! options behave as documented; a drain waits for a held connection; revisions roll back;
 //! events stream; and a fleet rollout stops at the first node that cannot apply.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -377,6 +377,7 @@ fn apply_dry_run_prune_stale_revision_and_a_bad_file() -> Result<()> {
 /// Lines of a child's stdout as they come.
 struct Lines {
     rx: mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
     child: ChildGuard,
 }
 
@@ -387,10 +388,16 @@ impl Lines {
             .env("IPVSCTL_AGENT", agent.address())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .context("spawn ipvsctl")?;
         let out = child.stdout.take().context("stdout")?;
+        let mut err = child.stderr.take().context("stderr")?;
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
@@ -402,6 +409,7 @@ impl Lines {
         });
         Ok(Lines {
             rx,
+            stderr,
             child: ChildGuard(child),
         })
     }
@@ -412,10 +420,18 @@ impl Lines {
             .with_context(|| format!("no line within {within:?}"))
     }
 
-    /// The exit status once stdout has ended.
-    fn finish(mut self) -> Result<Option<i32>> {
-        while self.rx.recv_timeout(Duration::from_secs(30)).is_ok() {}
-        Ok(self.child.0.wait()?.code())
+    /// The exit status, the lines not read yet, and stderr, once stdout has ended.
+    fn finish(mut self) -> Result<(Option<i32>, Vec<String>, String)> {
+        let mut rest = Vec::new();
+        while let Ok(line) = self.rx.recv_timeout(Duration::from_secs(30)) {
+            rest.push(line);
+        }
+        let code = self.child.0.wait()?.code();
+        let stderr = self
+            .stderr
+            .join()
+            .map_err(|_| anyhow::anyhow!("the stderr reader panicked"))?;
+        Ok((code, rest, stderr))
     }
 }
 
@@ -504,7 +520,11 @@ fn drain_waits_for_a_held_connection_then_removes_or_keeps() -> Result<()> {
             && done.ends_with(" s, removed (revision 2)"),
         "{done}"
     );
-    ensure!(drain.finish()? == Some(0), "drain exits 0");
+    let (code, rest, err) = drain.finish()?;
+    ensure!(
+        code == Some(0) && rest.is_empty() && err.is_empty(),
+        "drain exits 0: {rest:?} {err}"
+    );
     ensure!(
         listed_weight("127.0.0.1:8081")?.is_none(),
         "removed:\n{}",
@@ -554,7 +574,11 @@ fn drain_waits_for_a_held_connection_then_removes_or_keeps() -> Result<()> {
             && done.contains("\"revision\":4"),
         "{done}"
     );
-    ensure!(kept.finish()? == Some(0), "drain --keep exits 0");
+    let (code, rest, err) = kept.finish()?;
+    ensure!(
+        code == Some(0) && rest.is_empty() && err.is_empty(),
+        "drain --keep exits 0: {rest:?} {err}"
+    );
     ensure!(listed_weight("127.0.0.1:8082")? == Some(0), "kept at 0");
     let diff = a.ipvsctl_ok(&["diff", "-f", spec])?;
     ensure!(
@@ -569,6 +593,44 @@ fn drain_waits_for_a_held_connection_then_removes_or_keeps() -> Result<()> {
             && stderr(&missing)
                 == "ipvsctl: real server 127.0.0.1:8089 of service TCP 192.168.100.1:80 not found\n",
         "{missing:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_drain_that_cannot_be_recorded_fails() -> Result<()> {
+    let dir = scratch("drain-lost")?;
+    let _ns = Netns::new()?;
+    let _b1 = Backend::start("127.0.0.1:8081".parse()?, "backend 1")?;
+    let a = agent(&dir, "a", &[])?;
+    let spec = write(&dir, "drain.yaml", &drain_spec(0))?;
+    a.ipvsctl_ok(&["apply", "-f", path_str(&spec)?])?;
+    let held = TcpStream::connect_timeout(&VIP.parse()?, Duration::from_secs(5))?;
+    let drain = Lines::spawn(&a, &["drain", "-t", VIP, "-r", "127.0.0.1:8081"])?;
+    ensure!(
+        drain
+            .next(Duration::from_secs(30))?
+            .starts_with("draining ")
+    );
+    ensure!(drain.next(Duration::from_secs(30))?.contains(" 1 active, "));
+    // The revisions can no longer be written (as with a full or read-only disk).
+    let revisions = dir.join("state-a").join("revisions");
+    std::fs::remove_dir_all(&revisions)?;
+    drop(held);
+    let (code, rest, err) = drain.finish()?;
+    ensure!(
+        rest.iter().all(|l| l.contains(" active, ")),
+        "no drained line: {rest:?}"
+    );
+    ensure!(
+        code == Some(255)
+            && err
+                == format!(
+                    "ipvsctl: the changes were made but revision 2 could not be recorded in {}: \
+                     No such file or directory (os error 2)\n",
+                    revisions.display()
+                ),
+        "{code:?} {err}"
     );
     Ok(())
 }
@@ -695,7 +757,10 @@ fn state_revisions_rollback_and_events() -> Result<()> {
 
     // Drift behind the agent's back: reported (the agent's default), in events and state.
     a.ipvsctl_ok(&["apply", "-f", s1, "--prune"])?;
-    ensure!(ipvsadm_ok("-Sn")? == first, "pruned back to revision 1's table");
+    ensure!(
+        ipvsadm_ok("-Sn")? == first,
+        "pruned back to revision 1's table"
+    );
     ipvsadm_ok("-d -t 192.168.100.1:80 -r 10.1.1.1:80")?;
     let missing = "-a -t 192.168.100.1:80 -r 10.1.1.1:80 -m -w 1";
     let found = loop {
