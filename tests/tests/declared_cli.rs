@@ -598,6 +598,51 @@ fn drain_waits_for_a_held_connection_then_removes_or_keeps() -> Result<()> {
 }
 
 #[test]
+fn a_drain_that_times_out_removes_the_server_anyway() -> Result<()> {
+    let dir = scratch("drain-timeout")?;
+    let _ns = Netns::new()?;
+    let _b1 = Backend::start("127.0.0.1:8081".parse()?, "backend 1")?;
+    let a = agent(&dir, "a", &[])?;
+    let spec = write(&dir, "drain.yaml", &drain_spec(0))?;
+    a.ipvsctl_ok(&["apply", "-f", path_str(&spec)?])?;
+    let _held = TcpStream::connect_timeout(&VIP.parse()?, Duration::from_secs(5))?;
+    let drain = Lines::spawn(
+        &a,
+        &[
+            "drain",
+            "-t",
+            VIP,
+            "-r",
+            "127.0.0.1:8081",
+            "--timeout",
+            "2s",
+        ],
+    )?;
+    let first = drain.next(Duration::from_secs(30))?;
+    ensure!(
+        first == "draining 127.0.0.1:8081: weight 0 (was 1)",
+        "{first}"
+    );
+    let (code, rest, err) = drain.finish()?;
+    let (last, waiting) = rest.split_last().context("a last line")?;
+    ensure!(
+        !waiting.is_empty()
+            && waiting
+                .iter()
+                .all(|l| l.starts_with("127.0.0.1:8081: 1 active, ")),
+        "{rest:?}"
+    );
+    ensure!(
+        last == "127.0.0.1:8081: timed out after 2 s with 1 active; removed (revision 2)"
+            && code == Some(0)
+            && err.is_empty(),
+        "{code:?} {rest:?} {err}"
+    );
+    ensure!(listed_weight("127.0.0.1:8081")?.is_none(), "removed");
+    Ok(())
+}
+
+#[test]
 fn a_drain_that_cannot_be_recorded_fails() -> Result<()> {
     let dir = scratch("drain-lost")?;
     let _ns = Netns::new()?;
@@ -731,13 +776,37 @@ fn state_revisions_rollback_and_events() -> Result<()> {
     );
     let json = a.ipvsctl_ok(&["state", "-o", "json"])?;
     ensure!(json.contains("\"revision\": 3,"), "{json}");
+    // Forward again to a named revision, as a dry run first.
+    let would = a.ipvsctl_ok(&["state", "rollback", "2", "--dry-run"])?;
+    ensure!(
+        would
+            == "would: -a -t 192.168.100.1:80 -r 10.1.1.2:80 -m -w 1\n\
+                would: -e -t 192.168.100.1:80 -r 10.1.1.1:80 -m -w 3\n\
+                would: -A -u 192.168.100.1:53 -s rr\n\
+                would: -a -u 192.168.100.1:53 -r 10.1.1.3:53 -g -w 1\n\
+                dry run against revision 3\n",
+        "{would}"
+    );
+    ensure!(ipvsadm_ok("-Sn")? == first, "a dry run changes nothing");
+    let stale = a.ipvsctl(&["state", "rollback", "2", "--revision", "2"])?;
+    ensure!(
+        status_of(&stale) == Some(255)
+            && stderr(&stale) == "ipvsctl: the revision moved: expected 2, the current one is 3\n",
+        "{stale:?}"
+    );
+    let forward = a.ipvsctl_ok(&["state", "rollback", "2", "--revision", "3"])?;
+    ensure!(
+        forward.ends_with("\nrevision 4\n")
+            && ipvsadm_ok("-Sn")?.contains("-A -u 192.168.100.1:53"),
+        "{forward}"
+    );
 
     // Events: a watcher sees each apply as it happens.
     let events = Lines::spawn(&a, &["state", "events"])?;
     // The watcher subscribes on its own time: apply until it has seen one.
     let mut made = Vec::new();
     let line = wait_for(Duration::from_secs(60), || {
-        let file = if made.len() % 2 == 0 { s2 } else { s1 };
+        let file = if made.len() % 2 == 0 { s1 } else { s2 };
         let out = a.ipvsctl_ok(&["apply", "-f", file])?;
         let revision = out
             .lines()
