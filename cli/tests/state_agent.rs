@@ -28,6 +28,8 @@ struct Fake {
     export: pb::NodeSpec,
     revisions: Vec<pb::Revision>,
     drain: Vec<pb::DrainProgress>,
+    /// What the drain stream ends with after its steps, if it fails.
+    drain_error: Option<(Code, &'static str)>,
     events: Vec<pb::StateEvent>,
     /// Calls that fail, with the status they fail with.
     failures: Vec<(&'static str, Code, &'static str)>,
@@ -103,7 +105,11 @@ impl StateService for Fake {
         &self,
         r: Request<pb::DrainRequest>,
     ) -> Result<Response<Self::DrainStream>, Status> {
-        self.answer("Drain", r, stream(self.drain.clone()))
+        let steps = self.drain.clone().into_iter().map(Ok);
+        let error = self.drain_error.map(|(code, m)| Err(Status::new(code, m)));
+        let items: Vec<Result<pb::DrainProgress, Status>> = steps.chain(error).collect();
+        let stream: Self::DrainStream = Box::pin(tokio_stream::iter(items));
+        self.answer("Drain", r, stream)
     }
 
     type WatchEventsStream = Streamed<pb::StateEvent>;
@@ -774,6 +780,46 @@ async fn drain_streams_its_progress() {
         )
     );
     assert_eq!(agent.calls().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_cut_short_fails() {
+    let weight_zero = pb::DrainProgress {
+        phase: pb::DrainPhase::WeightZero.into(),
+        previous_weight: 5,
+        ..Default::default()
+    };
+    let drain = ["drain", "-t", "10.0.0.1:80", "-r", "10.0.1.1"];
+    // The agent says why.
+    let agent = start(Fake {
+        drain: vec![weight_zero],
+        drain_error: Some((
+            Code::Aborted,
+            "\"-d -t 10.0.0.1:80 -r 10.0.1.1:80\" failed: No such destination",
+        )),
+        ..Default::default()
+    });
+    assert_eq!(
+        result(&ipvsctl(&agent.socket, &drain, "").await),
+        (
+            Some(255),
+            "draining 10.0.1.1:80: weight 0 (was 5)\n".into(),
+            "ipvsctl: \"-d -t 10.0.0.1:80 -r 10.0.1.1:80\" failed: No such destination\n".into()
+        )
+    );
+    // The stream just stops.
+    let agent = start(Fake {
+        drain: vec![weight_zero],
+        ..Default::default()
+    });
+    assert_eq!(
+        result(&ipvsctl(&agent.socket, &drain, "").await),
+        (
+            Some(255),
+            "draining 10.0.1.1:80: weight 0 (was 5)\n".into(),
+            "ipvsctl: the drain of 10.0.1.1:80 ended before it was done\n".into()
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

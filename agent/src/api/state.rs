@@ -258,7 +258,8 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
         let mut rx = self.state.drain(r).await?;
         let stream = async_stream(move |tx| async move {
             while let Some(p) = rx.recv().await {
-                if tx.send(Ok(progress_to_proto(&p))).await.is_err() {
+                let item = p.map(|p| progress_to_proto(&p)).map_err(Status::from);
+                if tx.send(item).await.is_err() {
                     break;
                 }
             }

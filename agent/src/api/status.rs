@@ -5,7 +5,7 @@
 //! | malformed request field ([`FieldError`]), `IpvsError::Invalid`, `LinkError::InvalidName`/`InvalidPrefix` | `INVALID_ARGUMENT` |
 //! | `ServiceNotFound`, `DestinationNotFound`, `DaemonNotRunning`, `LinkNotFound`, `AddressNotFound` | `NOT_FOUND` |
 //! | `ServiceExists`, `DestinationExists`, `DaemonRunning`, `LinkExists`, `AddressExists` | `ALREADY_EXISTS` |
-//! | `SchedulerNotFound`, `PersistenceEngineNotFound`, `LinkError::NotSupported` | `FAILED_PRECONDITION` |
+//! | `SchedulerNotFound`, `PersistenceEngineNotFound`, `LinkError::NotSupported`/`Ipv6Disabled` | `FAILED_PRECONDITION` |
 //! | `PermissionDenied` | `PERMISSION_DENIED` |
 //! | `IpvsError::Unavailable`, `IpvsError::Netlink`, `LinkError::Connection` | `UNAVAILABLE` |
 //! | `IpvsError::ConnTable` (the kernel's `/proc` table unreadable) | `INTERNAL` |
@@ -110,7 +110,7 @@ pub fn link_code(e: &LinkError) -> Code {
         LinkError::InvalidName { .. } | LinkError::InvalidPrefix { .. } => Code::InvalidArgument,
         LinkError::LinkNotFound(_) | LinkError::AddressNotFound { .. } => Code::NotFound,
         LinkError::LinkExists(_) | LinkError::AddressExists { .. } => Code::AlreadyExists,
-        LinkError::NotSupported { .. } => Code::FailedPrecondition,
+        LinkError::NotSupported { .. } | LinkError::Ipv6Disabled { .. } => Code::FailedPrecondition,
         LinkError::PermissionDenied { .. } => Code::PermissionDenied,
         LinkError::Kernel { errno, .. } => errno_code(*errno),
         LinkError::Connection(_) => Code::Unavailable,
@@ -342,6 +342,14 @@ mod tests {
                 LinkError::PermissionDenied { op: "add address" },
                 Code::PermissionDenied,
                 "cannot add address: permission denied (CAP_NET_ADMIN is required)",
+            ),
+            (
+                LinkError::Ipv6Disabled {
+                    link: "dummy1".into(),
+                    cidr: Cidr::new("2001:db8::1".parse().expect("address"), 128).expect("cidr"),
+                },
+                Code::FailedPrecondition,
+                "cannot add address 2001:db8::1/128: IPv6 is disabled on link \"dummy1\"",
             ),
             (
                 LinkError::Kernel {

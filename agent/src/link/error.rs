@@ -30,6 +30,10 @@ pub enum LinkError {
     NotSupported { op: &'static str, target: String },
     #[error("cannot {op}: permission denied (CAP_NET_ADMIN is required)")]
     PermissionDenied { op: &'static str },
+    /// The kernel's EACCES for an IPv6 address on a link whose `disable_ipv6` is set; it
+    /// has nothing to do with privileges.
+    #[error("cannot add address {cidr}: IPv6 is disabled on link {link:?}")]
+    Ipv6Disabled { link: String, cidr: Cidr },
     /// Any other kernel refusal; `message` is the errno's strerror text.
     #[error("cannot {op}: {message} (errno {errno})")]
     Kernel {
@@ -98,6 +102,12 @@ pub(crate) fn from_errno(op: Op<'_>, errno: i32) -> LinkError {
             cidr,
         }),
         (libc::ENODEV, _) => link().map(LinkError::LinkNotFound),
+        (libc::EACCES, Op::AddAddress(name, cidr)) if cidr.address().is_ipv6() => {
+            Some(LinkError::Ipv6Disabled {
+                link: name.to_string(),
+                cidr,
+            })
+        }
         (libc::EPERM | libc::EACCES, _) => Some(LinkError::PermissionDenied { op: op.verb() }),
         (libc::EOPNOTSUPP, _) => Some(LinkError::NotSupported {
             op: op.verb(),
@@ -137,6 +147,7 @@ mod tests {
     fn errno_table() {
         let d = name("dummy1");
         let cidr = Cidr::new("192.0.2.1".parse().expect("address"), 24).expect("cidr");
+        let cidr6 = Cidr::new("2001:db8::1".parse().expect("address"), 128).expect("cidr");
         let kernel = |op, errno, message: &str| LinkError::Kernel {
             op,
             errno,
@@ -216,6 +227,19 @@ mod tests {
                 },
             ),
             (
+                Op::AddAddress(&d, cidr6),
+                libc::EACCES,
+                LinkError::Ipv6Disabled {
+                    link: "dummy1".into(),
+                    cidr: cidr6,
+                },
+            ),
+            (
+                Op::AddAddress(&d, cidr),
+                libc::EACCES,
+                LinkError::PermissionDenied { op: "add address" },
+            ),
+            (
                 Op::ListAddresses(None),
                 libc::EACCES,
                 LinkError::PermissionDenied {
@@ -291,6 +315,13 @@ mod tests {
             (
                 LinkError::PermissionDenied { op: "add address" },
                 "cannot add address: permission denied (CAP_NET_ADMIN is required)",
+            ),
+            (
+                LinkError::Ipv6Disabled {
+                    link: "dummy1".into(),
+                    cidr,
+                },
+                r#"cannot add address 2001:db8::1/64: IPv6 is disabled on link "dummy1""#,
             ),
             (
                 LinkError::Kernel {

@@ -12,6 +12,14 @@ use tokio::sync::mpsc;
 use super::{Declared, StateError};
 use crate::api::LinkOps;
 use crate::ipvs::{IpvsError, IpvsOp, IpvsOps, ServiceKey};
+
+/// What a drain reports: its progress, ending with `Done`, or the error that stopped it.
+pub type Report = Result<Progress, StateError>;
+
+/// A drain's write the kernel refused, in ipvsadm's words.
+fn refused(op: &IpvsOp, e: IpvsError) -> StateError {
+    StateError::Refused(format!("\"{op}\" failed: {e}"))
+}
 use crate::state::{DesiredTable, NodeSpec};
 
 /// What to drain and how.
@@ -84,11 +92,12 @@ fn without(spec: &NodeSpec, r: &DrainRequest) -> Option<NodeSpec> {
 }
 
 impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
-    /// Starts a drain; progress comes on the returned channel, ending with `Done`.
+    /// Starts a drain; progress comes on the returned channel, ending with `Done` or with the
+    /// error that stopped the drain.
     pub async fn drain(
         self: &Arc<Self>,
         r: DrainRequest,
-    ) -> Result<mpsc::Receiver<Progress>, StateError> {
+    ) -> Result<mpsc::Receiver<Report>, StateError> {
         let previous = {
             let mut inner = self.inner.lock().await;
             inner.check(r.expected)?;
@@ -113,7 +122,8 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 })?;
             let mut zero = entry.dest;
             zero.weight = 0;
-            self.ipvs.write(&IpvsOp::SetDest(r.service, zero)).await?;
+            let op = IpvsOp::SetDest(r.service, zero);
+            self.ipvs.write(&op).await.map_err(|e| refused(&op, e))?;
             inner.draining.insert((r.service, (r.addr, r.port)));
             entry.dest.weight
         };
@@ -122,7 +132,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
         let this = self.clone();
         tokio::spawn(async move {
             // A client that went away stops reading, not the drain.
-            let _ = tx.send(Progress::WeightZero { previous }).await;
+            let _ = tx.send(Ok(Progress::WeightZero { previous })).await;
             let done = this.wait_and_finish(&r, &tx).await;
             this.inner
                 .lock()
@@ -132,10 +142,11 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             match done {
                 Ok(p) => {
                     tracing::info!(service = %r.service, server = %r.addr, ?p, "drain done");
-                    let _ = tx.send(p).await;
+                    let _ = tx.send(Ok(p)).await;
                 }
                 Err(e) => {
-                    tracing::warn!(service = %r.service, server = %r.addr, error = %e, "drain failed")
+                    tracing::warn!(service = %r.service, server = %r.addr, error = %e, "drain failed");
+                    let _ = tx.send(Err(e)).await;
                 }
             }
         });
@@ -164,7 +175,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
     async fn wait_and_finish(
         &self,
         r: &DrainRequest,
-        tx: &mpsc::Sender<Progress>,
+        tx: &mpsc::Sender<Report>,
     ) -> Result<Progress, StateError> {
         let start = Instant::now();
         let (mut active, mut inactive);
@@ -188,24 +199,23 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 break;
             }
             let _ = tx
-                .send(Progress::Waiting {
+                .send(Ok(Progress::Waiting {
                     active,
                     inactive,
                     elapsed,
-                })
+                }))
                 .await;
             tokio::time::sleep(r.poll.min(r.timeout.saturating_sub(elapsed))).await;
         }
         let timed_out = active > 0;
         let mut inner = self.inner.lock().await;
         if !r.keep {
-            self.ipvs
-                .write(&IpvsOp::DelDest {
-                    service: r.service,
-                    addr: r.addr,
-                    port: r.port,
-                })
-                .await?;
+            let op = IpvsOp::DelDest {
+                service: r.service,
+                addr: r.addr,
+                port: r.port,
+            };
+            self.ipvs.write(&op).await.map_err(|e| refused(&op, e))?;
         }
         let mut revision = inner.number();
         if let Some(current) = inner.current().cloned()

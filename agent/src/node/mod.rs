@@ -739,7 +739,8 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
     }
 
     /// The node as it is: dummy links and the links the current revision declares, every
-    /// service, the attachments this state made.
+    /// service, the attachments this state made. Links that are down are left out: a
+    /// declared link is brought up, so applying the export back would change them.
     pub async fn export(&self) -> Result<NodeSpec, StateError> {
         let inner = self.inner.lock().await;
         let obs = self.observe().await?;
@@ -747,7 +748,9 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
         let links = obs
             .links
             .iter()
-            .filter(|(n, l)| l.dummy || declared.is_some_and(|s| s.links.contains_key(*n)))
+            .filter(|(n, l)| {
+                l.up && (l.dummy || declared.is_some_and(|s| s.links.contains_key(*n)))
+            })
             .map(|(n, l)| (n.clone(), l.addresses.iter().copied().collect()))
             .collect();
         let services = obs

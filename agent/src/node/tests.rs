@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::drain::{DrainRequest, Progress};
 use super::*;
 use crate::api::fake::{FakeIpvs, FakeLinks, Write};
-use crate::ipvs::{Destination, ForwardMethod, Protocol, Scheduler, Service};
+use crate::ipvs::{Destination, ForwardMethod, IpvsOp, Protocol, Scheduler, Service};
 
 fn tcp(s: &str) -> ServiceKey {
     let sa: SocketAddr = s.parse().expect("test address");
@@ -317,6 +317,48 @@ async fn rollback_returns_to_the_previous_revision() {
 }
 
 #[tokio::test]
+async fn export_holds_the_up_links_and_applies_back_as_no_change() {
+    let (ipvs, links, state) = open(None, DriftMode::Report);
+    // Made by other tools: an up dummy with a VIP, a down one, and the table.
+    let name = |n: &str| LinkName::new(n).expect("name");
+    for (n, up, a) in [
+        ("vip0", true, "10.0.0.1/32"),
+        ("vip1", false, "10.0.0.9/32"),
+    ] {
+        links.create_dummy(&name(n)).await.expect("dummy");
+        links.set_up(&name(n), up).await.expect("state");
+        let c = cidr(a);
+        links
+            .add_address(&name(n), c.address(), c.prefix_len())
+            .await
+            .expect("address");
+    }
+    let s = Service::new(tcp("10.0.0.1:80"), Scheduler::Rr);
+    ipvs.apply(&[
+        IpvsOp::NewService(s.clone()),
+        IpvsOp::NewDest(s.key, masq("10.0.1.1:80", 3)),
+    ])
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>, _>>()
+    .expect("table");
+
+    let exported = state.export().await.expect("export");
+    assert_eq!(
+        exported
+            .links
+            .keys()
+            .map(LinkName::as_str)
+            .collect::<Vec<_>>(),
+        ["vip0"],
+        "lo is not a dummy and vip1 is down"
+    );
+    assert_eq!(exported.table.len(), 1);
+    let back = state.apply(exported, apply()).await.expect("apply");
+    assert!(back.steps.is_empty(), "{:?}", words(&back));
+}
+
+#[tokio::test]
 async fn drain_waits_for_connections_then_removes_and_records_it() {
     let (ipvs, _, state) = open(None, DriftMode::Enforce);
     let key = tcp("10.0.0.1:80");
@@ -341,16 +383,19 @@ async fn drain_waits_for_connections_then_removes_and_records_it() {
         })
         .await
         .expect("drain");
-    assert_eq!(rx.recv().await, Some(Progress::WeightZero { previous: 4 }));
+    assert_eq!(
+        rx.recv().await.and_then(Result::ok),
+        Some(Progress::WeightZero { previous: 4 })
+    );
     assert!(matches!(
         rx.recv().await,
-        Some(Progress::Waiting { active: 2, .. })
+        Some(Ok(Progress::Waiting { active: 2, .. }))
     ));
     // Drift enforcement leaves a draining server's weight alone.
     assert!(state.check(false).await.expect("check").is_empty());
     ipvs.set_active(&key, rip, 80, 0);
     let done = loop {
-        match rx.recv().await.expect("progress") {
+        match rx.recv().await.expect("progress").expect("no error") {
             Progress::Waiting { .. } => continue,
             p => break p,
         }
@@ -372,6 +417,41 @@ async fn drain_waits_for_connections_then_removes_and_records_it() {
     // The new revision no longer declares it, so drift does not bring it back.
     assert!(state.check(false).await.expect("check").is_empty());
     assert_eq!(state.revisions().await[0].origin, "drain");
+}
+
+#[tokio::test]
+async fn a_drain_the_kernel_cuts_short_ends_with_why() {
+    let (ipvs, _, state) = open(None, DriftMode::Report);
+    let key = tcp("10.0.0.1:80");
+    let rip = "10.0.1.1".parse().expect("ip");
+    state
+        .apply(spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 4)])]), apply())
+        .await
+        .expect("apply");
+    ipvs.fail_write(Write::DelDest(key, rip, 80), IpvsError::DestinationNotFound);
+    let mut rx = state
+        .drain(DrainRequest {
+            service: key,
+            addr: rip,
+            port: 80,
+            timeout: Duration::from_secs(30),
+            keep: false,
+            expected: None,
+            poll: Duration::from_millis(10),
+        })
+        .await
+        .expect("drain");
+    assert_eq!(
+        rx.recv().await.and_then(Result::ok),
+        Some(Progress::WeightZero { previous: 4 })
+    );
+    let last = rx.recv().await.expect("a last report");
+    assert_eq!(
+        last.map_err(|e| e.to_string()),
+        Err("\"-d -t 10.0.0.1:80 -r 10.0.1.1:80\" failed: No such destination".to_owned())
+    );
+    assert!(rx.recv().await.is_none(), "nothing after the error");
+    assert_eq!(state.revisions().await.len(), 1, "no drain revision");
 }
 
 #[tokio::test]

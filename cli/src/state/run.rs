@@ -346,8 +346,10 @@ pub async fn run(
             let server = view::server_text(addr, port);
             let fail = refusal(agent, "Drain");
             let mut stream = api.drain(request).await.map_err(&fail)?.into_inner();
+            let mut done = false;
             while let Some(step) = stream.next().await {
                 let p = step.map_err(&fail)?;
+                done |= p.phase() == pb::DrainPhase::Done;
                 let line = if json_out {
                     view::drain_json(&server, &p)
                 } else {
@@ -355,7 +357,15 @@ pub async fn run(
                 };
                 emit(out, &line)?;
             }
-            Ok(())
+            // A stream cut short is no drain: the server may still be there.
+            if done {
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    exit::REFUSED,
+                    format!("ipvsctl: the drain of {server} ended before it was done"),
+                ))
+            }
         }
     }
 }
