@@ -198,6 +198,51 @@ fn trapping_component() -> Result<Vec<u8>> {
     (local.get $ptr))
   (func (export "evaluate") (param i32) (result i32)
     unreachable))"#;
+    component(core)
+}
+
+/// A component of the policy world whose `evaluate` answers: switch to `scheduler`.
+fn scheduler_component(scheduler: &str) -> Result<Vec<u8>> {
+    // result<decision, string> at RET: ok, no weights, some(scheduler), no state, a reason.
+    const RET: u32 = 1024;
+    const NAME: u32 = 2048;
+    const REASON: u32 = 2048 + 64;
+    let reason = format!("switch to {scheduler}");
+    let mut ret = [0u8; 44];
+    for (off, v) in [
+        (12, 1),
+        (16, NAME),
+        (20, u32::try_from(scheduler.len())?),
+        (36, REASON),
+        (40, u32::try_from(reason.len())?),
+    ] {
+        ret[off..off + 4].copy_from_slice(&u32::to_le_bytes(v));
+    }
+    let escape = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("\\{b:02x}")).collect() };
+    let core = format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+    (local.get $ptr))
+  (func (export "evaluate") (param i32) (result i32)
+    (i32.const {RET}))
+  (data (i32.const {RET}) "{}")
+  (data (i32.const {NAME}) "{}")
+  (data (i32.const {REASON}) "{}"))"#,
+        escape(&ret),
+        escape(scheduler.as_bytes()),
+        escape(reason.as_bytes())
+    );
+    component(&core)
+}
+
+/// A core module of the policy world, wrapped as a component.
+fn component(core: &str) -> Result<Vec<u8>> {
     let mut resolve = wit_parser::Resolve::default();
     let pkg = resolve.push_str("policy.wit", include_str!("../../policies/wit/policy.wit"))?;
     let world = resolve.select_world(&[pkg], Some("policy"))?;
@@ -509,5 +554,108 @@ fn events_stream_decisions_failures_and_quarantine() -> Result<()> {
     assert_eq!(weights()?, (Some(100), Some(100)));
     text.stop()?;
     json.stop()?;
+    Ok(())
+}
+
+/// The scheduler of the VIP's service, from `ipvsadm -Sn`.
+fn kernel_scheduler() -> Result<Option<String>> {
+    let prefix = format!("-A -t {VIP} -s ");
+    Ok(ipvs_e2e::table_snapshot()?.lines().find_map(|l| {
+        l.strip_prefix(&prefix)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+    }))
+}
+
+#[test]
+fn a_policy_switches_only_to_schedulers_the_kernel_offers() -> Result<()> {
+    // sed's module is unloaded first: the kernel can load it again (it is in modules.dep), so
+    // the agent offers it and loads it when a policy picks it. No other test here uses sed.
+    wait_for(Duration::from_secs(15), || {
+        let out = ipvs_e2e::run("rmmod", &["ip_vs_sed"])?;
+        Ok(out.status.success().then_some(()))
+    })
+    .context("rmmod ip_vs_sed")?;
+    ensure!(!Path::new("/sys/module/ip_vs_sed").exists());
+    let _ns = Netns::new()?;
+    let state = tempdir("policy-schedulers")?;
+    let agent = Agent::start_with(&["--state-dir", &state, "--policy-deadline-ms", "5000"])?;
+    // Debian's kernel builds every scheduler but twos as a module.
+    ensure!(
+        agent.log().contains(
+            "schedulers=rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh from=/proc/modules, "
+        ),
+        "agent log:\n{}",
+        agent.log()
+    );
+    agent.ipvsctl_ok(&["-A", "-t", VIP, "-s", "rr"])?;
+    agent.ipvsctl_ok(&["-a", "-t", VIP, "-r", B1, "-m"])?;
+    let status = |id: &str| -> Result<serde_json::Value> {
+        let text = agent.ipvsctl_ok(&["-o", "json", "policy", "status", id])?;
+        Ok(serde_json::from_str(&text)?)
+    };
+    let upload = |scheduler: &str| -> Result<String> {
+        let file = Path::new(&state).join(format!("{scheduler}.wasm"));
+        std::fs::write(&file, scheduler_component(scheduler)?)?;
+        let hash = agent.ipvsctl_ok(&["policy", "add", &file.to_string_lossy()])?;
+        Ok(hash.trim().to_owned())
+    };
+
+    let sed = upload("sed")?;
+    let id = agent
+        .ipvsctl_ok(&["policy", "attach", &sed, "-t", VIP, "--interval", "200ms"])?
+        .trim()
+        .to_owned();
+    let switched = wait_for(Duration::from_secs(20), || {
+        let s = status(&id)?;
+        Ok(s["last_decision"].is_object().then_some(s))
+    })
+    .with_context(|| agent.log())?;
+    assert_eq!(
+        switched["last_decision"],
+        serde_json::json!({
+            "service": format!("TCP {VIP}"),
+            "weights": [],
+            "scheduler": "sed",
+            "reason": "switch to sed",
+            "applied": true,
+        }),
+        "{switched}\nagent log:\n{}",
+        agent.log()
+    );
+    assert_eq!(kernel_scheduler()?.as_deref(), Some("sed"));
+    ensure!(Path::new("/sys/module/ip_vs_sed").exists());
+    agent.ipvsctl_ok(&["policy", "detach", &id])?;
+
+    // twos is not in this kernel: the decision is refused before anything is written.
+    let twos = upload("twos")?;
+    let id = agent
+        .ipvsctl_ok(&[
+            "policy",
+            "attach",
+            &twos,
+            "-t",
+            VIP,
+            "--interval",
+            "200ms",
+            "--quarantine-after",
+            "1",
+        ])?
+        .trim()
+        .to_owned();
+    let refused = wait_for(Duration::from_secs(20), || {
+        let s = status(&id)?;
+        Ok((s["quarantined"] == true).then_some(s))
+    })?;
+    assert_eq!(
+        refused["last"]["failure"],
+        serde_json::json!({
+            "service": format!("TCP {VIP}"),
+            "kind": "invalid-output",
+            "message": "invalid output: scheduler \"twos\" is not available in the kernel",
+        }),
+        "{refused}"
+    );
+    assert_eq!(kernel_scheduler()?.as_deref(), Some("sed"));
     Ok(())
 }
