@@ -198,6 +198,51 @@ fn trapping_component() -> Result<Vec<u8>> {
     (local.get $ptr))
   (func (export "evaluate") (param i32) (result i32)
     unreachable))"#;
+    component(core)
+}
+
+/// A component of the policy world whose `evaluate` answers: switch to `scheduler`.
+fn scheduler_component(scheduler: &str) -> Result<Vec<u8>> {
+    // result<decision, string> at RET: ok, no weights, some(scheduler), no state, a reason.
+    const RET: u32 = 1024;
+    const NAME: u32 = 2048;
+    const REASON: u32 = 2048 + 64;
+    let reason = format!("switch to {scheduler}");
+    let mut ret = [0u8; 44];
+    for (off, v) in [
+        (12, 1),
+        (16, NAME),
+        (20, u32::try_from(scheduler.len())?),
+        (36, REASON),
+        (40, u32::try_from(reason.len())?),
+    ] {
+        ret[off..off + 4].copy_from_slice(&u32::to_le_bytes(v));
+    }
+    let escape = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("\\{b:02x}")).collect() };
+    let core = format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+    (local.get $ptr))
+  (func (export "evaluate") (param i32) (result i32)
+    (i32.const {RET}))
+  (data (i32.const {RET}) "{}")
+  (data (i32.const {NAME}) "{}")
+  (data (i32.const {REASON}) "{}"))"#,
+        escape(&ret),
+        escape(scheduler.as_bytes()),
+        escape(reason.as_bytes())
+    );
+    component(&core)
+}
+
+/// A core module of the policy world, wrapped as a component.
+fn component(core: &str) -> Result<Vec<u8>> {
     let mut resolve = wit_parser::Resolve::default();
     let pkg = resolve.push_str("policy.wit", include_str!("../../policies/wit/policy.wit"))?;
     let world = resolve.select_world(&[pkg], Some("policy"))?;
@@ -254,5 +299,363 @@ fn a_trapping_policy_is_quarantined_and_the_kernel_keeps_its_weights() -> Result
         "status: {status}"
     );
     assert_eq!(weights()?, (Some(3), Some(5)));
+    Ok(())
+}
+
+/// A running `ipvsctl policy events`, its stdout read line by line as it comes.
+struct Watch {
+    child: ipvs_e2e::ChildGuard,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line so far, for failure messages.
+    all: Vec<String>,
+}
+
+impl Watch {
+    fn start(agent: &Agent, args: &[&str]) -> Result<Self> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(ipvs_e2e::bin_dir().join("ipvsctl"))
+            .args(args)
+            .env("IPVSCTL_AGENT", agent.address())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("spawn ipvsctl policy events")?;
+        let out = child.stdout.take().context("events stdout")?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Watch {
+            child: ipvs_e2e::ChildGuard(child),
+            lines,
+            all: Vec::new(),
+        })
+    }
+
+    /// The next `n` lines that `wanted` accepts, waiting up to `timeout`; the lines in between
+    /// are passed over.
+    fn take(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut got = Vec::new();
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).with_context(|| {
+                format!(
+                    "{} of {n} wanted event lines within {timeout:?}; all lines:\n{}",
+                    got.len(),
+                    self.all.join("\n")
+                )
+            })?;
+            self.all.push(line.clone());
+            if wanted(&line) {
+                got.push(line);
+            }
+        }
+        Ok(got)
+    }
+
+    /// Lines that arrive within `wait`, without blocking past it.
+    fn drain(&mut self, wait: Duration) -> Vec<String> {
+        std::thread::sleep(wait);
+        let mut out = Vec::new();
+        while let Ok(l) = self.lines.try_recv() {
+            self.all.push(l.clone());
+            out.push(l);
+        }
+        out
+    }
+
+    /// Ends the watcher: it runs until interrupted, so it must still be running.
+    fn stop(mut self) -> Result<()> {
+        ensure!(
+            self.child.0.try_wait()?.is_none(),
+            "ipvsctl policy events ended by itself; lines:\n{}",
+            self.all.join("\n")
+        );
+        self.child.0.kill()?;
+        self.child.0.wait()?;
+        Ok(())
+    }
+}
+
+/// A JSON event line without the fields that differ on every run (time, duration, fuel),
+/// after checking that they are there and well formed.
+fn stable_json(line: &str) -> Result<serde_json::Value> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+    let result = v
+        .get_mut("result")
+        .and_then(|r| r.as_object_mut())
+        .with_context(|| format!("no result: {line}"))?;
+    let time = result.remove("time");
+    let duration = result.remove("duration");
+    let fuel = result.remove("fuel_used");
+    ensure!(
+        time.as_ref()
+            .and_then(|t| t.as_str())
+            .and_then(|t| t.split_once('.'))
+            .is_some_and(|(s, ms)| s.parse::<u64>().is_ok_and(|s| s > 1_600_000_000)
+                && ms.len() == 3
+                && ms.parse::<u16>().is_ok()),
+        "time: {line}"
+    );
+    ensure!(
+        duration
+            .as_ref()
+            .and_then(|d| d.as_str())
+            .is_some_and(|d| d.ends_with('s')),
+        "duration: {line}"
+    );
+    ensure!(fuel.as_ref().is_some_and(|f| f.is_u64()), "fuel: {line}");
+    Ok(v)
+}
+
+fn attachment_of(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some(v.get("attachment")?.as_str()?.to_owned())
+}
+
+#[test]
+fn events_stream_decisions_failures_and_quarantine() -> Result<()> {
+    let _ns = Netns::new()?;
+    let state = tempdir("policy-events")?;
+    let agent = Agent::start_with(&["--state-dir", &state, "--policy-deadline-ms", "5000"])?;
+    agent.ipvsctl_ok(&["-A", "-t", VIP, "-s", "wrr"])?;
+    agent.ipvsctl_ok(&["-a", "-t", VIP, "-r", B1, "-m", "-w", "3"])?;
+    agent.ipvsctl_ok(&["-a", "-t", VIP, "-r", B2, "-m", "-w", "5"])?;
+    let lc = example("least_connections")?;
+    let hash = agent
+        .ipvsctl_ok(&["policy", "add", &lc, "--name", "lc"])?
+        .trim()
+        .to_owned();
+    let mut text = Watch::start(&agent, &["policy", "events"])?;
+    let mut json = Watch::start(&agent, &["-o", "json", "policy", "events"])?;
+    let wait = Duration::from_secs(30);
+    let attach = |extra: &[&str]| -> Result<String> {
+        let mut args = vec!["policy", "attach", &hash, "-t", VIP];
+        args.extend_from_slice(extra);
+        Ok(agent.ipvsctl_ok(&args)?.trim().to_owned())
+    };
+
+    // The policy sees the real servers in the kernel's order, the newest first, and so do the
+    // decisions.
+    //
+    // A dry run first: both watchers print its events once they are subscribed, so nothing
+    // the enforcing attachment does later can be missed.
+    let probe = attach(&["--interval", "100ms", "--dry-run"])?;
+    let dry = format!(
+        "{probe} TCP {VIP} {B2} 5->100, {B1} 3->100: least-connections over 2 servers, \
+         lowest load 0"
+    );
+    let first = text.take(1, wait, |l| l.starts_with(&format!("{probe} ")))?;
+    assert_eq!(first, [dry]);
+    json.take(1, wait, |l| {
+        attachment_of(l).as_deref() == Some(probe.as_str())
+    })?;
+    agent.ipvsctl_ok(&["policy", "detach", &probe])?;
+    assert_eq!(weights()?, (Some(3), Some(5)), "a dry run writes nothing");
+
+    // Enforcing: the first evaluation writes both weights, the next finds nothing to change.
+    let id = attach(&["--interval", "200ms"])?;
+    let lines = text.take(2, wait, |l| l.starts_with(&format!("{id} ")))?;
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{id} TCP {VIP} {B2} 5->100, {B1} 3->100 (applied): least-connections over 2 \
+                 servers, lowest load 0"
+            ),
+            format!("{id} TCP {VIP} no change: least-connections over 2 servers, lowest load 0"),
+        ]
+    );
+    let lines = json.take(2, wait, |l| {
+        attachment_of(l).as_deref() == Some(id.as_str())
+    })?;
+    let decision = |weights: serde_json::Value, applied: bool| {
+        serde_json::json!({
+            "attachment": id,
+            "quarantined": false,
+            "missed": 0,
+            "result": {"decision": {
+                "service": format!("TCP {VIP}"),
+                "weights": weights,
+                "scheduler": null,
+                "reason": "least-connections over 2 servers, lowest load 0",
+                "applied": applied,
+            }},
+        })
+    };
+    assert_eq!(
+        stable_json(&lines[0])?,
+        decision(
+            serde_json::json!([
+                {"server": B2, "from": 5, "to": 100},
+                {"server": B1, "from": 3, "to": 100},
+            ]),
+            true
+        )
+    );
+    assert_eq!(
+        stable_json(&lines[1])?,
+        decision(serde_json::json!([]), false)
+    );
+    agent.ipvsctl_ok(&["policy", "detach", &id])?;
+    assert_eq!(weights()?, (Some(100), Some(100)));
+
+    // A parameter the policy refuses: two failures, the second one quarantines.
+    let bad = attach(&[
+        "--interval",
+        "200ms",
+        "--param",
+        "max-weight=0",
+        "--quarantine-after",
+        "2",
+    ])?;
+    let failure = format!(
+        "{bad} TCP {VIP} failed (policy-error): reported an error: parameter max-weight: 0 is \
+         not in 1..=65535"
+    );
+    let lines = text.take(2, wait, |l| l.starts_with(&format!("{bad} ")))?;
+    assert_eq!(lines, [failure.clone(), format!("{failure} QUARANTINED")]);
+    let lines = json.take(2, wait, |l| {
+        attachment_of(l).as_deref() == Some(bad.as_str())
+    })?;
+    for (line, quarantined) in lines.iter().zip([false, true]) {
+        assert_eq!(
+            stable_json(line)?,
+            serde_json::json!({
+                "attachment": bad,
+                "quarantined": quarantined,
+                "missed": 0,
+                "result": {"failure": {
+                    "service": format!("TCP {VIP}"),
+                    "kind": "policy-error",
+                    "message": "reported an error: parameter max-weight: 0 is not in 1..=65535",
+                }},
+            })
+        );
+    }
+    // Quarantined: no more events from it.
+    let later = text.drain(Duration::from_millis(800));
+    ensure!(
+        !later.iter().any(|l| l.starts_with(&format!("{bad} "))),
+        "events after quarantine: {later:?}"
+    );
+    assert_eq!(weights()?, (Some(100), Some(100)));
+    text.stop()?;
+    json.stop()?;
+    Ok(())
+}
+
+/// The scheduler of the VIP's service, from `ipvsadm -Sn`.
+fn kernel_scheduler() -> Result<Option<String>> {
+    let prefix = format!("-A -t {VIP} -s ");
+    Ok(ipvs_e2e::table_snapshot()?.lines().find_map(|l| {
+        l.strip_prefix(&prefix)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+    }))
+}
+
+#[test]
+fn a_policy_switches_only_to_schedulers_the_kernel_offers() -> Result<()> {
+    // sed's module is unloaded first: the kernel can load it again (it is in modules.dep), so
+    // the agent offers it and loads it when a policy picks it. No other test here uses sed.
+    wait_for(Duration::from_secs(15), || {
+        let out = ipvs_e2e::run("rmmod", &["ip_vs_sed"])?;
+        Ok(out.status.success().then_some(()))
+    })
+    .context("rmmod ip_vs_sed")?;
+    ensure!(!Path::new("/sys/module/ip_vs_sed").exists());
+    let _ns = Netns::new()?;
+    let state = tempdir("policy-schedulers")?;
+    let agent = Agent::start_with(&["--state-dir", &state, "--policy-deadline-ms", "5000"])?;
+    // Debian's kernel builds every scheduler but twos as a module.
+    ensure!(
+        agent.log().contains(
+            "schedulers=rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh from=/proc/modules, "
+        ),
+        "agent log:\n{}",
+        agent.log()
+    );
+    agent.ipvsctl_ok(&["-A", "-t", VIP, "-s", "rr"])?;
+    agent.ipvsctl_ok(&["-a", "-t", VIP, "-r", B1, "-m"])?;
+    let status = |id: &str| -> Result<serde_json::Value> {
+        let text = agent.ipvsctl_ok(&["-o", "json", "policy", "status", id])?;
+        Ok(serde_json::from_str(&text)?)
+    };
+    let upload = |scheduler: &str| -> Result<String> {
+        let file = Path::new(&state).join(format!("{scheduler}.wasm"));
+        std::fs::write(&file, scheduler_component(scheduler)?)?;
+        let hash = agent.ipvsctl_ok(&["policy", "add", &file.to_string_lossy()])?;
+        Ok(hash.trim().to_owned())
+    };
+
+    let sed = upload("sed")?;
+    let id = agent
+        .ipvsctl_ok(&["policy", "attach", &sed, "-t", VIP, "--interval", "200ms"])?
+        .trim()
+        .to_owned();
+    let switched = wait_for(Duration::from_secs(20), || {
+        let s = status(&id)?;
+        Ok(s["last_decision"].is_object().then_some(s))
+    })
+    .with_context(|| agent.log())?;
+    assert_eq!(
+        switched["last_decision"],
+        serde_json::json!({
+            "service": format!("TCP {VIP}"),
+            "weights": [],
+            "scheduler": "sed",
+            "reason": "switch to sed",
+            "applied": true,
+        }),
+        "{switched}\nagent log:\n{}",
+        agent.log()
+    );
+    assert_eq!(kernel_scheduler()?.as_deref(), Some("sed"));
+    ensure!(Path::new("/sys/module/ip_vs_sed").exists());
+    agent.ipvsctl_ok(&["policy", "detach", &id])?;
+
+    // twos is not in this kernel: the decision is refused before anything is written.
+    let twos = upload("twos")?;
+    let id = agent
+        .ipvsctl_ok(&[
+            "policy",
+            "attach",
+            &twos,
+            "-t",
+            VIP,
+            "--interval",
+            "200ms",
+            "--quarantine-after",
+            "1",
+        ])?
+        .trim()
+        .to_owned();
+    let refused = wait_for(Duration::from_secs(20), || {
+        let s = status(&id)?;
+        Ok((s["quarantined"] == true).then_some(s))
+    })?;
+    assert_eq!(
+        refused["last"]["failure"],
+        serde_json::json!({
+            "service": format!("TCP {VIP}"),
+            "kind": "invalid-output",
+            "message": "invalid output: scheduler \"twos\" is not available in the kernel",
+        }),
+        "{refused}"
+    );
+    assert_eq!(kernel_scheduler()?.as_deref(), Some("sed"));
     Ok(())
 }

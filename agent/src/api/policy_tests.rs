@@ -13,6 +13,7 @@ use super::policy::PolicyApi;
 use super::tests::TempDir;
 use crate::attach::{Attachments, PolicyStore};
 use crate::ipvs::IpvsOps;
+use crate::ipvs::schedulers::KernelSchedulers;
 use crate::ipvs::types::{Destination, Protocol, Scheduler, Service, ServiceKey};
 use crate::policy::{Limits, PolicyEngine};
 
@@ -27,9 +28,22 @@ fn escape(bytes: &[u8]) -> String {
 
 /// A component whose `evaluate` runs `body`, then answers `ok` with one weight and a reason.
 pub(crate) fn fixture(body: &str, server: &str, weight: u32, reason: &str) -> Vec<u8> {
+    fixture_with(body, server, weight, None, reason)
+}
+
+/// [`fixture`] whose answer may also name a scheduler.
+fn fixture_with(
+    body: &str,
+    server: &str,
+    weight: u32,
+    scheduler: Option<&str>,
+    reason: &str,
+) -> Vec<u8> {
     let mut heap = Vec::new();
     let server_at = HEAP;
     heap.extend_from_slice(server.as_bytes());
+    let scheduler_at = HEAP + heap.len() as u32;
+    heap.extend_from_slice(scheduler.unwrap_or("").as_bytes());
     while !heap.len().is_multiple_of(4) {
         heap.push(0);
     }
@@ -43,6 +57,9 @@ pub(crate) fn fixture(body: &str, server: &str, weight: u32, reason: &str) -> Ve
     for (off, v) in [
         (4, list_at),
         (8, 1),
+        (12, u32::from(scheduler.is_some())),
+        (16, scheduler_at),
+        (20, scheduler.map_or(0, |s| s.len() as u32)),
         (36, reason_at),
         (40, reason.len() as u32),
     ] {
@@ -117,7 +134,14 @@ async fn setup_in(dir: TempDir) -> Fixture {
     let store = PolicyStore::open(Some(dir.0.join("policies")), &engine)
         .await
         .expect("store");
-    let api = PolicyApi::new(Arc::new(Attachments::new(engine, store, ipvs.clone())));
+    // The fake kernel has twos only once its module is loaded (FakeIpvs::make_loadable).
+    let offered = KernelSchedulers::fixed(vec![Scheduler::Rr, Scheduler::Wlc, Scheduler::Twos]);
+    let api = PolicyApi::new(Arc::new(Attachments::with_schedulers(
+        engine,
+        store,
+        ipvs.clone(),
+        offered,
+    )));
     Fixture {
         ipvs,
         api,
@@ -259,6 +283,73 @@ async fn enforce_writes_only_changed_weights_and_reports_them() {
         .expect("list")
         .into_inner();
     assert!(list.policies.is_empty());
+}
+
+/// The outcome of evaluating attachment `id` once now.
+async fn evaluate_once(api: &PolicyApi<FakeIpvs>, id: &str) -> pb::evaluation_result::Outcome {
+    let r = api
+        .evaluate(Request::new(pb::EvaluateRequest { id: id.into() }))
+        .await
+        .expect("evaluate")
+        .into_inner();
+    r.results
+        .first()
+        .and_then(|r| r.outcome.clone())
+        .expect("one result")
+}
+
+#[tokio::test]
+async fn schedulers_are_those_the_kernel_offers_loaded_on_demand() {
+    let f = setup_in(TempDir::new()).await;
+    f.ipvs.make_loadable("twos");
+    let twos = upload(
+        &f.api,
+        fixture_with("", "10.0.0.2:80", 1, Some("twos"), "switch"),
+        "",
+    )
+    .await;
+    let lc = upload(
+        &f.api,
+        fixture_with("", "10.0.0.2:80", 1, Some("lc"), "switch"),
+        "",
+    )
+    .await;
+    let attach = |hash: String| {
+        f.api
+            .attach(Request::new(attach_request(&hash, pb::PolicyMode::Enforce)))
+    };
+    let a = attach(twos.hash).await.expect("attach").into_inner();
+    let outcome = evaluate_once(&f.api, &a.id).await;
+    let pb::evaluation_result::Outcome::Decision(d) = outcome else {
+        panic!("no decision: {outcome:?}");
+    };
+    assert_eq!((d.scheduler.as_str(), d.applied), ("twos", true));
+    assert_eq!(f.ipvs.loads(), ["twos"]);
+    assert_eq!(
+        f.ipvs
+            .service(&key())
+            .await
+            .expect("service")
+            .service
+            .scheduler,
+        Scheduler::Twos
+    );
+
+    let b = attach(lc.hash).await.expect("attach").into_inner();
+    let outcome = evaluate_once(&f.api, &b.id).await;
+    assert_eq!(
+        outcome,
+        pb::evaluation_result::Outcome::Failure(pb::PolicyFailure {
+            service: Some(key_to_proto(&key())),
+            kind: "invalid-output".into(),
+            message: "invalid output: scheduler \"lc\" is not available in the kernel".into(),
+        })
+    );
+    assert_eq!(
+        f.ipvs.loads(),
+        ["twos"],
+        "no module load for a refused scheduler"
+    );
 }
 
 #[tokio::test]

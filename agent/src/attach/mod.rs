@@ -13,6 +13,10 @@
 //!
 //! A service that cannot be read or a write the kernel refuses is reported but does not
 //! count toward quarantine: it is not the policy's fault.
+//!
+//! A decision may switch only to a scheduler the node's kernel offers
+//! ([`KernelSchedulers`]: loaded, loadable from `/lib/modules` or built in); one that is not
+//! loaded yet has its module loaded when the decision is written.
 
 pub mod store;
 
@@ -23,8 +27,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Mutex, broadcast};
 use tokio::task::JoinHandle;
 
+use crate::ipvs::schedulers::KernelSchedulers;
 use crate::ipvs::types::{Scheduler, ServiceKey};
-use crate::ipvs::{IpvsError, IpvsOps};
+use crate::ipvs::{IpvsError, IpvsOps, module};
 use crate::policy::{Decision, Health, PolicyEngine, PolicyInput, Verdict, server_name};
 
 pub use store::{PolicyStore, StoreError, StoredPolicy};
@@ -161,6 +166,7 @@ struct Runner<I> {
     policy: StoredPolicy,
     engine: PolicyEngine,
     ipvs: Arc<I>,
+    schedulers: Arc<KernelSchedulers>,
     events: broadcast::Sender<Event>,
     state: Arc<Mutex<RunState>>,
 }
@@ -169,6 +175,7 @@ struct Runner<I> {
 pub struct Attachments<I> {
     engine: PolicyEngine,
     ipvs: Arc<I>,
+    schedulers: Arc<KernelSchedulers>,
     store: Mutex<PolicyStore>,
     attached: Mutex<BTreeMap<u64, Attached>>,
     next_id: std::sync::atomic::AtomicU64,
@@ -186,10 +193,22 @@ fn parse_id(id: &str) -> Option<u64> {
 }
 
 impl<I: IpvsOps> Attachments<I> {
+    /// Attachments whose decisions may name the schedulers this node's kernel offers.
     pub fn new(engine: PolicyEngine, store: PolicyStore, ipvs: Arc<I>) -> Self {
+        Self::with_schedulers(engine, store, ipvs, KernelSchedulers::node())
+    }
+
+    /// Attachments whose decisions may name `schedulers`.
+    pub fn with_schedulers(
+        engine: PolicyEngine,
+        store: PolicyStore,
+        ipvs: Arc<I>,
+        schedulers: KernelSchedulers,
+    ) -> Self {
         Attachments {
             engine,
             ipvs,
+            schedulers: Arc::new(schedulers),
             store: Mutex::new(store),
             attached: Mutex::new(BTreeMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
@@ -260,6 +279,7 @@ impl<I: IpvsOps> Attachments<I> {
             policy,
             engine: self.engine.clone(),
             ipvs: self.ipvs.clone(),
+            schedulers: self.schedulers.clone(),
             events: self.events.clone(),
             state: state.clone(),
         });
@@ -319,6 +339,7 @@ impl<I: IpvsOps> Attachments<I> {
             policy,
             engine: self.engine.clone(),
             ipvs: self.ipvs.clone(),
+            schedulers: self.schedulers.clone(),
             events: self.events.clone(),
             state,
         };
@@ -411,7 +432,7 @@ impl<I: IpvsOps> Runner<I> {
             sequence: sequence + 1,
             params: self.spec.params.clone(),
             state: memory.clone(),
-            schedulers: Scheduler::KNOWN.to_vec(),
+            schedulers: self.schedulers.get().to_vec(),
         };
         let eval = self
             .engine
@@ -468,7 +489,8 @@ impl<I: IpvsOps> Runner<I> {
         }
     }
 
-    /// Writes the changed weights (each with its full destination) and the scheduler.
+    /// Writes the changed weights (each with its full destination) and the scheduler, loading
+    /// its module first if the kernel offers it but has not loaded it yet.
     async fn apply(
         &self,
         key: &ServiceKey,
@@ -481,7 +503,7 @@ impl<I: IpvsOps> Runner<I> {
         if let Some(scheduler) = &decision.scheduler {
             let mut svc = service.clone();
             svc.scheduler = scheduler.clone();
-            self.ipvs.set_service(&svc).await?;
+            module::with_scheduler(&*self.ipvs, || self.ipvs.set_service(&svc)).await?;
         }
         tracing::info!(
             id = %self.id,

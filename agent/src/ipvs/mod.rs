@@ -23,6 +23,7 @@ pub mod op;
 pub mod reply;
 pub mod request;
 pub mod rule;
+pub mod schedulers;
 pub mod types;
 
 #[cfg(test)]

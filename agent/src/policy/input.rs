@@ -16,6 +16,7 @@ pub struct PolicyInput {
     pub params: Vec<(String, String)>,
     /// The state the previous decision returned (empty at first).
     pub state: Vec<u8>,
-    /// The schedulers the kernel has: a decision may only switch to one of these.
+    /// The schedulers the kernel offers ([`crate::ipvs::schedulers`]): a decision may only
+    /// switch to one of these, or keep the current one.
     pub schedulers: Vec<Scheduler>,
 }

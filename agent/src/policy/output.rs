@@ -120,6 +120,8 @@ pub fn validate(
     }
     let scheduler = match raw.scheduler {
         None => None,
+        // The service runs it, so the kernel has it, whatever the list says.
+        Some(name) if name == service.service.scheduler.name() => None,
         Some(name) => {
             let Some(s) = schedulers.iter().find(|s| s.name() == name) else {
                 return Err(OutputError::UnknownScheduler(clip(
@@ -127,7 +129,7 @@ pub fn validate(
                     limits.reason_bytes,
                 )));
             };
-            (*s != service.service.scheduler).then(|| s.clone())
+            Some(s.clone())
         }
     };
     Ok(Decision {
@@ -285,6 +287,30 @@ mod tests {
         .expect("valid");
         assert_eq!(d.scheduler, Some(Scheduler::Lc));
         assert!(run(RawDecision::default()).is_ok_and(|d| d.changes_nothing()));
+    }
+
+    #[test]
+    fn schedulers_are_the_kernels() {
+        let limits = Limits::default();
+        let pick = |name: &str, offered: &[Scheduler]| {
+            let raw = RawDecision {
+                scheduler: Some(name.into()),
+                ..RawDecision::default()
+            };
+            validate(raw, &service(), &servers(), offered, &limits).map(|d| d.scheduler)
+        };
+        let offered = [Scheduler::Rr, Scheduler::Sed];
+        assert_eq!(pick("sed", &offered), Ok(Some(Scheduler::Sed)));
+        // The current one (wlc) is no change even when the list does not name it.
+        assert_eq!(pick("wlc", &offered), Ok(None));
+        assert_eq!(
+            pick("twos", &offered),
+            Err(OutputError::UnknownScheduler("twos".into()))
+        );
+        assert_eq!(
+            pick("new2", &[Scheduler::Other("new2".into())]),
+            Ok(Some(Scheduler::Other("new2".into())))
+        );
     }
 
     #[test]
