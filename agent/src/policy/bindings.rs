@@ -17,33 +17,37 @@ wasmtime::component::bindgen!({
 
 use ipvs::policy::types as wit;
 
-/// The name a policy uses for a real server: `10.0.0.2:80`, `[2001:db8::2]:80`. Written
-/// digit by digit for IPv4: every evaluation names every real server, and `fmt` machinery
-/// costs several times more.
+/// The name a policy uses for a real server: `10.0.0.2:80`, `[2001:db8::2]:80`. IPv4 names
+/// are written byte by byte: every evaluation names every real server, and the `fmt`
+/// machinery costs several times more.
 pub fn server_name(dest: &Destination) -> String {
-    let mut name = String::with_capacity(24);
     match dest.addr {
         IpAddr::V4(a) => {
+            // "255.255.255.255:65535" is 21 bytes.
+            let mut buf = [0u8; 21];
+            let mut len = 0;
             for (i, octet) in a.octets().into_iter().enumerate() {
                 if i > 0 {
-                    name.push('.');
+                    buf[len] = b'.';
+                    len += 1;
                 }
-                push_decimal(&mut name, u32::from(octet));
+                len += put_decimal(&mut buf[len..], u32::from(octet));
             }
+            buf[len] = b':';
+            len += 1;
+            len += put_decimal(&mut buf[len..], u32::from(dest.port));
+            // Digits, dots and a colon: always ASCII.
+            String::from_utf8_lossy(&buf[..len]).into_owned()
         }
-        IpAddr::V6(a) => {
-            use std::fmt::Write;
-            let _ = write!(name, "[{a}]");
-        }
+        IpAddr::V6(a) => format!("[{a}]:{}", dest.port),
     }
-    name.push(':');
-    push_decimal(&mut name, u32::from(dest.port));
-    name
 }
 
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
+/// Writes `n` (at most 65535) in decimal at the start of `out`; returns how many bytes.
+fn put_decimal(out: &mut [u8], n: u32) -> usize {
+    let mut digits = [0u8; 5];
     let mut at = digits.len();
+    let mut n = n.min(99_999);
     loop {
         at -= 1;
         digits[at] = b'0' + (n % 10) as u8;
@@ -52,7 +56,9 @@ fn push_decimal(out: &mut String, mut n: u32) {
             break;
         }
     }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    let len = digits.len() - at;
+    out[..len].copy_from_slice(&digits[at..]);
+    len
 }
 
 fn address(addr: IpAddr) -> wit::IpAddress {
