@@ -7,10 +7,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{
+    Component, ComponentExportIndex, HasSelf, Linker, ResourceTable, TypedFunc,
+};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    StoreLimits, Trap,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
+    Store, StoreLimits, Trap,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -22,6 +24,7 @@ use super::error::{EngineError, Failure, LoadError, OutputError};
 use super::input::PolicyInput;
 use super::limits::Limits;
 use super::output::{self, Decision, RawDecision};
+use super::wire;
 
 /// A level of the policy's `log` import.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -62,6 +65,8 @@ pub struct CompiledPolicy {
     uses_wasi: bool,
     from_cache: bool,
     pre: PolicyPre<HostState>,
+    /// The `evaluate` export, type-checked against [`wire::Input`] at load.
+    evaluate: ComponentExportIndex,
 }
 
 impl std::fmt::Debug for CompiledPolicy {
@@ -198,12 +203,16 @@ impl PolicyEngine {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Contract(format!("{e:#}")))?;
         let pre = PolicyPre::new(pre).map_err(|e| LoadError::Contract(format!("{e:#}")))?;
+        let evaluate = component
+            .get_export_index(None, "evaluate")
+            .ok_or_else(|| LoadError::MissingExport("evaluate".into()))?;
         Ok(Arc::new(CompiledPolicy {
             hash: key.component,
             uses_wasi: shape.uses_wasi(),
             imports: shape.imports,
             from_cache,
             pre,
+            evaluate,
         }))
     }
 
@@ -297,14 +306,25 @@ fn call(
     input: &PolicyInput,
     limits: &Limits,
 ) -> Result<Decision, Failure> {
-    let instance = match policy.pre.instantiate(&mut *store) {
+    let instance = match policy.pre.instance_pre().instantiate(&mut *store) {
         Ok(i) => i,
         Err(e) => return Err(classify(e, store, limits, Stage::Instantiate)),
     };
-    let answer = match instance.call_evaluate(&mut *store, &bindings::to_wit(input)) {
-        Ok(a) => a,
+    let evaluate: Evaluate<'_> = match instance.get_typed_func(&mut *store, policy.evaluate) {
+        Ok(f) => f,
+        Err(e) => return Err(Failure::Instantiate(format!("{e:#}"))),
+    };
+    let wire_input = wire::Input::from(bindings::to_wit(input));
+    let answer = match evaluate.call(&mut *store, (&wire_input,)) {
+        Ok((a,)) => a,
         Err(e) => return Err(classify(e, store, limits, Stage::Call)),
     };
+    // The names the policy was given are the ones its weights must use.
+    let names: Vec<&str> = wire_input
+        .servers
+        .iter()
+        .map(|s| s.0.name.as_str())
+        .collect();
     match answer {
         Ok(d) => {
             let raw = RawDecision {
@@ -317,10 +337,11 @@ fn call(
                 state: d.state,
                 reason: d.reason,
             };
-            output::validate(
+            output::validate_named(
                 raw,
                 &input.service,
                 &input.servers,
+                &names,
                 &input.schedulers,
                 limits,
             )
@@ -329,6 +350,10 @@ fn call(
         Err(message) => Err(Failure::Policy(output::clip(&message, limits.reason_bytes))),
     }
 }
+
+/// `evaluate` with the input lowered by [`wire`].
+type Evaluate<'a> =
+    TypedFunc<(&'a wire::Input,), (Result<bindings::ipvs::policy::types::Decision, String>,)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -380,8 +405,19 @@ fn config(limits: &Limits) -> Config {
     // dropped while the next evaluation starts.
     let slots = u32::try_from(limits.concurrency.max(1) + 2).unwrap_or(u32::MAX);
     let per = |n: usize| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    // Where the kernel reports which pages an instance wrote (PAGEMAP_SCAN, Linux 6.7+), a
+    // freed slot has just those pages copied back from the image or zeroed, and they stay
+    // resident: no madvise and no page faults for the next evaluation. Without it the low
+    // addresses are memset whether written or not, so little is kept that way.
+    let scan = PoolingAllocationConfig::is_pagemap_scan_available();
+    let (memory_resident, table_resident) = if scan {
+        (1 << 20, 1 << 18)
+    } else {
+        (64 << 10, 1 << 16)
+    };
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(slots)
+    pool.pagemap_scan(if scan { Enabled::Yes } else { Enabled::No })
+        .total_component_instances(slots)
         .total_core_instances(slots.saturating_mul(per(limits.instances)))
         .total_memories(slots.saturating_mul(per(limits.memories)))
         .total_tables(slots.saturating_mul(per(limits.tables)))
@@ -390,9 +426,8 @@ fn config(limits: &Limits) -> Config {
         .max_tables_per_component(per(limits.tables))
         .max_memory_size(limits.memory_bytes)
         .table_elements(limits.table_elements)
-        // Reused slots are reset with memset below this size instead of madvise.
-        .linear_memory_keep_resident(64 << 10)
-        .table_keep_resident(1 << 16);
+        .linear_memory_keep_resident(memory_resident)
+        .table_keep_resident(table_resident);
     let mut config = Config::new();
     config
         .consume_fuel(true)
@@ -626,6 +661,160 @@ mod tests {
             "drop joins promptly"
         );
         Ok(())
+    }
+
+    /// A component whose `evaluate` answers with its first 32 KiB of memory as the state:
+    /// everything the host lowered into it, byte for byte.
+    fn memory_dump_component() -> Vec<u8> {
+        let mut ret = [0u8; 44];
+        ret[24] = 1;
+        ret[32..36].copy_from_slice(&32768u32.to_le_bytes());
+        let ret: String = ret.iter().map(|b| format!("\\{b:02x}")).collect();
+        let wat = format!(
+            r#"(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+    (local.get $ptr))
+  (func (export "evaluate") (param i32) (result i32)
+    (i32.const 1024))
+  (data (i32.const 1024) "{ret}"))"#
+        );
+        let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/wit");
+        let mut resolve = wit_parser::Resolve::default();
+        let (pkg, _) = resolve.push_dir(&wit).expect("the policy WIT parses");
+        let world = resolve
+            .select_world(&[pkg], Some("policy"))
+            .expect("world policy");
+        let mut module = wat::parse_str(&wat).expect("fixture WAT parses");
+        wit_component::embed_component_metadata(
+            &mut module,
+            &resolve,
+            world,
+            wit_component::StringEncoding::UTF8,
+        )
+        .expect("metadata embeds");
+        wit_component::ComponentEncoder::default()
+            .module(&module)
+            .expect("module accepted")
+            .validate(true)
+            .encode()
+            .expect("component encodes")
+    }
+
+    /// Servers of every shape: both families, every forwarding method, distinct values in
+    /// every field.
+    fn varied_input() -> PolicyInput {
+        use crate::ipvs::types::{
+            Destination, DestinationEntry, ForwardMethod, Protocol, Scheduler, Service,
+            ServiceEntry, ServiceKey, Stats,
+        };
+        let stats = |k: u64| Stats {
+            conns: k,
+            inpkts: k << 8 | 1,
+            outpkts: k << 16 | 2,
+            inbytes: k << 24 | 3,
+            outbytes: k << 32 | 4,
+            cps: k << 40 | 5,
+            inpps: k << 48 | 6,
+            outpps: u64::MAX - k,
+            inbps: 7 + k,
+            outbps: 8 * k,
+        };
+        let methods = [
+            ForwardMethod::Masquerade,
+            ForwardMethod::Local,
+            ForwardMethod::Tunnel,
+            ForwardMethod::DirectRoute,
+        ];
+        let servers = (0..20u16)
+            .map(|i| {
+                let addr: std::net::IpAddr = if i % 3 == 0 {
+                    std::net::Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0xffff, 1, 2, i).into()
+                } else {
+                    std::net::Ipv4Addr::new(10, 1, i as u8, 200 + i as u8).into()
+                };
+                let mut dest = Destination::new(addr, 1000 + i);
+                dest.forward = methods[usize::from(i) % 4];
+                dest.weight = u32::from(i) * 3;
+                dest.upper_threshold = u32::from(i) + 100;
+                dest.lower_threshold = u32::from(i) + 50;
+                DestinationEntry {
+                    dest,
+                    active_conns: u32::from(i) * 7,
+                    inactive_conns: u32::from(i) * 11,
+                    persistent_conns: u32::from(i) * 13,
+                    stats: stats(u64::from(i) + 1),
+                }
+            })
+            .collect();
+        PolicyInput {
+            service: ServiceEntry {
+                service: Service::new(
+                    ServiceKey::Endpoint {
+                        protocol: Protocol::Udp,
+                        addr: "10.0.0.1".parse().expect("addr"),
+                        port: 53,
+                    },
+                    Scheduler::Wlc,
+                ),
+                stats: stats(99),
+            },
+            servers,
+            now: std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            sequence: 7,
+            params: vec![("k".into(), "v".into())],
+            state: vec![1, 2, 3],
+            schedulers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_fast_lowering_writes_what_the_derived_one_does() {
+        let engine = PolicyEngine::new(Limits::default(), None).expect("engine");
+        let policy = engine
+            .load(&memory_dump_component())
+            .expect("fixture loads");
+        let input = varied_input();
+        let fast = engine.evaluate(&policy, &input);
+        let fast = fast
+            .outcome
+            .expect("a decision")
+            .state
+            .expect("the memory dump");
+
+        // The same call through the generated bindings.
+        let limits = &engine.inner.limits;
+        let mut store = Store::new(
+            &engine.inner.engine,
+            HostState {
+                limiter: Limiter {
+                    inner: limits.store_limits(),
+                    memory_hit: false,
+                },
+                wasi: None,
+                table: ResourceTable::new(),
+                log: LogBuffer::new(0),
+            },
+        );
+        store.set_fuel(limits.fuel).expect("fuel");
+        store.set_epoch_deadline(limits.deadline_ticks());
+        let instance = policy.pre.instantiate(&mut store).expect("instantiates");
+        let derived = instance
+            .call_evaluate(&mut store, &bindings::to_wit(&input))
+            .expect("calls")
+            .expect("a decision")
+            .state
+            .expect("the memory dump");
+        assert_eq!(fast.len(), 32768);
+        // The servers are in there: 20 of 136 bytes, and their names.
+        assert!(derived.iter().filter(|&&b| b != 0).count() > 20 * 40);
+        let first_difference = fast.iter().zip(&derived).position(|(a, b)| a != b);
+        assert_eq!(first_difference, None);
     }
 
     #[test]

@@ -50,6 +50,8 @@
 //!   env, args or network; stdout/stderr kept up to [`Limits::output_bytes`]); the answer is
 //!   validated by [`output::validate`] into a [`Decision`] that holds only changes. Failures
 //!   are classified into [`Failure`].
+//! - The input goes into the guest through `wire`: each real server's fixed-size fields in
+//!   one copy rather than one memory access per field, the generated type check unchanged.
 //! - [`test_input::test_component`] runs one evaluation of a file against a JSON input with
 //!   the same limits and no agent: the core of `ipvsctl policy test`.
 
@@ -63,6 +65,7 @@ pub mod input;
 pub mod limits;
 pub mod output;
 pub mod test_input;
+mod wire;
 
 pub use artifacts::ArtifactStore;
 pub use bindings::server_name;

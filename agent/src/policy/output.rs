@@ -1,7 +1,7 @@
 //! Validating a policy's answer against the live service: pure, so every rule is a table row.
 //! Nothing reaches the kernel unless it passes here, and only what changes is kept.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::ipvs::types::{Destination, DestinationEntry, MAX_WEIGHT, Scheduler, ServiceEntry};
 
@@ -73,6 +73,20 @@ pub fn validate(
     schedulers: &[Scheduler],
     limits: &Limits,
 ) -> Result<Decision, OutputError> {
+    let names: Vec<String> = servers.iter().map(|s| server_name(&s.dest)).collect();
+    validate_named(raw, service, servers, &names, schedulers, limits)
+}
+
+/// [`validate`] with each server's [`server_name`] already known (`names[i]` names
+/// `servers[i]`), as the evaluation gave them to the policy.
+pub fn validate_named<S: AsRef<str>>(
+    raw: RawDecision,
+    service: &ServiceEntry,
+    servers: &[DestinationEntry],
+    names: &[S],
+    schedulers: &[Scheduler],
+    limits: &Limits,
+) -> Result<Decision, OutputError> {
     if raw.reason.len() > limits.reason_bytes {
         return Err(OutputError::ReasonTooLarge {
             len: raw.reason.len(),
@@ -87,19 +101,17 @@ pub fn validate(
             limit: limits.state_bytes,
         });
     }
-    let mut seen = HashSet::new();
+    let mut seen = vec![false; servers.len()];
     let mut weights = Vec::new();
-    // By name once: a decision may name every server.
-    let by_name: HashMap<String, &DestinationEntry> = if raw.weights.is_empty() {
-        HashMap::new()
-    } else {
-        servers.iter().map(|s| (server_name(&s.dest), s)).collect()
-    };
+    let mut index = ServerIndex::new(names);
     for (name, weight) in raw.weights {
-        let Some(entry) = by_name.get(&name) else {
+        let Some(i) = index.find(&name) else {
             return Err(OutputError::UnknownServer(clip(&name, NAME_BYTES)));
         };
-        if !seen.insert(name.clone()) {
+        let Some(entry) = servers.get(i) else {
+            return Err(OutputError::UnknownServer(clip(&name, NAME_BYTES)));
+        };
+        if std::mem::replace(&mut seen[i], true) {
             return Err(OutputError::DuplicateServer(name));
         }
         if weight > MAX_WEIGHT {
@@ -138,6 +150,47 @@ pub fn validate(
         state: raw.state,
         reason: sanitize(&raw.reason),
     })
+}
+
+/// Finds a server by name. Policies mostly answer in the order they were given the servers,
+/// so the one after the last match is tried first; a map by name is built only when a
+/// decision goes out of order.
+struct ServerIndex<'a, S> {
+    names: &'a [S],
+    next: usize,
+    by_name: Option<HashMap<&'a str, usize>>,
+}
+
+impl<'a, S: AsRef<str>> ServerIndex<'a, S> {
+    fn new(names: &'a [S]) -> Self {
+        ServerIndex {
+            names,
+            next: 0,
+            by_name: None,
+        }
+    }
+
+    fn find(&mut self, name: &str) -> Option<usize> {
+        let names = self.names;
+        let found = match names.get(self.next) {
+            Some(n) if n.as_ref() == name => Some(self.next),
+            _ => self
+                .by_name
+                .get_or_insert_with(|| {
+                    names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| (n.as_ref(), i))
+                        .collect()
+                })
+                .get(name)
+                .copied(),
+        };
+        if let Some(i) = found {
+            self.next = i + 1;
+        }
+        found
+    }
 }
 
 #[cfg(test)]
@@ -310,6 +363,61 @@ mod tests {
         assert_eq!(
             pick("new2", &[Scheduler::Other("new2".into())]),
             Ok(Some(Scheduler::Other("new2".into())))
+        );
+    }
+
+    #[test]
+    fn servers_are_found_in_any_order() {
+        let d = run(w(&[
+            ("[2001:db8::4]:80", 7),
+            ("10.0.0.2:80", 6),
+            ("10.0.0.3:80", 8),
+        ]))
+        .expect("valid");
+        let changed: Vec<(String, u32)> = d
+            .weights
+            .iter()
+            .map(|c| (server_name(&c.dest), c.dest.weight))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                ("[2001:db8::4]:80".to_owned(), 7),
+                ("10.0.0.2:80".to_owned(), 6),
+                ("10.0.0.3:80".to_owned(), 8)
+            ]
+        );
+        assert_eq!(
+            run(w(&[
+                ("10.0.0.3:80", 2),
+                ("[2001:db8::4]:80", 2),
+                ("10.0.0.3:80", 3)
+            ])),
+            Err(OutputError::DuplicateServer("10.0.0.3:80".into()))
+        );
+        // Names given with the servers are what a decision must match.
+        let limits = Limits::default();
+        let names = ["a", "b", "c"];
+        let d = validate_named(
+            w(&[("c", 9), ("a", 9)]),
+            &service(),
+            &servers(),
+            &names,
+            &[],
+            &limits,
+        )
+        .expect("valid");
+        assert_eq!(d.weights.iter().map(|c| c.from).collect::<Vec<_>>(), [1, 5]);
+        assert_eq!(
+            validate_named(
+                w(&[("10.0.0.2:80", 9)]),
+                &service(),
+                &servers(),
+                &names,
+                &[],
+                &limits
+            ),
+            Err(OutputError::UnknownServer("10.0.0.2:80".into()))
         );
     }
 
