@@ -47,6 +47,16 @@ impl Netns {
         run_ok("ip", &["link", "set", "lo", "up"])?;
         Ok(ns)
     }
+
+    /// Moves the current thread into `agent`'s namespace (to act behind its back) until drop.
+    pub fn enter(agent: &Agent) -> Result<Self> {
+        require_lab();
+        let previous = File::open("/proc/thread-self/ns/net").context("open own netns")?;
+        let path = format!("/proc/{}/ns/net", agent._child.0.id());
+        let target = File::open(&path).with_context(|| format!("open {path}"))?;
+        setns(&target, CloneFlags::CLONE_NEWNET).context("setns into the agent's netns")?;
+        Ok(Netns { previous })
+    }
 }
 
 impl Drop for Netns {

@@ -1,12 +1,15 @@
 //! A fleet on the real kernel: three agents, each in its own network namespace with its own
 //! IPVS table, driven from one `ipvsctl` with an inventory: a fleet apply rolls out to every
-//! node, a second one changes nothing, a fleet listing carries a NODE column, and a node that
-//! cannot be reached fails the run with a per-node summary.
+//! node, a second one changes nothing, a fleet listing carries a NODE column, drift behind one
+//! node's back shows in the fleet's state and a fleet apply repairs it, and a node that cannot be
+//! reached fails the run with a per-node summary.
 
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
-use ipvs_e2e::{Agent, Netns, bin_dir, ipvsadm, stderr, stdout};
+use std::time::Duration;
+
+use ipvs_e2e::{Agent, Netns, bin_dir, ipvsadm, stderr, stdout, wait_for};
 
 const SPEC: &str = "\
 links:
@@ -38,7 +41,7 @@ fn fleet_apply_and_listing_across_namespaces() -> Result<()> {
     let mut agents = Vec::new();
     for _ in 0..3 {
         let _ns = Netns::new()?;
-        agents.push(Agent::start()?);
+        agents.push(Agent::start_with(&["--drift-interval", "1"])?);
     }
     let dir = std::env::temp_dir().join(format!("ipvs-e2e-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -117,6 +120,76 @@ fn fleet_apply_and_listing_across_namespaces() -> Result<()> {
         json.matches("\"changes\": []").count() == 3,
         "no changes on any node:\n{json}"
     );
+
+    // Drift behind lb1's back: the fleet's state names it on lb1 alone (the agents' default
+    // mode only reports), and a fleet apply puts it back.
+    {
+        let _ns = Netns::enter(&agents[1])?;
+        ensure!(
+            ipvsadm(&["-d", "-t", "192.168.100.1:80", "-r", "127.0.0.1:8082"])?
+                .status
+                .success()
+        );
+    }
+    let drift = |state: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        state
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| {
+                (
+                    n["node"].as_str().unwrap_or("").to_owned(),
+                    n["result"]["drift"].clone(),
+                )
+            })
+            .collect()
+    };
+    let fleet_state = || -> Result<serde_json::Value> {
+        let out = ipvsctl(&[
+            "--fleet",
+            inv,
+            "--selector",
+            "role=lb",
+            "state",
+            "-o",
+            "json",
+        ])?;
+        ensure!(out.status.success(), "{}", stderr(&out));
+        Ok(serde_json::from_str(&stdout(&out))?)
+    };
+    let missing = "-a -t 192.168.100.1:80 -r 127.0.0.1:8082 -m -w 2";
+    let found = wait_for(Duration::from_secs(30), || {
+        let state = fleet_state()?;
+        Ok((drift(&state)[1].1 != serde_json::json!([])).then_some(state))
+    })?;
+    assert_eq!(
+        drift(&found),
+        vec![
+            ("lb0".to_owned(), serde_json::json!([])),
+            ("lb1".to_owned(), serde_json::json!([missing])),
+            ("lb2".to_owned(), serde_json::json!([])),
+        ],
+        "{found}"
+    );
+    let repair = ipvsctl(&["--fleet", inv, "--selector", "role=lb", "apply", "-f", spec])?;
+    ensure!(repair.status.success(), "{}", stderr(&repair));
+    let listing = stdout(&ipvsctl(&["--fleet", inv, "--selector", "role=lb", "-ln"])?);
+    ensure!(
+        listing
+            .lines()
+            .filter(|l| l.contains("127.0.0.1:8082"))
+            .count()
+            == 3,
+        "repaired on lb1:\n{listing}"
+    );
+    wait_for(Duration::from_secs(30), || {
+        let state = fleet_state()?;
+        Ok(drift(&state)
+            .iter()
+            .all(|(_, d)| *d == serde_json::json!([]))
+            .then_some(()))
+    })
+    .context("no drift left after the repair")?;
 
     // All four: the unreachable one fails the run and is named in the summary.
     let all = ipvsctl(&["--fleet", inv, "-ln"])?;
