@@ -279,6 +279,7 @@ fn plan(applied: bool, revision: u64) -> pb::ApplyStateResponse {
         ],
         applied,
         revision,
+        recorded: applied,
     }
 }
 
@@ -321,6 +322,7 @@ async fn apply_sends_the_file_and_prints_the_changes() {
         serde_json::json!({
             "revision": 7,
             "applied": true,
+            "recorded": true,
             "changes": [
                 {"kind": "node", "description": "ip link add ipvs0 type dummy"},
                 {"kind": "create-service", "description": "-A -t 10.0.0.1:80 -s wlc"},
@@ -378,6 +380,7 @@ async fn dry_runs_and_diffs_change_nothing() {
             changes: vec![],
             applied: false,
             revision: 6,
+            recorded: false,
         },
         ..Default::default()
     });
@@ -503,6 +506,7 @@ async fn export_writes_a_file_that_applies_back_unchanged() {
             changes: vec![],
             applied: true,
             revision: 4,
+            recorded: false,
         },
         ..Default::default()
     });

@@ -83,6 +83,7 @@ fn outcome_to_proto(o: &Outcome) -> pb::ApplyStateResponse {
         changes: o.steps.iter().map(step_to_proto).collect(),
         applied: o.applied,
         revision: o.revision,
+        recorded: o.recorded,
     }
 }
 

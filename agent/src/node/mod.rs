@@ -85,6 +85,8 @@ pub struct Outcome {
     pub steps: Vec<Step>,
     pub applied: bool,
     pub revision: u64,
+    /// `revision` is new: this request recorded it.
+    pub recorded: bool,
 }
 
 /// How an apply runs.
@@ -677,6 +679,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 steps,
                 applied: false,
                 revision: inner.number(),
+                recorded: false,
             });
         }
         self.execute(inner, &steps).await?;
@@ -684,15 +687,17 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
         let unchanged = inner
             .current()
             .is_some_and(|r| r.spec == spec && r.managed == managed);
-        let revision = if steps.is_empty() && unchanged {
-            inner.number()
-        } else {
+        let recorded = !(steps.is_empty() && unchanged);
+        let revision = if recorded {
             self.commit(inner, spec, managed, origin)?
+        } else {
+            inner.number()
         };
         Ok(Outcome {
             steps,
             applied: true,
             revision,
+            recorded,
         })
     }
 

@@ -96,11 +96,24 @@ async fn apply_makes_the_node_and_a_second_apply_changes_nothing() {
             "-a -t 10.0.0.1:80 -r 10.0.1.2:80 -m -w 2",
         ]
     );
-    assert_eq!(first.revision, 1);
+    assert_eq!((first.revision, first.recorded), (1, true));
     let writes = ipvs.writes().len();
-    let second = state.apply(s, apply()).await.expect("again");
+    let second = state.apply(s.clone(), apply()).await.expect("again");
     assert!(second.steps.is_empty(), "{:?}", words(&second));
-    assert_eq!(second.revision, 1, "no new revision for no change");
+    assert_eq!(
+        (second.revision, second.recorded),
+        (1, false),
+        "no new revision for no change"
+    );
+    assert_eq!(ipvs.writes().len(), writes, "nothing written");
+    // Only the declaration changes: nothing to do on the node, but a new revision.
+    let enforced = NodeSpec {
+        drift: Some(DriftMode::Enforce),
+        ..s
+    };
+    let third = state.apply(enforced, apply()).await.expect("drift mode");
+    assert!(third.steps.is_empty(), "{:?}", words(&third));
+    assert_eq!((third.revision, third.recorded), (2, true));
     assert_eq!(ipvs.writes().len(), writes, "nothing written");
 }
 

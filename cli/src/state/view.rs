@@ -54,6 +54,8 @@ impl ChangeView {
 pub struct ApplyView {
     pub revision: u64,
     pub applied: bool,
+    /// `revision` is one this request recorded.
+    pub recorded: bool,
     pub changes: Vec<ChangeView>,
 }
 
@@ -62,15 +64,23 @@ impl From<&pb::ApplyStateResponse> for ApplyView {
         ApplyView {
             revision: r.revision,
             applied: r.applied,
+            recorded: r.recorded,
             changes: r.changes.iter().map(ChangeView::from_pb).collect(),
         }
     }
 }
 
 /// The changes, then the revision: `revision N`, `no changes (revision N)`, or for a dry
-/// run `would: ...` lines and `dry run against revision N`.
+/// run `would: ...` lines and `dry run against revision N`. A declaration that changed while
+/// the node already matched it is still a new revision, and says so.
 pub fn apply_text(v: &ApplyView) -> String {
     if v.changes.is_empty() {
+        if v.recorded {
+            return format!(
+                "no changes to the node; the declaration is recorded as revision {}\n",
+                v.revision
+            );
+        }
         return format!("no changes (revision {})\n", v.revision);
     }
     let prefix = if v.applied { "" } else { "would: " };

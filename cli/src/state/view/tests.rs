@@ -47,6 +47,7 @@ fn plan(applied: bool, revision: u64) -> pb::ApplyStateResponse {
         ],
         applied,
         revision,
+        recorded: applied,
     }
 }
 
@@ -74,10 +75,20 @@ fn applies_print_changes_then_the_revision() {
         changes: vec![],
         applied: true,
         revision: 6,
+        recorded: false,
     };
     assert_eq!(
         apply_text(&ApplyView::from(&nothing)),
         "no changes (revision 6)\n"
+    );
+    let declared_only = pb::ApplyStateResponse {
+        recorded: true,
+        revision: 7,
+        ..nothing
+    };
+    assert_eq!(
+        apply_text(&ApplyView::from(&declared_only)),
+        "no changes to the node; the declaration is recorded as revision 7\n"
     );
 }
 
@@ -89,6 +100,7 @@ fn apply_json_names_each_change_kind() {
         json!({
             "revision": 7,
             "applied": true,
+            "recorded": true,
             "changes": [
                 {"kind": "node", "description": "ip link add ipvs0 type dummy"},
                 {"kind": "node", "description": "ip addr add 10.0.0.1/32 dev ipvs0"},
@@ -116,6 +128,7 @@ fn diff_prints_the_plan_and_json_has_exactly_revision_and_changes() {
         changes: vec![node_change("ip addr del 10.0.0.9/32 dev ipvs0")],
         applied: false,
         revision: 3,
+        recorded: false,
     };
     assert_eq!(
         diff_text(&DiffView::from(&r)),
@@ -129,6 +142,7 @@ fn diff_prints_the_plan_and_json_has_exactly_revision_and_changes() {
         changes: vec![],
         applied: false,
         revision: 3,
+        recorded: false,
     };
     assert_eq!(
         diff_text(&DiffView::from(&same)),
