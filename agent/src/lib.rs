@@ -5,6 +5,7 @@
 pub mod api;
 pub mod attach;
 pub mod config;
+pub mod durable;
 pub mod ipvs;
 pub mod link;
 pub mod node;

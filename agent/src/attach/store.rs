@@ -162,13 +162,10 @@ impl PolicyStore {
     }
 }
 
-/// Writes through a temporary file so a crash never leaves half a component.
+/// Writes through a synced temporary file so a crash never leaves half a component.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp = path.with_extension("tmp");
-    let io_err = |source| StoreError::Io {
+    crate::durable::write_atomic(path, bytes).map_err(|source| StoreError::Io {
         path: path.to_owned(),
         source,
-    };
-    fs::write(&tmp, bytes).map_err(io_err)?;
-    fs::rename(&tmp, path).map_err(io_err)
+    })
 }

@@ -1,9 +1,8 @@
 //! Revisions on disk, one file each, written so a crash or power loss never leaves a torn
-//! one: the bytes go to a temporary file that is synced, renamed over its final name, and the
-//! directory is synced. The newest readable file is the current revision.
+//! one ([`crate::durable`]). The newest readable file is the current revision.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// How many revisions are kept for rollback.
@@ -40,14 +39,7 @@ impl RevisionStore {
 
     /// Writes one revision atomically, then drops the oldest beyond [`KEEP`].
     pub fn save(&self, revision: u64, bytes: &[u8]) -> io::Result<()> {
-        let tmp = self.dir.join(format!(".{}.tmp", file_name(revision)));
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, self.dir.join(file_name(revision)))?;
-        fs::File::open(&self.dir)?.sync_all()?;
+        crate::durable::write_atomic(&self.dir.join(file_name(revision)), bytes)?;
         let all = self.revisions()?;
         for old in all.iter().take(all.len().saturating_sub(KEEP)) {
             // A leftover old revision costs only disk space.

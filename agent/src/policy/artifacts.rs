@@ -12,9 +12,8 @@
 //! └──────────────┴──────────────────────────┴──────────────────────────┴───────────────┘
 //! ```
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -100,26 +99,14 @@ impl ArtifactStore {
         }
     }
 
-    /// Stores `artifact` for `key` atomically (write, then rename).
+    /// Stores `artifact` for `key` atomically ([`crate::durable`]).
     pub fn save(&self, key: &ArtifactKey, artifact: &[u8]) -> std::io::Result<()> {
-        let path = self.path(key);
-        let tmp = self.dir.join(format!(
-            ".{}-{}.tmp",
-            hex(&key.component),
-            std::process::id()
-        ));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(MAGIC)?;
-        f.write_all(&key.component)?;
-        f.write_all(&sha256(artifact))?;
-        f.write_all(artifact)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
+        let mut bytes = Vec::with_capacity(HEADER + artifact.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&key.component);
+        bytes.extend_from_slice(&sha256(artifact));
+        bytes.extend_from_slice(artifact);
+        crate::durable::write_atomic(&self.path(key), &bytes)
     }
 }
 
