@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, error::ErrorKind};
-use ipvs_agent::attach::{Attachments, PolicyStore};
+use ipvs_agent::attach::{Attachments, PolicyStore, SavedAttachments};
 use ipvs_agent::config::{Cli, LogFormat};
 use ipvs_agent::ipvs::{IpvsError, IpvsHandle};
 use ipvs_agent::link::LinkHandle;
@@ -160,7 +160,13 @@ async fn open_policies(
     let store = PolicyStore::open(Some(cli.state_dir.join("policies")), &engine)
         .await
         .context("cannot open the policy store")?;
-    Ok(Arc::new(Attachments::new(engine, store, ipvs)))
+    let attachments = Attachments::new(engine, store, ipvs)
+        .with_saved(SavedAttachments::new(cli.state_dir.join("attachments.pb")));
+    let restored = attachments.restore().await?;
+    if restored > 0 {
+        tracing::info!(attachments = restored, "policy attachments restored");
+    }
+    Ok(Arc::new(attachments))
 }
 
 /// Opens the IPVS family, loading the `ip_vs` module once if the kernel lacks it.

@@ -667,3 +667,67 @@ fn a_policy_switches_only_to_schedulers_the_kernel_offers() -> Result<()> {
     assert_eq!(kernel_scheduler()?.as_deref(), Some("sed"));
     Ok(())
 }
+
+#[test]
+fn an_attachment_survives_an_agent_restart() -> Result<()> {
+    let _ns = Netns::new()?;
+    let state = tempdir("policy-restart")?;
+    let start = || Agent::start_with(&["--state-dir", &state]);
+    let agent = start()?;
+    agent.ipvsctl_ok(&["-A", "-t", VIP, "-s", "rr"])?;
+    agent.ipvsctl_ok(&["-a", "-t", VIP, "-r", B1, "-m"])?;
+    let file = Path::new(&state).join("wlc.wasm");
+    std::fs::write(&file, scheduler_component("wlc")?)?;
+    let hash = agent.ipvsctl_ok(&["policy", "add", &file.to_string_lossy()])?;
+    let id = agent
+        .ipvsctl_ok(&[
+            "policy",
+            "attach",
+            hash.trim(),
+            "-t",
+            VIP,
+            "--interval",
+            "30m",
+            "--param",
+            "k=v",
+        ])?
+        .trim()
+        .to_owned();
+    // Every attachment with its health: none has run yet.
+    let before = agent.ipvsctl_ok(&["-o", "json", "policy", "status"])?;
+    drop(agent);
+
+    let agent = start()?;
+    ensure!(
+        agent
+            .log()
+            .contains("policy attachments restored attachments=1"),
+        "agent log:\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        agent.ipvsctl_ok(&["-o", "json", "policy", "status"])?,
+        before
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&agent.ipvsctl_ok(&["-o", "json", "policy", "status", &id])?)?;
+    assert_eq!(
+        status["attachment"]["params"],
+        serde_json::json!({"k": "v"})
+    );
+    assert_eq!(status["evaluations"], 0);
+    agent.ipvsctl_ok(&["policy", "eval", &id])?;
+    assert_eq!(kernel_scheduler()?.as_deref(), Some("wlc"));
+
+    // Detached, it stays detached after the next restart.
+    agent.ipvsctl_ok(&["policy", "detach", &id])?;
+    drop(agent);
+    let agent = start()?;
+    let status = agent.ipvsctl(&["policy", "status", &id])?;
+    assert_eq!(status.status.code(), Some(255));
+    assert_eq!(
+        String::from_utf8_lossy(&status.stderr),
+        format!("ipvsctl: no attachment {id:?}\n")
+    );
+    Ok(())
+}

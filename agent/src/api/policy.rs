@@ -76,6 +76,7 @@ impl From<AttachError> for Status {
             AttachError::NoService | AttachError::Interval(_) => {
                 Status::invalid_argument(super::status::bounded(e.to_string()))
             }
+            AttachError::Save(_) => Status::internal(super::status::bounded(e.to_string())),
         }
     }
 }
@@ -157,7 +158,19 @@ pub fn attach_spec(req: &pb::AttachRequest) -> Result<Spec, FieldError> {
     })
 }
 
-fn attachment_to_proto(id: &str, s: &Spec) -> pb::Attachment {
+/// A saved attachment (its id aside) as a [`Spec`]: the same checks as an attach request.
+pub fn attachment_spec(a: &pb::Attachment) -> Result<Spec, FieldError> {
+    attach_spec(&pb::AttachRequest {
+        policy_hash: a.policy_hash.clone(),
+        services: a.services.clone(),
+        params: a.params.clone(),
+        interval: a.interval,
+        mode: a.mode,
+        quarantine_after: a.quarantine_after,
+    })
+}
+
+pub fn attachment_to_proto(id: &str, s: &Spec) -> pb::Attachment {
     pb::Attachment {
         id: id.to_owned(),
         policy_hash: s.policy.clone(),
@@ -267,7 +280,7 @@ impl<I: IpvsOps> PolicyService for PolicyApi<I> {
         req: Request<pb::AttachRequest>,
     ) -> Result<Response<pb::Attachment>, Status> {
         let spec = attach_spec(req.get_ref())?;
-        let id = self.attachments.attach(spec.clone()).await?;
+        let id = self.attachments.attach_saved(spec.clone()).await?;
         Ok(Response::new(attachment_to_proto(&id, &spec)))
     }
 

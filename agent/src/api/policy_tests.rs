@@ -11,7 +11,7 @@ use super::convert::ipvs::key_to_proto;
 use super::fake::{FakeIpvs, Write};
 use super::policy::PolicyApi;
 use super::tests::TempDir;
-use crate::attach::{Attachments, PolicyStore};
+use crate::attach::{Attachments, PolicyStore, SavedAttachments};
 use crate::ipvs::IpvsOps;
 use crate::ipvs::schedulers::KernelSchedulers;
 use crate::ipvs::types::{Destination, Protocol, Scheduler, Service, ServiceKey};
@@ -117,6 +117,7 @@ fn key() -> ServiceKey {
 
 struct Fixture {
     ipvs: Arc<FakeIpvs>,
+    attachments: Arc<Attachments<FakeIpvs>>,
     api: PolicyApi<FakeIpvs>,
     _dir: TempDir,
 }
@@ -130,23 +131,27 @@ async fn setup_in(dir: TempDir) -> Fixture {
         let dest = Destination::new(host.parse().expect("addr"), 80);
         ipvs.new_dest(&key(), &dest).await.expect("dest");
     }
+    let attachments = Arc::new(attachments_in(&dir.0, ipvs.clone()).await);
+    Fixture {
+        ipvs,
+        api: PolicyApi::new(attachments.clone()),
+        attachments,
+        _dir: dir,
+    }
+}
+
+/// Attachments as the agent opens them on state directory `dir`, saved ones restored.
+async fn attachments_in(dir: &std::path::Path, ipvs: Arc<FakeIpvs>) -> Attachments<FakeIpvs> {
     let engine = PolicyEngine::new(Limits::default(), None).expect("engine");
-    let store = PolicyStore::open(Some(dir.0.join("policies")), &engine)
+    let store = PolicyStore::open(Some(dir.join("policies")), &engine)
         .await
         .expect("store");
     // The fake kernel has twos only once its module is loaded (FakeIpvs::make_loadable).
     let offered = KernelSchedulers::fixed(vec![Scheduler::Rr, Scheduler::Wlc, Scheduler::Twos]);
-    let api = PolicyApi::new(Arc::new(Attachments::with_schedulers(
-        engine,
-        store,
-        ipvs.clone(),
-        offered,
-    )));
-    Fixture {
-        ipvs,
-        api,
-        _dir: dir,
-    }
+    let attachments = Attachments::with_schedulers(engine, store, ipvs, offered)
+        .with_saved(SavedAttachments::new(dir.join("attachments.pb")));
+    attachments.restore().await.expect("restore");
+    attachments
 }
 
 async fn upload(api: &PolicyApi<FakeIpvs>, bytes: Vec<u8>, name: &str) -> pb::Policy {
@@ -174,6 +179,13 @@ fn attach_request(hash: &str, mode: pb::PolicyMode) -> pb::AttachRequest {
     }
 }
 
+async fn attach(api: &PolicyApi<FakeIpvs>, req: pb::AttachRequest) -> pb::Attachment {
+    api.attach(Request::new(req))
+        .await
+        .expect("attach")
+        .into_inner()
+}
+
 fn set_dest_writes(ipvs: &FakeIpvs) -> Vec<(String, u32)> {
     ipvs.writes()
         .into_iter()
@@ -190,15 +202,7 @@ async fn enforce_writes_only_changed_weights_and_reports_them() {
     let p = upload(&f.api, fixture("", "10.0.0.3:80", 5, "busy"), "five").await;
     assert_eq!(p.name, "five");
     assert_eq!(p.hash.len(), 64);
-    let a = f
-        .api
-        .attach(Request::new(attach_request(
-            &p.hash,
-            pb::PolicyMode::Enforce,
-        )))
-        .await
-        .expect("attach")
-        .into_inner();
+    let a = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::Enforce)).await;
     assert_eq!(a.id, "a1");
     let mut events = f
         .api
@@ -356,15 +360,7 @@ async fn schedulers_are_those_the_kernel_offers_loaded_on_demand() {
 async fn dry_run_writes_nothing() {
     let f = setup_in(TempDir::new()).await;
     let p = upload(&f.api, fixture("", "10.0.0.2:80", 9, "dry"), "").await;
-    let a = f
-        .api
-        .attach(Request::new(attach_request(
-            &p.hash,
-            pb::PolicyMode::DryRun,
-        )))
-        .await
-        .expect("attach")
-        .into_inner();
+    let a = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::DryRun)).await;
     let r = f
         .api
         .evaluate(Request::new(pb::EvaluateRequest { id: a.id }))
@@ -390,15 +386,7 @@ async fn a_trapping_policy_is_quarantined_and_the_weights_stay() {
         "trap",
     )
     .await;
-    let a = f
-        .api
-        .attach(Request::new(attach_request(
-            &p.hash,
-            pb::PolicyMode::Enforce,
-        )))
-        .await
-        .expect("attach")
-        .into_inner();
+    let a = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::Enforce)).await;
     for n in 1..=2u32 {
         let r = f
             .api
@@ -539,4 +527,92 @@ async fn the_interval_task_applies_on_its_own() {
     let dests = f.ipvs.destinations(&key()).await.expect("dests");
     let weights: Vec<u32> = dests.iter().map(|d| d.dest.weight).collect();
     assert_eq!(weights, vec![4, 1]);
+}
+
+async fn listed(api: &PolicyApi<FakeIpvs>) -> Vec<pb::Attachment> {
+    api.list_attachments(Request::new(pb::ListAttachmentsRequest {}))
+        .await
+        .expect("list")
+        .into_inner()
+        .attachments
+}
+
+#[tokio::test]
+async fn attachments_made_through_the_api_survive_a_restart() {
+    let f = setup_in(TempDir::new()).await;
+    let p = upload(&f.api, fixture("", "10.0.0.2:80", 3, "kept"), "kept").await;
+    let gone = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::Enforce)).await;
+    let mut req = attach_request(&p.hash, pb::PolicyMode::DryRun);
+    req.params = vec![pb::PolicyParam {
+        key: "floor".into(),
+        value: "2".into(),
+    }];
+    let kept = attach(&f.api, req).await;
+    assert_eq!((gone.id.as_str(), kept.id.as_str()), ("a1", "a2"));
+    f.api
+        .detach(Request::new(pb::DetachRequest { id: gone.id }))
+        .await
+        .expect("detach");
+    // One a node file declares is not saved: its revision brings it back.
+    let spec = f.attachments.list().await[0].1.clone();
+    assert_eq!(f.attachments.attach(spec).await.expect("declared"), "a3");
+
+    // A second agent on the same state directory.
+    let again = Arc::new(attachments_in(&f._dir.0, f.ipvs.clone()).await);
+    let api = PolicyApi::new(again.clone());
+    assert_eq!(listed(&api).await, vec![kept.clone()]);
+    let next = api
+        .attach(Request::new(attach_request(
+            &p.hash,
+            pb::PolicyMode::Enforce,
+        )))
+        .await
+        .expect("attach after the restart")
+        .into_inner();
+    assert_eq!(next.id, "a3");
+    // It evaluates as before.
+    let status = api
+        .evaluate(Request::new(pb::EvaluateRequest {
+            id: kept.id.clone(),
+        }))
+        .await
+        .expect("evaluate")
+        .into_inner();
+    assert_eq!(status.results.len(), 1);
+}
+
+#[tokio::test]
+async fn an_attachment_that_cannot_be_saved_is_not_made() {
+    let f = setup_in(TempDir::new()).await;
+    let p = upload(&f.api, fixture("", "10.0.0.2:80", 3, "r"), "r").await;
+    let kept = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::Enforce)).await;
+    // The file cannot be replaced: a directory stands in its way.
+    let path = f._dir.0.join("attachments.pb");
+    std::fs::remove_file(&path).expect("rm");
+    std::fs::create_dir(&path).expect("mkdir");
+    let err = f
+        .api
+        .attach(Request::new(attach_request(
+            &p.hash,
+            pb::PolicyMode::Enforce,
+        )))
+        .await
+        .expect_err("unsaved");
+    assert_eq!(err.code(), Code::Internal);
+    assert_eq!(
+        err.message(),
+        format!(
+            "cannot save the policy attachments in {}: Is a directory (os error 21)",
+            path.display()
+        )
+    );
+    let err = f
+        .api
+        .detach(Request::new(pb::DetachRequest {
+            id: kept.id.clone(),
+        }))
+        .await
+        .expect_err("detach unsaved");
+    assert_eq!(err.code(), Code::Internal);
+    assert_eq!(listed(&f.api).await, vec![kept], "both refused: as it was");
 }

@@ -18,6 +18,7 @@
 //! ([`KernelSchedulers`]: loaded, loadable from `/lib/modules` or built in); one that is not
 //! loaded yet has its module loaded when the decision is written.
 
+pub mod saved;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,6 +33,7 @@ use crate::ipvs::types::{Scheduler, ServiceKey};
 use crate::ipvs::{IpvsError, IpvsOps, module};
 use crate::policy::{Decision, Health, PolicyEngine, PolicyInput, Verdict, server_name};
 
+pub use saved::{SaveError, SavedAttachments};
 pub use store::{PolicyStore, StoreError, StoredPolicy};
 
 /// Time between evaluations when an attach request gives none.
@@ -133,6 +135,8 @@ pub enum AttachError {
     NoService,
     #[error("interval {0:?} is shorter than the minimum of 100ms")]
     Interval(Duration),
+    #[error(transparent)]
+    Save(#[from] SaveError),
 }
 
 /// Per-attachment evaluation state, behind one lock so a tick and an on-demand run never
@@ -151,6 +155,8 @@ struct Attached {
     spec: Spec,
     state: Arc<Mutex<RunState>>,
     task: JoinHandle<()>,
+    /// Made through the API and kept in [`SavedAttachments`].
+    saved: bool,
 }
 
 impl Drop for Attached {
@@ -180,6 +186,7 @@ pub struct Attachments<I> {
     attached: Mutex<BTreeMap<u64, Attached>>,
     next_id: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<Event>,
+    saved: Option<SavedAttachments>,
 }
 
 impl<I> std::fmt::Debug for Attachments<I> {
@@ -213,7 +220,39 @@ impl<I: IpvsOps> Attachments<I> {
             attached: Mutex::new(BTreeMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
             events: broadcast::channel(EVENT_BUFFER).0,
+            saved: None,
         }
+    }
+
+    /// Keeps the attachments made with [`Self::attach_saved`] in `saved`.
+    pub fn with_saved(mut self, saved: SavedAttachments) -> Self {
+        self.saved = Some(saved);
+        self
+    }
+
+    /// Attaches again what [`Self::attach_saved`] kept, with the same ids; returns how many.
+    /// One whose policy is no longer stored is left out (and dropped from the file at the
+    /// next save), with a warning.
+    pub async fn restore(&self) -> Result<usize, SaveError> {
+        let Some(saved) = &self.saved else {
+            return Ok(0);
+        };
+        let list = saved.load()?;
+        let mut attached = self.attached.lock().await;
+        for (n, spec) in list {
+            let policy = match self.store.lock().await.get(&spec.policy) {
+                Ok(p) => p.clone(),
+                Err(e) => {
+                    tracing::warn!(id = %format!("a{n}"), error = %e, "a saved attachment is not attached again");
+                    continue;
+                }
+            };
+            self.next_id
+                .fetch_max(n + 1, std::sync::atomic::Ordering::Relaxed);
+            let a = self.start(n, spec, policy, true);
+            attached.insert(n, a);
+        }
+        Ok(attached.len())
     }
 
     /// Largest component an upload may carry.
@@ -253,18 +292,50 @@ impl<I: IpvsOps> Attachments<I> {
         Ok(())
     }
 
-    /// Starts evaluating `spec`; the first evaluation comes after one interval.
+    /// Starts evaluating `spec`; the first evaluation comes after one interval. It lasts as
+    /// long as the process (a node file's attachments come back with its revision).
     pub async fn attach(&self, spec: Spec) -> Result<String, AttachError> {
+        let policy = self.check(&spec).await?;
+        let mut attached = self.attached.lock().await;
+        let n = self.next_number();
+        attached.insert(n, self.start(n, spec, policy, false));
+        Ok(format!("a{n}"))
+    }
+
+    /// [`Self::attach`], kept on disk so a restart attaches it again. Nothing starts unless
+    /// it is saved.
+    pub async fn attach_saved(&self, spec: Spec) -> Result<String, AttachError> {
+        let Some(saved) = &self.saved else {
+            return self.attach(spec).await;
+        };
+        let policy = self.check(&spec).await?;
+        let mut attached = self.attached.lock().await;
+        let n = self.next_number();
+        let mut list = saved_list(&attached);
+        list.push((n, &spec));
+        saved.save(&list)?;
+        attached.insert(n, self.start(n, spec, policy, true));
+        Ok(format!("a{n}"))
+    }
+
+    fn next_number(&self) -> u64 {
+        self.next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The policy `spec` names, once the spec is known to be acceptable.
+    async fn check(&self, spec: &Spec) -> Result<StoredPolicy, AttachError> {
         if spec.services.is_empty() {
             return Err(AttachError::NoService);
         }
         if spec.interval < MIN_INTERVAL {
             return Err(AttachError::Interval(spec.interval));
         }
-        let policy = self.store.lock().await.get(&spec.policy)?.clone();
-        let n = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.store.lock().await.get(&spec.policy)?.clone())
+    }
+
+    /// Starts the task evaluating attachment `n`.
+    fn start(&self, n: u64, spec: Spec, policy: StoredPolicy, saved: bool) -> Attached {
         let id = format!("a{n}");
         let state = Arc::new(Mutex::new(RunState {
             health: Health::new(spec.quarantine_after),
@@ -284,22 +355,30 @@ impl<I: IpvsOps> Attachments<I> {
             state: state.clone(),
         });
         let task = tokio::spawn(run_loop(runner));
-        tracing::info!(id = %id, policy = %spec.policy, mode = ?spec.mode, "policy attached");
-        self.attached
-            .lock()
-            .await
-            .insert(n, Attached { spec, state, task });
-        Ok(id)
+        tracing::info!(id = %id, policy = %spec.policy, mode = ?spec.mode, saved, "policy attached");
+        Attached {
+            spec,
+            state,
+            task,
+            saved,
+        }
     }
 
+    /// Stops attachment `id`; a saved one is removed from the file first, and stays attached
+    /// if that fails.
     pub async fn detach(&self, id: &str) -> Result<(), AttachError> {
         let not_found = || AttachError::NotFound(id.to_owned());
         let n = parse_id(id).ok_or_else(not_found)?;
-        self.attached
-            .lock()
-            .await
-            .remove(&n)
-            .ok_or_else(not_found)?;
+        let mut attached = self.attached.lock().await;
+        let a = attached.get(&n).ok_or_else(not_found)?;
+        if let (true, Some(saved)) = (a.saved, &self.saved) {
+            let list: Vec<_> = saved_list(&attached)
+                .into_iter()
+                .filter(|(m, _)| *m != n)
+                .collect();
+            saved.save(&list)?;
+        }
+        attached.remove(&n);
         tracing::info!(id = %id, "policy detached");
         Ok(())
     }
@@ -356,6 +435,15 @@ impl<I: IpvsOps> Attachments<I> {
         let a = attached.get(&n).ok_or_else(not_found)?;
         Ok((a.spec.clone(), a.state.clone()))
     }
+}
+
+/// The saved attachments among `attached`, as [`SavedAttachments::save`] takes them.
+fn saved_list(attached: &BTreeMap<u64, Attached>) -> Vec<(u64, &Spec)> {
+    attached
+        .iter()
+        .filter(|(_, a)| a.saved)
+        .map(|(n, a)| (*n, &a.spec))
+        .collect()
 }
 
 async fn run_loop<I: IpvsOps>(runner: Arc<Runner<I>>) {
