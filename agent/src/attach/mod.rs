@@ -243,7 +243,8 @@ impl<I: IpvsOps> Attachments<I> {
             let policy = match self.store.lock().await.get(&spec.policy) {
                 Ok(p) => p.clone(),
                 Err(e) => {
-                    tracing::warn!(id = %format!("a{n}"), error = %e, "a saved attachment is not attached again");
+                    let id = format!("a{n}");
+                    tracing::warn!(%id, error = %e, "a saved attachment is not attached again");
                     continue;
                 }
             };
@@ -295,43 +296,34 @@ impl<I: IpvsOps> Attachments<I> {
     /// Starts evaluating `spec`; the first evaluation comes after one interval. It lasts as
     /// long as the process (a node file's attachments come back with its revision).
     pub async fn attach(&self, spec: Spec) -> Result<String, AttachError> {
-        let policy = self.check(&spec).await?;
-        let mut attached = self.attached.lock().await;
-        let n = self.next_number();
-        attached.insert(n, self.start(n, spec, policy, false));
-        Ok(format!("a{n}"))
+        self.attach_as(spec, false).await
     }
 
     /// [`Self::attach`], kept on disk so a restart attaches it again. Nothing starts unless
     /// it is saved.
     pub async fn attach_saved(&self, spec: Spec) -> Result<String, AttachError> {
-        let Some(saved) = &self.saved else {
-            return self.attach(spec).await;
-        };
-        let policy = self.check(&spec).await?;
-        let mut attached = self.attached.lock().await;
-        let n = self.next_number();
-        let mut list = saved_list(&attached);
-        list.push((n, &spec));
-        saved.save(&list)?;
-        attached.insert(n, self.start(n, spec, policy, true));
-        Ok(format!("a{n}"))
+        self.attach_as(spec, self.saved.is_some()).await
     }
 
-    fn next_number(&self) -> u64 {
-        self.next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The policy `spec` names, once the spec is known to be acceptable.
-    async fn check(&self, spec: &Spec) -> Result<StoredPolicy, AttachError> {
+    async fn attach_as(&self, spec: Spec, save: bool) -> Result<String, AttachError> {
         if spec.services.is_empty() {
             return Err(AttachError::NoService);
         }
         if spec.interval < MIN_INTERVAL {
             return Err(AttachError::Interval(spec.interval));
         }
-        Ok(self.store.lock().await.get(&spec.policy)?.clone())
+        let policy = self.store.lock().await.get(&spec.policy)?.clone();
+        let mut attached = self.attached.lock().await;
+        let n = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let (true, Some(saved)) = (save, &self.saved) {
+            let mut list = saved_list(&attached);
+            list.push((n, &spec));
+            saved.save(&list)?;
+        }
+        attached.insert(n, self.start(n, spec, policy, save));
+        Ok(format!("a{n}"))
     }
 
     /// Starts the task evaluating attachment `n`.
