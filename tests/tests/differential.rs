@@ -262,10 +262,17 @@ fn cause(ours: &Outcome) -> String {
     }
 }
 
+/// A line for the run's log even when the test passes: the test harness captures `println!`
+/// and `eprintln!`, not writes to the stderr handle itself.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 #[test]
 fn ipvsctl_matches_ipvsadm_on_the_corpus() -> Result<()> {
     let corpus = Corpus::differential();
-    println!("{corpus}");
+    report(&corpus.to_string());
     let started = Instant::now();
     let mut mismatches: Vec<String> = Vec::new();
     let mut causes: BTreeMap<String, usize> = BTreeMap::new();
@@ -366,11 +373,11 @@ fn ipvsctl_matches_ipvsadm_on_the_corpus() -> Result<()> {
             mismatches.len()
         );
     }
-    println!(
+    report(&format!(
         "differential: {} tool runs in {:.1} s (commands: ipvsadm {adm_secs:.1} s, ipvsctl {ctl_secs:.1} s; views {view_secs:.1} s)",
         calls,
         started.elapsed().as_secs_f64()
-    );
+    ));
     if !mismatches.is_empty() {
         let mut summary = String::from("mismatches by ipvsctl's first stderr line or view:\n");
         for (c, n) in &causes {
