@@ -3,12 +3,12 @@
 //! brings them back.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ipvs_proto::v1 as pb;
 use prost::Message;
 
-use super::Spec;
+use super::{Spec, parse_id};
 use crate::api::policy::{attachment_spec, attachment_to_proto};
 
 /// Why the saved attachments cannot be read or written.
@@ -30,17 +30,9 @@ pub struct SavedAttachments {
     path: PathBuf,
 }
 
-fn parse_id(id: &str) -> Option<u64> {
-    id.strip_prefix('a')?.parse().ok()
-}
-
 impl SavedAttachments {
     pub fn new(path: PathBuf) -> Self {
         SavedAttachments { path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The saved attachments by id number; none before the first save.
