@@ -12,10 +12,11 @@ use clap::{CommandFactory, Parser, error::ErrorKind};
 use ipvs_agent::attach::{Attachments, PolicyStore, SavedAttachments};
 use ipvs_agent::config::{Cli, LogFormat};
 use ipvs_agent::ipvs::{IpvsError, IpvsHandle};
+use ipvs_agent::kernel::Kernel;
 use ipvs_agent::link::LinkHandle;
 use ipvs_agent::node::Declared;
 use ipvs_agent::policy::{ArtifactStore, PolicyEngine};
-use ipvs_agent::server::{self, Listeners, SHUTDOWN_GRACE};
+use ipvs_agent::server::{self, Listeners, Node, SHUTDOWN_GRACE};
 use ipvs_agent::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -76,12 +77,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
 
     let ipvs = Arc::new(open_ipvs().await?);
+    // The one write path, with the drains a previous process left in progress.
+    let drains = cli.state_dir.join("drains.pb");
+    let kernel =
+        Arc::new(Kernel::open(ipvs, drains.clone()).with_context(|| {
+            format!("cannot read the drains in progress ({})", drains.display())
+        })?);
     let links = Arc::new(LinkHandle::new().context("cannot open the rtnetlink socket")?);
     let (trigger, shutdown) = Shutdown::new();
-    let policies = open_policies(&cli, ipvs.clone()).await?;
+    let policies = open_policies(&cli, kernel.clone()).await?;
     let declared = Arc::new(
         Declared::open(
-            ipvs.clone(),
+            kernel.clone(),
             links.clone(),
             Some(policies.clone()),
             Some(cli.state_dir.join("revisions")),
@@ -98,15 +105,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Err(e) => tracing::warn!(error = %e, "cannot reconcile the node to its declared state"),
     }
+    let resumed = declared.resume_drains().await;
+    if resumed > 0 {
+        tracing::info!(drains = resumed, "drains in progress resumed");
+    }
     tokio::spawn(watch_drift(
         declared.clone(),
         Duration::from_secs(cli.drift_interval.max(1)),
     ));
-    let routes = server::routes_with_state(
-        ipvs,
-        links,
-        Some(policies),
-        Some(declared),
+    let routes = server::routes(
+        Node {
+            kernel,
+            links,
+            policies: Some(policies),
+            state: Some(declared),
+        },
         shutdown.clone(),
     )?;
 
@@ -151,7 +164,7 @@ async fn watch_drift(declared: Arc<Declared<IpvsHandle, LinkHandle>>, interval: 
 /// The policy engine, with uploaded policies reloaded from the state directory.
 async fn open_policies(
     cli: &Cli,
-    ipvs: Arc<IpvsHandle>,
+    kernel: Arc<Kernel<IpvsHandle>>,
 ) -> anyhow::Result<Arc<Attachments<IpvsHandle>>> {
     let artifacts = ArtifactStore::open(cli.state_dir.join("artifacts"))
         .context("cannot open the policy artifact store")?;
@@ -160,7 +173,7 @@ async fn open_policies(
     let store = PolicyStore::open(Some(cli.state_dir.join("policies")), &engine)
         .await
         .context("cannot open the policy store")?;
-    let attachments = Attachments::new(engine, store, ipvs)
+    let attachments = Attachments::new(engine, store, kernel)
         .with_saved(SavedAttachments::new(cli.state_dir.join("attachments.pb")));
     let restored = attachments.restore().await?;
     if restored > 0 {

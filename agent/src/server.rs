@@ -1,4 +1,4 @@
-//! Wiring: the gRPC routes over the cores, the listeners they are served on, and a clean stop.
+//! Wiring: the gRPC routes over the node core, the listeners they are served on, and a clean stop.
 
 use std::future::Future;
 use std::io;
@@ -17,6 +17,7 @@ use crate::api::StateApi;
 use crate::api::{ConfigApi, IpvsApi, LinkApi, LinkOps, PolicyApi, StatsApi, TableApi};
 use crate::attach::Attachments;
 use crate::ipvs::IpvsOps;
+use crate::kernel::Kernel;
 use crate::node::Declared;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 
@@ -40,49 +41,43 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// The agent's services over `ipvs` and `links`, with gRPC server reflection. `shutdown` ends
-/// `WatchStats` streams so a stop does not wait for their clients.
+/// What the agent serves: the node core and the links, and when given, the policies and the
+/// declared state (the agent runs all four; tests may leave the last two out).
+#[derive(Debug)]
+pub struct Node<I, L> {
+    pub kernel: Arc<Kernel<I>>,
+    pub links: Arc<L>,
+    pub policies: Option<Arc<Attachments<I>>>,
+    pub state: Option<Arc<Declared<I, L>>>,
+}
+
+/// Every gRPC service over `node`, with server reflection. `shutdown` ends the watch streams
+/// so a stop does not wait for their clients.
 pub fn routes<I: IpvsOps, L: LinkOps>(
-    ipvs: Arc<I>,
-    links: Arc<L>,
-    shutdown: Shutdown,
-) -> Result<Routes, ServerError> {
-    routes_with_policies(ipvs, links, None, shutdown)
-}
-
-/// [`routes`] plus `PolicyService` over `policies`, when given.
-pub fn routes_with_policies<I: IpvsOps, L: LinkOps>(
-    ipvs: Arc<I>,
-    links: Arc<L>,
-    policies: Option<Arc<Attachments<I>>>,
-    shutdown: Shutdown,
-) -> Result<Routes, ServerError> {
-    routes_with_state(ipvs, links, policies, None, shutdown)
-}
-
-/// Every service: [`routes_with_policies`] plus `StateService` over `state`, when given.
-pub fn routes_with_state<I: IpvsOps, L: LinkOps>(
-    ipvs: Arc<I>,
-    links: Arc<L>,
-    policies: Option<Arc<Attachments<I>>>,
-    state: Option<Arc<Declared<I, L>>>,
+    node: Node<I, L>,
     shutdown: Shutdown,
 ) -> Result<Routes, ServerError> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ipvs_proto::v1::FILE_DESCRIPTOR_SET)
     };
+    let Node {
+        kernel,
+        links,
+        policies,
+        state,
+    } = node;
     let mut routes = Routes::builder();
     routes
-        .add_service(IpvsApi::new(ipvs.clone()).into_server())
-        .add_service(ConfigApi::new(ipvs.clone()).into_server())
-        .add_service(TableApi::new(ipvs.clone()).into_server())
+        .add_service(IpvsApi::new(kernel.clone()).into_server())
+        .add_service(ConfigApi::new(kernel.clone()).into_server())
+        .add_service(TableApi::new(kernel.clone()).into_server())
         .add_service(
-            StatsApi::new(ipvs)
+            StatsApi::new(kernel.clone())
                 .with_shutdown(shutdown.clone())
                 .into_server(),
         )
-        .add_service(LinkApi::new(links).into_server())
+        .add_service(LinkApi::new(kernel, links).into_server())
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     if let Some(state) = state {

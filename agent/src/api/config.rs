@@ -1,4 +1,4 @@
-//! `ipvs.agent.v1.ConfigService` over any [`IpvsOps`]: timeouts, sync daemons, connections.
+//! `ipvs.agent.v1.ConfigService` over the node core: timeouts, sync daemons, connections.
 
 use std::sync::Arc;
 
@@ -12,16 +12,17 @@ use super::convert::config::{
     timeouts_to_proto,
 };
 use crate::ipvs::{IpvsOp, IpvsOps};
+use crate::kernel::Kernel;
 
 /// The node-wide settings service, generic over the core so tests can run it on a fake.
 #[derive(Debug)]
 pub struct ConfigApi<I> {
-    ipvs: Arc<I>,
+    kernel: Arc<Kernel<I>>,
 }
 
 impl<I: IpvsOps> ConfigApi<I> {
-    pub fn new(ipvs: Arc<I>) -> Self {
-        ConfigApi { ipvs }
+    pub fn new(kernel: Arc<Kernel<I>>) -> Self {
+        ConfigApi { kernel }
     }
 
     pub fn into_server(self) -> ConfigServiceServer<Self> {
@@ -35,7 +36,7 @@ impl<I: IpvsOps> ConfigService for ConfigApi<I> {
         &self,
         _request: Request<pb::GetTimeoutsRequest>,
     ) -> Result<Response<pb::GetTimeoutsResponse>, Status> {
-        let t = self.ipvs.timeouts().await?;
+        let t = self.kernel.read().timeouts().await?;
         Ok(Response::new(pb::GetTimeoutsResponse {
             timeouts: Some(timeouts_to_proto(&t)),
         }))
@@ -52,8 +53,8 @@ impl<I: IpvsOps> ConfigService for ConfigApi<I> {
             parsed,
             |t| IpvsOp::SetTimeouts(*t).to_string(),
             |t| async move {
-                self.ipvs.set_timeouts(&t).await?;
-                let now = self.ipvs.timeouts().await?;
+                self.kernel.turn().await.ipvs().set_timeouts(&t).await?;
+                let now = self.kernel.read().timeouts().await?;
                 Ok(pb::SetTimeoutsResponse {
                     timeouts: Some(timeouts_to_proto(&now)),
                 })
@@ -72,7 +73,7 @@ impl<I: IpvsOps> ConfigService for ConfigApi<I> {
             parsed,
             |d| IpvsOp::NewDaemon(d.clone()).to_string(),
             |d| async move {
-                self.ipvs.new_daemon(&d).await?;
+                self.kernel.turn().await.ipvs().new_daemon(&d).await?;
                 Ok(pb::StartDaemonResponse {})
             },
         )
@@ -89,7 +90,7 @@ impl<I: IpvsOps> ConfigService for ConfigApi<I> {
             parsed,
             |s| IpvsOp::DelDaemon(*s).to_string(),
             |s| async move {
-                self.ipvs.del_daemon(s).await?;
+                self.kernel.turn().await.ipvs().del_daemon(s).await?;
                 Ok(pb::StopDaemonResponse {})
             },
         )
@@ -100,7 +101,7 @@ impl<I: IpvsOps> ConfigService for ConfigApi<I> {
         &self,
         _request: Request<pb::ListDaemonsRequest>,
     ) -> Result<Response<pb::ListDaemonsResponse>, Status> {
-        let daemons = self.ipvs.daemons().await?;
+        let daemons = self.kernel.read().daemons().await?;
         Ok(Response::new(pb::ListDaemonsResponse {
             daemons: daemons.iter().map(daemon_to_proto).collect(),
         }))
@@ -110,7 +111,7 @@ impl<I: IpvsOps> ConfigService for ConfigApi<I> {
         &self,
         _request: Request<pb::ListConnectionsRequest>,
     ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
-        let conns = self.ipvs.connections().await?;
+        let conns = self.kernel.read().connections().await?;
         Ok(Response::new(pb::ListConnectionsResponse {
             connections: conns.iter().map(connection_to_proto).collect(),
         }))

@@ -46,6 +46,8 @@ struct Table {
     timeouts: Timeouts,
     daemons: Vec<Daemon>,
     connections: Vec<Connection>,
+    /// Real servers another writer replaces once this many reads were served.
+    behind: Vec<(usize, ServiceKey, Destination)>,
 }
 
 impl Default for Table {
@@ -67,6 +69,7 @@ impl Default for Table {
             },
             daemons: Vec::new(),
             connections: Vec::new(),
+            behind: Vec::new(),
         }
     }
 }
@@ -131,6 +134,14 @@ impl FakeIpvs {
         }
     }
 
+    /// Right after the next `reads` reads are served, replaces the real server `dest` of `key`
+    /// as another writer would, behind the back of whoever read it (no write is recorded).
+    pub fn change_after_reads(&self, reads: usize, key: ServiceKey, dest: Destination) {
+        let mut t = self.table();
+        let at = t.reads + reads;
+        t.behind.push((at, key, dest));
+    }
+
     /// Sets the counters of a service, as traffic would.
     pub fn set_stats(&self, key: &ServiceKey, stats: Stats) {
         if let Some((entry, _)) = self.table().services.get_mut(key) {
@@ -144,7 +155,18 @@ impl FakeIpvs {
         if let Some(err) = t.fail_next.take() {
             return Err(err);
         }
-        f(&t)
+        let answer = f(&t);
+        let now = t.reads;
+        let (due, later): (Vec<_>, Vec<_>) = t.behind.drain(..).partition(|(at, _, _)| *at <= now);
+        t.behind = later;
+        for (_, key, dest) in due {
+            if let Some((_, dests)) = t.services.get_mut(&key) {
+                for d in dests.iter_mut().filter(|d| same(d, dest.addr, dest.port)) {
+                    d.dest = dest;
+                }
+            }
+        }
+        answer
     }
 
     fn write(

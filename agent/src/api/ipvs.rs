@@ -1,4 +1,5 @@
-//! `ipvs.agent.v1.IpvsService` over any [`IpvsOps`]: parse, validate, call, convert back.
+//! `ipvs.agent.v1.IpvsService` over the node core: parse, validate, write during a turn of
+//! the core ([`Kernel`]), convert back.
 
 use std::sync::Arc;
 
@@ -10,17 +11,18 @@ use super::audit::logged;
 use super::convert::{self, ipvs::DestinationChange};
 use crate::ipvs::module::with_scheduler;
 use crate::ipvs::{Destination, IpvsError, IpvsOp, IpvsOps, Service, ServiceKey};
+use crate::kernel::Kernel;
 use crate::state::readback;
 
 /// The IPVS table service, generic over the core so tests can run it on a fake table.
 #[derive(Debug)]
 pub struct IpvsApi<I> {
-    ipvs: Arc<I>,
+    kernel: Arc<Kernel<I>>,
 }
 
 impl<I: IpvsOps> IpvsApi<I> {
-    pub fn new(ipvs: Arc<I>) -> Self {
-        IpvsApi { ipvs }
+    pub fn new(kernel: Arc<Kernel<I>>) -> Self {
+        IpvsApi { kernel }
     }
 
     pub fn into_server(self) -> IpvsServiceServer<Self> {
@@ -30,7 +32,7 @@ impl<I: IpvsOps> IpvsApi<I> {
     /// The service as the kernel now holds it; the requested configuration if it cannot be read
     /// back (the write itself succeeded, so failing the call would invite a wrong retry).
     async fn read_back(&self, requested: &Service) -> pb::Service {
-        match self.ipvs.service(&requested.key).await {
+        match self.kernel.read().service(&requested.key).await {
             Ok(entry) => convert::ipvs::service_to_proto(&entry, &[]),
             Err(e) => {
                 tracing::warn!(key = %requested.key, error = %e, "cannot read back service");
@@ -47,7 +49,9 @@ impl<I: IpvsOps> IpvsApi<I> {
 
     async fn create(&self, svc: Service) -> Result<pb::CreateServiceResponse, Status> {
         svc.validate().map_err(IpvsError::from)?;
-        with_scheduler(&*self.ipvs, || self.ipvs.new_service(&svc)).await?;
+        let turn = self.kernel.turn().await;
+        let ipvs = turn.ipvs();
+        with_scheduler(ipvs, || ipvs.new_service(&svc)).await?;
         Ok(pb::CreateServiceResponse {
             service: Some(self.read_back(&svc).await),
         })
@@ -55,7 +59,9 @@ impl<I: IpvsOps> IpvsApi<I> {
 
     async fn update(&self, svc: Service) -> Result<pb::UpdateServiceResponse, Status> {
         svc.validate().map_err(IpvsError::from)?;
-        with_scheduler(&*self.ipvs, || self.ipvs.set_service(&svc)).await?;
+        let turn = self.kernel.turn().await;
+        let ipvs = turn.ipvs();
+        with_scheduler(ipvs, || ipvs.set_service(&svc)).await?;
         Ok(pb::UpdateServiceResponse {
             service: Some(self.read_back(&svc).await),
         })
@@ -65,15 +71,16 @@ impl<I: IpvsOps> IpvsApi<I> {
         let key = change.service;
         let dest = change.dest.normalized_for(&key);
         dest.validate_for(&key).map_err(IpvsError::from)?;
-        self.ipvs.new_dest(&key, &dest).await?;
+        let turn = self.kernel.turn().await;
+        let ipvs = turn.ipvs();
+        ipvs.new_dest(&key, &dest).await?;
         if readback::needs_readback(&key, &dest) {
             let undo = IpvsOp::DelDest {
                 service: key,
                 addr: dest.addr,
                 port: dest.port,
             };
-            self.verify(&key, &dest, undo, "the real server was removed again")
-                .await?;
+            Self::verify(ipvs, &key, &dest, undo, "the real server was removed again").await?;
         }
         Ok(())
     }
@@ -82,11 +89,12 @@ impl<I: IpvsOps> IpvsApi<I> {
         let key = change.service;
         let mut dest = change.dest.normalized_for(&key);
         let check = readback::needs_readback(&key, &dest);
+        let turn = self.kernel.turn().await;
+        let ipvs = turn.ipvs();
         // SET_DEST needs a weight (an update without one keeps the kernel's), and a write
         // the kernel may cut short needs the settings to go back to.
         let previous = if !change.weight_given || check {
-            let found = self
-                .ipvs
+            let found = ipvs
                 .destinations(&key)
                 .await?
                 .into_iter()
@@ -101,9 +109,10 @@ impl<I: IpvsOps> IpvsApi<I> {
             dest.weight = p.weight;
         }
         dest.validate_for(&key).map_err(IpvsError::from)?;
-        self.ipvs.set_dest(&key, &dest).await?;
+        ipvs.set_dest(&key, &dest).await?;
         if let (true, Some(p)) = (check, previous) {
-            self.verify(
+            Self::verify(
+                ipvs,
                 &key,
                 &dest,
                 IpvsOp::SetDest(key, p),
@@ -117,13 +126,13 @@ impl<I: IpvsOps> IpvsApi<I> {
     /// Reads `dest` back; if the kernel dropped part of it, takes the write back with `undo`
     /// and fails with `FAILED_PRECONDITION`.
     async fn verify(
-        &self,
+        ipvs: &I,
         key: &ServiceKey,
         dest: &Destination,
         undo: IpvsOp,
         undone: &str,
     ) -> Result<(), Status> {
-        let back = match self.ipvs.destinations(key).await {
+        let back = match ipvs.destinations(key).await {
             Ok(back) => back,
             Err(e) => {
                 tracing::warn!(%key, error = %e, "cannot read back real server");
@@ -133,7 +142,7 @@ impl<I: IpvsOps> IpvsApi<I> {
         let Err(ignored) = readback::check(key, dest, &back) else {
             return Ok(());
         };
-        let outcome = match self.ipvs.write(&undo).await {
+        let outcome = match ipvs.write(&undo).await {
             Ok(()) => undone.to_owned(),
             Err(e) => format!("taking the write back (\"{undo}\") failed: {e}"),
         };
@@ -190,7 +199,7 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
             parsed,
             ServiceKey::to_string,
             |key| async move {
-                self.ipvs.del_service(&key).await?;
+                self.kernel.turn().await.ipvs().del_service(&key).await?;
                 Ok(pb::DeleteServiceResponse {})
             },
         )
@@ -202,8 +211,8 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
         request: Request<pb::GetServiceRequest>,
     ) -> Result<Response<pb::GetServiceResponse>, Status> {
         let key = convert::ipvs::key_field(request.get_ref().key.as_ref(), "key")?;
-        let entry = self.ipvs.service(&key).await?;
-        let dests = self.ipvs.destinations(&key).await?;
+        let entry = self.kernel.read().service(&key).await?;
+        let dests = self.kernel.read().destinations(&key).await?;
         Ok(Response::new(pb::GetServiceResponse {
             service: Some(convert::ipvs::service_to_proto(&entry, &dests)),
         }))
@@ -213,7 +222,7 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
         &self,
         _request: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
-        let table = self.ipvs.table().await?;
+        let table = self.kernel.read().table().await?;
         Ok(Response::new(pb::ListServicesResponse {
             services: table
                 .iter()
@@ -256,7 +265,12 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
             parsed,
             |(key, addr, port)| format!("{key} -> {}", endpoint(*addr, *port)),
             |(key, addr, port)| async move {
-                self.ipvs.del_dest(&key, addr, port).await?;
+                self.kernel
+                    .turn()
+                    .await
+                    .ipvs()
+                    .del_dest(&key, addr, port)
+                    .await?;
                 Ok(pb::DeleteDestinationResponse {})
             },
         )
@@ -268,7 +282,7 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
         request: Request<pb::ListDestinationsRequest>,
     ) -> Result<Response<pb::ListDestinationsResponse>, Status> {
         let key = convert::ipvs::key_field(request.get_ref().service.as_ref(), "service")?;
-        let dests = self.ipvs.destinations(&key).await?;
+        let dests = self.kernel.read().destinations(&key).await?;
         Ok(Response::new(pb::ListDestinationsResponse {
             destinations: dests
                 .iter()
@@ -286,7 +300,7 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
             Ok(()),
             |_| "all services".to_owned(),
             |_| async {
-                self.ipvs.flush().await?;
+                self.kernel.turn().await.ipvs().flush().await?;
                 Ok(pb::FlushResponse {})
             },
         )
@@ -303,7 +317,7 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
             parsed,
             |key| key.map_or_else(|| "all services".to_owned(), |k| k.to_string()),
             |key| async move {
-                self.ipvs.zero(key.as_ref()).await?;
+                self.kernel.turn().await.ipvs().zero(key.as_ref()).await?;
                 Ok(pb::ZeroResponse {})
             },
         )
@@ -314,7 +328,7 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
         &self,
         _request: Request<pb::GetInfoRequest>,
     ) -> Result<Response<pb::GetInfoResponse>, Status> {
-        let info = self.ipvs.info().await?;
+        let info = self.kernel.read().info().await?;
         Ok(Response::new(convert::ipvs::info_to_proto(&info)))
     }
 }

@@ -10,6 +10,8 @@ use tonic::{Request, Response, Status};
 
 use super::audit::logged;
 use super::convert;
+use crate::ipvs::IpvsOps;
+use crate::kernel::Kernel;
 use crate::link::{InterfaceAddress, Link, LinkError, LinkHandle, LinkName};
 
 /// Every operation the agent performs on links and addresses; [`LinkHandle`] implements it for
@@ -99,15 +101,17 @@ impl LinkOps for LinkHandle {
     }
 }
 
-/// The link service, generic over the core so tests can run it on fake links.
+/// The link service, generic over the core so tests can run it on fake links. Its writes
+/// take a turn of the node core, like every other write (a declared apply makes links too).
 #[derive(Debug)]
-pub struct LinkApi<L> {
+pub struct LinkApi<I, L> {
+    kernel: Arc<Kernel<I>>,
     links: Arc<L>,
 }
 
-impl<L: LinkOps> LinkApi<L> {
-    pub fn new(links: Arc<L>) -> Self {
-        LinkApi { links }
+impl<I: IpvsOps, L: LinkOps> LinkApi<I, L> {
+    pub fn new(kernel: Arc<Kernel<I>>, links: Arc<L>) -> Self {
+        LinkApi { kernel, links }
     }
 
     pub fn into_server(self) -> LinkServiceServer<Self> {
@@ -116,7 +120,7 @@ impl<L: LinkOps> LinkApi<L> {
 }
 
 #[tonic::async_trait]
-impl<L: LinkOps> LinkService for LinkApi<L> {
+impl<I: IpvsOps, L: LinkOps> LinkService for LinkApi<I, L> {
     async fn create_dummy(
         &self,
         request: Request<pb::CreateDummyRequest>,
@@ -127,6 +131,7 @@ impl<L: LinkOps> LinkService for LinkApi<L> {
             parsed,
             LinkName::to_string,
             |name| async move {
+                let _turn = self.kernel.turn().await;
                 let link = self.links.create_dummy(&name).await?;
                 Ok(pb::CreateDummyResponse {
                     link: Some(convert::link::link_to_proto(&link)),
@@ -146,6 +151,7 @@ impl<L: LinkOps> LinkService for LinkApi<L> {
             parsed,
             LinkName::to_string,
             |name| async move {
+                let _turn = self.kernel.turn().await;
                 self.links.delete(&name).await?;
                 Ok(pb::DeleteLinkResponse {})
             },
@@ -163,6 +169,7 @@ impl<L: LinkOps> LinkService for LinkApi<L> {
             parsed,
             |(name, up)| format!("{name} {}", if *up { "up" } else { "down" }),
             |(name, up)| async move {
+                let _turn = self.kernel.turn().await;
                 let link = self.links.set_up(&name, up).await?;
                 Ok(pb::SetLinkStateResponse {
                     link: Some(convert::link::link_to_proto(&link)),
@@ -192,6 +199,7 @@ impl<L: LinkOps> LinkService for LinkApi<L> {
             parsed,
             |(name, cidr)| format!("{cidr} dev {name}"),
             |(name, cidr)| async move {
+                let _turn = self.kernel.turn().await;
                 self.links
                     .add_address(&name, cidr.address(), cidr.prefix_len())
                     .await?;
@@ -211,6 +219,7 @@ impl<L: LinkOps> LinkService for LinkApi<L> {
             parsed,
             |(name, cidr)| format!("{cidr} dev {name}"),
             |(name, cidr)| async move {
+                let _turn = self.kernel.turn().await;
                 self.links
                     .delete_address(&name, cidr.address(), cidr.prefix_len())
                     .await?;

@@ -70,7 +70,7 @@ impl From<AttachError> for Status {
         match e {
             AttachError::Store(e) => e.into(),
             AttachError::NotFound(_) => Status::not_found(super::status::bounded(e.to_string())),
-            AttachError::Attached { .. } | AttachError::Quarantined(_) => {
+            AttachError::Attached { .. } | AttachError::Quarantined(_) | AttachError::Held(_) => {
                 Status::failed_precondition(super::status::bounded(e.to_string()))
             }
             AttachError::NoService | AttachError::Interval(_) => {

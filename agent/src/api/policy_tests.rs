@@ -148,7 +148,8 @@ async fn attachments_in(dir: &std::path::Path, ipvs: Arc<FakeIpvs>) -> Attachmen
         .expect("store");
     // The fake kernel has twos only once its module is loaded (FakeIpvs::make_loadable).
     let offered = KernelSchedulers::fixed(vec![Scheduler::Rr, Scheduler::Wlc, Scheduler::Twos]);
-    let attachments = Attachments::with_schedulers(engine, store, ipvs, offered)
+    let kernel = Arc::new(crate::kernel::Kernel::new(ipvs));
+    let attachments = Attachments::with_schedulers(engine, store, kernel, offered)
         .with_saved(SavedAttachments::new(dir.join("attachments.pb")));
     attachments.restore().await.expect("restore");
     attachments
@@ -339,6 +340,11 @@ async fn schedulers_are_those_the_kernel_offers_loaded_on_demand() {
         Scheduler::Twos
     );
 
+    // One enforcing attachment per service: the first goes before the second comes.
+    f.api
+        .detach(Request::new(pb::DetachRequest { id: a.id.clone() }))
+        .await
+        .expect("detach");
     let b = attach(lc.hash).await.expect("attach").into_inner();
     let outcome = evaluate_once(&f.api, &b.id).await;
     assert_eq!(
@@ -594,7 +600,7 @@ async fn an_attachment_that_cannot_be_saved_is_not_made() {
         .api
         .attach(Request::new(attach_request(
             &p.hash,
-            pb::PolicyMode::Enforce,
+            pb::PolicyMode::DryRun,
         )))
         .await
         .expect_err("unsaved");
@@ -615,4 +621,56 @@ async fn an_attachment_that_cannot_be_saved_is_not_made() {
         .expect_err("detach unsaved");
     assert_eq!(err.code(), Code::Internal);
     assert_eq!(listed(&f.api).await, vec![kept], "both refused: as it was");
+}
+
+/// Another writer changes the service between the policy's read and its write (the fake
+/// applies the change right after the evaluation's two reads, as an apply running meanwhile
+/// would): a field the policy does not own survives its write; a weight it owns that moved
+/// makes the decision stale, and nothing is written.
+#[tokio::test]
+async fn a_write_during_an_evaluation_is_not_reverted() {
+    let f = setup_in(TempDir::new()).await;
+    let p = upload(&f.api, fixture("", "10.0.0.2:80", 5, "r"), "five").await;
+    let a = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::Enforce)).await;
+    let server = |ipvs: &FakeIpvs| {
+        let dests = futures::executor::block_on(ipvs.destinations(&key())).expect("read");
+        dests
+            .into_iter()
+            .find(|d| d.dest.addr.to_string() == "10.0.0.2")
+            .expect("server")
+            .dest
+    };
+
+    let mut threshold = server(&f.ipvs);
+    threshold.upper_threshold = 40;
+    f.ipvs.change_after_reads(2, key(), threshold);
+    let outcome = evaluate_once(&f.api, &a.id).await;
+    assert!(
+        matches!(&outcome, pb::evaluation_result::Outcome::Decision(d) if d.applied),
+        "{outcome:?}"
+    );
+    let now = server(&f.ipvs);
+    assert_eq!((now.weight, now.upper_threshold), (5, 40));
+
+    let mut weight = now;
+    weight.weight = 9;
+    f.ipvs.set_dest(&key(), &weight).await.expect("set");
+    let writes = f.ipvs.writes().len();
+    // The policy reads 9 and wants 5; meanwhile 9 became 7.
+    let mut moved = weight;
+    moved.weight = 7;
+    f.ipvs.change_after_reads(2, key(), moved);
+    let outcome = evaluate_once(&f.api, &a.id).await;
+    assert_eq!(
+        outcome,
+        pb::evaluation_result::Outcome::Failure(pb::PolicyFailure {
+            service: Some(key_to_proto(&key())),
+            kind: "stale".into(),
+            message: "the service changed while the policy ran (real server 10.0.0.2:80 has \
+                      weight 7, not the 9 it was read with); nothing was written"
+                .into(),
+        })
+    );
+    assert_eq!(f.ipvs.writes().len(), writes);
+    assert_eq!(server(&f.ipvs).weight, 7);
 }

@@ -61,7 +61,9 @@ impl From<StateError> for Status {
             StateError::ReadIpvs(i) => super::status::ipvs_code(i),
             StateError::ReadLinks(_) => tonic::Code::Unavailable,
             StateError::Refused(_) => tonic::Code::Aborted,
-            StateError::Persist { .. } | StateError::Export(_) => tonic::Code::Internal,
+            StateError::Persist { .. }
+            | StateError::DrainNotKept { .. }
+            | StateError::Export(_) => tonic::Code::Internal,
         };
         Status::new(code, super::status::bounded(e.to_string()))
     }

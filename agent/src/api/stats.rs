@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, stats::service_stats_to_proto};
 use crate::ipvs::{IpvsOps, ServiceKey};
+use crate::kernel::{Kernel, Reader};
 use crate::shutdown::Shutdown;
 
 /// Samples a watcher may have queued before the sampler waits for it: a slow client delays its
@@ -21,14 +22,14 @@ const WATCH_BUFFER: usize = 4;
 /// The statistics service, generic over the core so tests can run it on a fake table.
 #[derive(Debug)]
 pub struct StatsApi<I> {
-    ipvs: Arc<I>,
+    kernel: Arc<Kernel<I>>,
     shutdown: Option<Shutdown>,
 }
 
 impl<I: IpvsOps> StatsApi<I> {
-    pub fn new(ipvs: Arc<I>) -> Self {
+    pub fn new(kernel: Arc<Kernel<I>>) -> Self {
         StatsApi {
-            ipvs,
+            kernel,
             shutdown: None,
         }
     }
@@ -46,7 +47,7 @@ impl<I: IpvsOps> StatsApi<I> {
 
 /// One snapshot: `key`'s service, or the whole table (one `table()` call).
 async fn snapshot<I: IpvsOps>(
-    ipvs: &I,
+    ipvs: Reader<'_, I>,
     key: Option<&ServiceKey>,
 ) -> Result<Vec<pb::ServiceStats>, Status> {
     match key {
@@ -65,7 +66,7 @@ async fn snapshot<I: IpvsOps>(
 }
 
 async fn sample<I: IpvsOps>(
-    ipvs: &I,
+    ipvs: Reader<'_, I>,
     key: Option<&ServiceKey>,
 ) -> Result<pb::WatchStatsResponse, Status> {
     let services = snapshot(ipvs, key).await?;
@@ -81,7 +82,7 @@ async fn sample<I: IpvsOps>(
 /// Sends a sample every `period` until the client goes away (the receiver is dropped), a
 /// sample fails (the error ends the stream) or the server stops (the stream ends cleanly).
 async fn watch<I: IpvsOps>(
-    ipvs: Arc<I>,
+    kernel: Arc<Kernel<I>>,
     key: Option<ServiceKey>,
     period: Duration,
     tx: mpsc::Sender<Result<pb::WatchStatsResponse, Status>>,
@@ -102,7 +103,7 @@ async fn watch<I: IpvsOps>(
             () = &mut stop => return,
             _ = ticker.tick() => {}
         }
-        let next = sample(&*ipvs, key.as_ref()).await;
+        let next = sample(kernel.read(), key.as_ref()).await;
         let failed = next.is_err();
         if tx.send(next).await.is_err() || failed {
             return;
@@ -118,7 +119,7 @@ impl<I: IpvsOps> StatsService for StatsApi<I> {
     ) -> Result<Response<pb::GetStatsResponse>, Status> {
         let key = convert::stats::get_stats(request.get_ref())?;
         Ok(Response::new(pb::GetStatsResponse {
-            services: snapshot(&*self.ipvs, key.as_ref()).await?,
+            services: snapshot(self.kernel.read(), key.as_ref()).await?,
         }))
     }
 
@@ -130,12 +131,12 @@ impl<I: IpvsOps> StatsService for StatsApi<I> {
         request: Request<pb::WatchStatsRequest>,
     ) -> Result<Response<Self::WatchStatsStream>, Status> {
         let (key, period) = convert::stats::watch_stats(request.get_ref())?;
-        let first = sample(&*self.ipvs, key.as_ref()).await?;
+        let first = sample(self.kernel.read(), key.as_ref()).await?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         tx.try_send(Ok(first))
             .map_err(|e| Status::internal(format!("watch buffer: {e}")))?;
         tokio::spawn(watch(
-            self.ipvs.clone(),
+            self.kernel.clone(),
             key,
             period,
             tx,

@@ -1,32 +1,27 @@
-//! `ipvs.agent.v1.TableService` over any [`IpvsOps`]: parse the desired table, check it whole,
-//! plan against the kernel's, apply (or not, for a dry run).
+//! `ipvs.agent.v1.TableService` over the node core: parse the desired table, check it whole,
+//! plan against the kernel's and apply during one turn of the core (or not, for a dry run).
 
 use std::sync::Arc;
 
 use ipvs_proto::v1 as pb;
 use pb::table_service_server::{TableService, TableServiceServer};
-use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
 use super::convert::table::{ApplyInput, apply_request, change_to_proto};
 use crate::ipvs::IpvsOps;
+use crate::kernel::Kernel;
 use crate::state::{self, DesiredTable};
 
 /// The whole-table service, generic over the core so tests can run it on a fake.
 #[derive(Debug)]
 pub struct TableApi<I> {
-    ipvs: Arc<I>,
-    /// One apply at a time: a plan is only good for the table it was made against.
-    applying: Mutex<()>,
+    kernel: Arc<Kernel<I>>,
 }
 
 impl<I: IpvsOps> TableApi<I> {
-    pub fn new(ipvs: Arc<I>) -> Self {
-        TableApi {
-            ipvs,
-            applying: Mutex::new(()),
-        }
+    pub fn new(kernel: Arc<Kernel<I>>) -> Self {
+        TableApi { kernel }
     }
 
     pub fn into_server(self) -> TableServiceServer<Self> {
@@ -35,11 +30,13 @@ impl<I: IpvsOps> TableApi<I> {
 
     async fn run(&self, input: ApplyInput) -> Result<pb::ApplyResponse, Status> {
         let desired = DesiredTable::new(input.services)?;
-        let _turn = self.applying.lock().await;
-        let current = self.ipvs.table().await?;
+        // A plan is only good for the table it was made against: no other writer comes
+        // between the read and the writes.
+        let turn = self.kernel.turn().await;
+        let current = turn.ipvs().table().await?;
         let changes = state::plan(&current, &desired, input.prune);
         if !input.dry_run {
-            state::apply(&*self.ipvs, &changes).await?;
+            state::apply(turn.ipvs(), &changes).await?;
         }
         Ok(pb::ApplyResponse {
             changes: changes.iter().map(change_to_proto).collect(),

@@ -87,6 +87,7 @@ impl TestServer {
         let ipvs = Arc::new(FakeIpvs::default());
         let links = Arc::new(FakeLinks::default());
         let (trigger, shutdown) = Shutdown::new();
+        let kernel = Arc::new(crate::kernel::Kernel::new(ipvs.clone()));
         let attachments = if policies {
             let engine = crate::policy::PolicyEngine::new(crate::policy::Limits::default(), None)
                 .expect("engine");
@@ -96,14 +97,18 @@ impl TestServer {
             Some(Arc::new(crate::attach::Attachments::new(
                 engine,
                 store,
-                ipvs.clone(),
+                kernel.clone(),
             )))
         } else {
             None
         };
-        let routes =
-            server::routes_with_policies(ipvs.clone(), links, attachments, shutdown.clone())
-                .expect("routes");
+        let node = server::Node {
+            kernel,
+            links,
+            policies: attachments,
+            state: None,
+        };
+        let routes = server::routes(node, shutdown.clone()).expect("routes");
         let (listener, file) = server::bind_unix(&socket).expect("bind");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

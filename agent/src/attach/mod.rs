@@ -3,16 +3,19 @@
 //! only the weights and scheduler that change.
 //!
 //! ```text
-//! tick ─▶ IpvsOps::service + destinations ─▶ PolicyInput ─▶ engine ─▶ Health::record
+//! tick ─▶ Kernel::read service + destinations ─▶ PolicyInput ─▶ engine ─▶ Health::record
 //!                                                                         │
-//!        Apply (ENFORCE): set_dest per changed weight, set_service if scheduler changes
+//!        Apply (ENFORCE): Kernel::write_decision (compare and set on the owned fields)
 //!        Failed: keep weights      Quarantined: keep weights, stop the task
 //!                                                                         │
 //!                                                 Event ─▶ broadcast ─▶ WatchEvents
 //! ```
 //!
-//! A service that cannot be read or a write the kernel refuses is reported but does not
-//! count toward quarantine: it is not the policy's fault.
+//! An enforcing attachment owns the weights (and, once it chose one, the scheduler) of its
+//! services ([`Kernel::hold`]): one per service, released on detach. A service that cannot be
+//! read, a write the kernel refuses, or a decision made stale by another writer while the
+//! policy ran ("stale": nothing is written, the next evaluation decides again) is reported but
+//! does not count toward quarantine: it is not the policy's fault.
 //!
 //! A decision may switch only to a scheduler the node's kernel offers
 //! ([`KernelSchedulers`]: loaded, loadable from `/lib/modules` or built in); one that is not
@@ -30,7 +33,8 @@ use tokio::task::JoinHandle;
 
 use crate::ipvs::schedulers::KernelSchedulers;
 use crate::ipvs::types::{Scheduler, ServiceKey};
-use crate::ipvs::{IpvsError, IpvsOps, module};
+use crate::ipvs::{IpvsError, IpvsOps};
+use crate::kernel::{DecisionError, Held, Kernel, PolicyWrite, Written};
 use crate::policy::{Decision, Health, PolicyEngine, PolicyInput, Verdict, server_name};
 
 pub use saved::{SaveError, SavedAttachments};
@@ -85,7 +89,7 @@ pub struct DecisionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureRecord {
     pub service: Option<ServiceKey>,
-    /// [`crate::policy::Failure::kind`], or "service" / "apply" for the agent's side.
+    /// [`crate::policy::Failure::kind`], or "service" / "apply" / "stale" for the agent's side.
     pub kind: String,
     pub message: String,
 }
@@ -137,6 +141,9 @@ pub enum AttachError {
     Interval(Duration),
     #[error(transparent)]
     Save(#[from] SaveError),
+    /// One enforcing attachment per service: two would overwrite each other's weights.
+    #[error(transparent)]
+    Held(#[from] Held),
 }
 
 /// Per-attachment evaluation state, behind one lock so a tick and an on-demand run never
@@ -171,7 +178,7 @@ struct Runner<I> {
     spec: Spec,
     policy: StoredPolicy,
     engine: PolicyEngine,
-    ipvs: Arc<I>,
+    kernel: Arc<Kernel<I>>,
     schedulers: Arc<KernelSchedulers>,
     events: broadcast::Sender<Event>,
     state: Arc<Mutex<RunState>>,
@@ -180,7 +187,7 @@ struct Runner<I> {
 /// The policies and their attachments.
 pub struct Attachments<I> {
     engine: PolicyEngine,
-    ipvs: Arc<I>,
+    kernel: Arc<Kernel<I>>,
     schedulers: Arc<KernelSchedulers>,
     store: Mutex<PolicyStore>,
     attached: Mutex<BTreeMap<u64, Attached>>,
@@ -201,20 +208,20 @@ fn parse_id(id: &str) -> Option<u64> {
 
 impl<I: IpvsOps> Attachments<I> {
     /// Attachments whose decisions may name the schedulers this node's kernel offers.
-    pub fn new(engine: PolicyEngine, store: PolicyStore, ipvs: Arc<I>) -> Self {
-        Self::with_schedulers(engine, store, ipvs, KernelSchedulers::node())
+    pub fn new(engine: PolicyEngine, store: PolicyStore, kernel: Arc<Kernel<I>>) -> Self {
+        Self::with_schedulers(engine, store, kernel, KernelSchedulers::node())
     }
 
     /// Attachments whose decisions may name `schedulers`.
     pub fn with_schedulers(
         engine: PolicyEngine,
         store: PolicyStore,
-        ipvs: Arc<I>,
+        kernel: Arc<Kernel<I>>,
         schedulers: KernelSchedulers,
     ) -> Self {
         Attachments {
             engine,
-            ipvs,
+            kernel,
             schedulers: Arc::new(schedulers),
             store: Mutex::new(store),
             attached: Mutex::new(BTreeMap::new()),
@@ -250,6 +257,10 @@ impl<I: IpvsOps> Attachments<I> {
             };
             self.next_id
                 .fetch_max(n + 1, std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = self.hold(n, &spec) {
+                tracing::warn!(id = %format!("a{n}"), error = %e, "a saved attachment is not attached again");
+                continue;
+            }
             let a = self.start(n, spec, policy, true);
             attached.insert(n, a);
         }
@@ -317,13 +328,25 @@ impl<I: IpvsOps> Attachments<I> {
         let n = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.hold(n, &spec)?;
         if let (true, Some(saved)) = (save, &self.saved) {
             let mut list = saved_list(&attached);
             list.push((n, &spec));
-            saved.save(&list)?;
+            if let Err(e) = saved.save(&list) {
+                self.kernel.release(&format!("a{n}"));
+                return Err(e.into());
+            }
         }
         attached.insert(n, self.start(n, spec, policy, save));
         Ok(format!("a{n}"))
+    }
+
+    /// An enforcing attachment takes the weights of its services ([`Kernel::hold`]).
+    fn hold(&self, n: u64, spec: &Spec) -> Result<(), Held> {
+        match spec.mode {
+            Mode::Enforce => self.kernel.hold(&format!("a{n}"), &spec.services),
+            Mode::DryRun => Ok(()),
+        }
     }
 
     /// Starts the task evaluating attachment `n`.
@@ -341,7 +364,7 @@ impl<I: IpvsOps> Attachments<I> {
             spec: spec.clone(),
             policy,
             engine: self.engine.clone(),
-            ipvs: self.ipvs.clone(),
+            kernel: self.kernel.clone(),
             schedulers: self.schedulers.clone(),
             events: self.events.clone(),
             state: state.clone(),
@@ -371,6 +394,7 @@ impl<I: IpvsOps> Attachments<I> {
             saved.save(&list)?;
         }
         attached.remove(&n);
+        self.kernel.release(id);
         tracing::info!(id = %id, "policy detached");
         Ok(())
     }
@@ -409,7 +433,7 @@ impl<I: IpvsOps> Attachments<I> {
             spec,
             policy,
             engine: self.engine.clone(),
-            ipvs: self.ipvs.clone(),
+            kernel: self.kernel.clone(),
             schedulers: self.schedulers.clone(),
             events: self.events.clone(),
             state,
@@ -496,8 +520,8 @@ impl<I: IpvsOps> Runner<I> {
             }),
         };
         let live = async {
-            let service = self.ipvs.service(key).await?;
-            let servers = self.ipvs.destinations(key).await?;
+            let service = self.kernel.read().service(key).await?;
+            let servers = self.kernel.read().destinations(key).await?;
             Ok::<_, IpvsError>((service, servers))
         };
         let (service, servers) = match live.await {
@@ -538,11 +562,15 @@ impl<I: IpvsOps> Runner<I> {
                 let enforce = self.spec.mode == Mode::Enforce && !decision.changes_nothing();
                 let applied = if enforce {
                     match self.apply(key, &service.service, &decision).await {
-                        Ok(()) => true,
+                        Ok(_) => true,
                         Err(e) => {
+                            let kind = match e {
+                                DecisionError::Stale(_) => "stale",
+                                _ => "apply",
+                            };
                             record.outcome = Err(FailureRecord {
                                 service: Some(*key),
-                                kind: "apply".into(),
+                                kind: kind.into(),
                                 message: e.to_string(),
                             });
                             return (record, false);
@@ -569,30 +597,38 @@ impl<I: IpvsOps> Runner<I> {
         }
     }
 
-    /// Writes the changed weights (each with its full destination) and the scheduler, loading
-    /// its module first if the kernel offers it but has not loaded it yet.
+    /// Writes the changed weights and the scheduler through the node core, which checks
+    /// that nothing the policy owns moved since it read the service and takes every other
+    /// field from the table as it is at write time.
     async fn apply(
         &self,
         key: &ServiceKey,
         service: &crate::ipvs::types::Service,
         decision: &Decision,
-    ) -> Result<(), IpvsError> {
-        for change in &decision.weights {
-            self.ipvs.set_dest(key, &change.dest).await?;
-        }
-        if let Some(scheduler) = &decision.scheduler {
-            let mut svc = service.clone();
-            svc.scheduler = scheduler.clone();
-            module::with_scheduler(&*self.ipvs, || self.ipvs.set_service(&svc)).await?;
-        }
+    ) -> Result<Written, DecisionError> {
+        let write = PolicyWrite {
+            attachment: self.id.clone(),
+            service: *key,
+            weights: decision
+                .weights
+                .iter()
+                .map(|c| ((c.dest.addr, c.dest.port), c.from, c.dest.weight))
+                .collect(),
+            scheduler: decision
+                .scheduler
+                .clone()
+                .map(|s| (service.scheduler.clone(), s)),
+        };
+        let written = self.kernel.write_decision(&write).await?;
         tracing::info!(
             id = %self.id,
-            weights = decision.weights.len(),
+            weights = written.weights,
+            draining = written.draining.len(),
             scheduler = ?decision.scheduler.as_ref().map(|s| s.name()),
             reason = %decision.reason,
             "policy decision applied"
         );
-        Ok(())
+        Ok(written)
     }
 }
 

@@ -1,17 +1,23 @@
 //! Graceful drain of a real server: weight 0 at once (no new connections are scheduled to
 //! it), then wait until its active connections end or the timeout passes, then remove it. The
 //! drain runs as its own task, so it finishes even if the client that asked goes away; the
-//! revision lock is held only for the short steps, never while waiting.
+//! revision lock and the core's turn are held only for the short steps, never while waiting.
+//!
+//! While it runs, the drain owns the server's weight ([`crate::kernel::Ledger`]): drift repair
+//! and policies leave it at 0. It is kept on disk from the moment it starts, so an agent
+//! restarted in the middle neither gives the server its weight back nor forgets to finish:
+//! [`Declared::resume_drains`] carries on until the same deadline.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
 use super::{Declared, StateError};
 use crate::api::LinkOps;
 use crate::ipvs::{IpvsError, IpvsOp, IpvsOps, ServiceKey};
+use crate::kernel::{DrainRecord, Turn};
 
 /// What a drain reports: its progress, ending with `Done`, or the error that stopped it.
 pub type Report = Result<Progress, StateError>;
@@ -91,54 +97,138 @@ fn without(spec: &NodeSpec, r: &DrainRequest) -> Option<NodeSpec> {
     })
 }
 
+fn not_found(service: ServiceKey) -> impl Fn(IpvsError) -> StateError {
+    move |e| match e {
+        IpvsError::ServiceNotFound
+        | IpvsError::Kernel {
+            errno: libc::ESRCH, ..
+        } => StateError::ServiceNotFound(service),
+        e => StateError::ReadIpvs(e),
+    }
+}
+
+/// Sets the server's weight to 0, the rest as the table holds it now; its weight before.
+async fn zero<I: IpvsOps>(turn: &Turn<'_, I>, r: &DrainRequest) -> Result<u32, StateError> {
+    let dests = turn
+        .ipvs()
+        .destinations(&r.service)
+        .await
+        .map_err(not_found(r.service))?;
+    let entry = dests
+        .iter()
+        .find(|d| (d.dest.addr, d.dest.port) == (r.addr, r.port))
+        .ok_or(StateError::DestNotFound {
+            service: r.service,
+            addr: r.addr,
+            port: r.port,
+        })?;
+    if entry.dest.weight != 0 {
+        let mut dest = entry.dest;
+        dest.weight = 0;
+        let op = IpvsOp::SetDest(r.service, dest);
+        turn.ipvs().write(&op).await.map_err(|e| refused(&op, e))?;
+    }
+    Ok(entry.dest.weight)
+}
+
 impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
     /// Starts a drain; progress comes on the returned channel, ending with `Done` or with the
-    /// error that stopped the drain.
+    /// error that stopped the drain. Nothing changes unless the drain could be kept on disk.
     pub async fn drain(
         self: &Arc<Self>,
         r: DrainRequest,
     ) -> Result<mpsc::Receiver<Report>, StateError> {
         let previous = {
-            let mut inner = self.inner.lock().await;
+            let inner = self.inner.lock().await;
             inner.check(r.expected)?;
-            let dests = self
-                .ipvs
+            let turn = self.kernel.turn().await;
+            let now = turn
+                .ipvs()
                 .destinations(&r.service)
                 .await
-                .map_err(|e| match e {
-                    IpvsError::ServiceNotFound => StateError::ServiceNotFound(r.service),
-                    IpvsError::Kernel {
-                        errno: libc::ESRCH, ..
-                    } => StateError::ServiceNotFound(r.service),
-                    e => StateError::ReadIpvs(e),
-                })?;
-            let entry = dests
+                .map_err(not_found(r.service))?;
+            let weight = now
                 .iter()
                 .find(|d| (d.dest.addr, d.dest.port) == (r.addr, r.port))
+                .map(|d| d.dest.weight)
                 .ok_or(StateError::DestNotFound {
                     service: r.service,
                     addr: r.addr,
                     port: r.port,
                 })?;
-            let mut zero = entry.dest;
-            zero.weight = 0;
-            let op = IpvsOp::SetDest(r.service, zero);
-            self.ipvs.write(&op).await.map_err(|e| refused(&op, e))?;
-            inner.draining.insert((r.service, (r.addr, r.port)));
-            entry.dest.weight
+            let record = DrainRecord {
+                service: r.service,
+                dest: (r.addr, r.port),
+                keep: r.keep,
+                deadline: SystemTime::now() + r.timeout,
+                poll: r.poll,
+                previous: weight,
+            };
+            turn.start_drain(record)
+                .map_err(|error| StateError::DrainNotKept { error })?;
+            if let Err(e) = zero(&turn, &r).await {
+                // Not started after all: a failure to forget it only leaves a drain that the
+                // next start finds finished.
+                let _ = turn.end_drain(&r.service, r.addr, r.port);
+                return Err(e);
+            }
+            weight
         };
         tracing::info!(service = %r.service, server = %r.addr, port = r.port, "drain started");
+        Ok(self.run(r, Some(previous)))
+    }
+
+    /// Carries on the drains an earlier process started (their weight stays 0, they end at
+    /// the same deadline); returns how many. Progress goes to the log.
+    pub async fn resume_drains(self: &Arc<Self>) -> usize {
+        let drains = self.kernel.drains();
+        for d in &drains {
+            let r = DrainRequest {
+                service: d.service,
+                addr: d.dest.0,
+                port: d.dest.1,
+                timeout: d
+                    .deadline
+                    .duration_since(SystemTime::now())
+                    .unwrap_or_default(),
+                keep: d.keep,
+                expected: None,
+                poll: d.poll,
+            };
+            let zeroed = {
+                let _inner = self.inner.lock().await;
+                let turn = self.kernel.turn().await;
+                zero(&turn, &r).await
+            };
+            match zeroed {
+                Ok(_) => {
+                    tracing::info!(service = %r.service, server = %r.addr, port = r.port, left = ?r.timeout, "drain resumed");
+                    drop(self.run(r, None));
+                }
+                // Gone meanwhile: nothing left to drain.
+                Err(e) => {
+                    tracing::warn!(service = %r.service, server = %r.addr, error = %e, "drain not resumed");
+                    let _inner = self.inner.lock().await;
+                    let turn = self.kernel.turn().await;
+                    if let Err(e) = turn.end_drain(&r.service, r.addr, r.port) {
+                        tracing::warn!(error = %e, "cannot forget the finished drain");
+                    }
+                }
+            }
+        }
+        drains.len()
+    }
+
+    /// The task that waits and finishes; `previous` is reported first when known.
+    fn run(self: &Arc<Self>, r: DrainRequest, previous: Option<u32>) -> mpsc::Receiver<Report> {
         let (tx, rx) = mpsc::channel(16);
         let this = self.clone();
         tokio::spawn(async move {
             // A client that went away stops reading, not the drain.
-            let _ = tx.send(Ok(Progress::WeightZero { previous })).await;
+            if let Some(previous) = previous {
+                let _ = tx.send(Ok(Progress::WeightZero { previous })).await;
+            }
             let done = this.wait_and_finish(&r, &tx).await;
-            this.inner
-                .lock()
-                .await
-                .draining
-                .remove(&(r.service, (r.addr, r.port)));
             match done {
                 Ok(p) => {
                     tracing::info!(service = %r.service, server = %r.addr, ?p, "drain done");
@@ -146,15 +236,20 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 }
                 Err(e) => {
                     tracing::warn!(service = %r.service, server = %r.addr, error = %e, "drain failed");
+                    let _inner = this.inner.lock().await;
+                    let turn = this.kernel.turn().await;
+                    if let Err(e) = turn.end_drain(&r.service, r.addr, r.port) {
+                        tracing::warn!(error = %e, "cannot forget the failed drain");
+                    }
                     let _ = tx.send(Err(e)).await;
                 }
             }
         });
-        Ok(rx)
+        rx
     }
 
     async fn counts(&self, r: &DrainRequest) -> Result<Option<(u32, u32)>, StateError> {
-        let dests = match self.ipvs.destinations(&r.service).await {
+        let dests = match self.kernel.read().destinations(&r.service).await {
             Ok(d) => d,
             Err(
                 IpvsError::ServiceNotFound
@@ -183,13 +278,17 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             match self.counts(r).await? {
                 // Someone else removed it: nothing left to wait for.
                 None => {
+                    let inner = self.inner.lock().await;
+                    let turn = self.kernel.turn().await;
+                    turn.end_drain(&r.service, r.addr, r.port)
+                        .map_err(|error| StateError::DrainNotKept { error })?;
                     return Ok(Progress::Done {
                         active: 0,
                         inactive: 0,
                         elapsed: start.elapsed(),
                         timed_out: false,
                         removed: false,
-                        revision: self.inner.lock().await.number(),
+                        revision: inner.number(),
                     });
                 }
                 Some((a, i)) => (active, inactive) = (a, i),
@@ -209,13 +308,14 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
         }
         let timed_out = active > 0;
         let mut inner = self.inner.lock().await;
+        let turn = self.kernel.turn().await;
         if !r.keep {
             let op = IpvsOp::DelDest {
                 service: r.service,
                 addr: r.addr,
                 port: r.port,
             };
-            self.ipvs.write(&op).await.map_err(|e| refused(&op, e))?;
+            turn.ipvs().write(&op).await.map_err(|e| refused(&op, e))?;
         }
         let mut revision = inner.number();
         if let Some(current) = inner.current().cloned()
@@ -227,6 +327,10 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             }
             revision = self.commit(&mut inner, spec, managed, "drain".to_owned())?;
         }
+        // The declaration owns the weight again: the revision just recorded leaves the server
+        // out, or keeps it at 0.
+        turn.end_drain(&r.service, r.addr, r.port)
+            .map_err(|error| StateError::DrainNotKept { error })?;
         Ok(Progress::Done {
             active,
             inactive,

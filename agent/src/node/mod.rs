@@ -2,8 +2,11 @@
 //! changes (or none at all on a refusal), recorded on disk, reconciled after a restart,
 //! checked for drift, rolled back, and used by [`drain`] to take real servers out.
 //!
-//! One write at a time: applies, rollbacks, drift repairs and the short steps of a drain take
-//! the same lock, so a plan is always made against the table it is applied to.
+//! One write at a time: applies, rollbacks, drift repairs and the short steps of a drain hold
+//! the revisions' lock and then a turn of the node core ([`Kernel`]), so a plan is always made
+//! against the table it is applied to and no other writer (a policy, an RPC) comes between.
+//! Plans and drift are measured against the *effective* state ([`crate::kernel::Ledger`]):
+//! the declared values, with the weights an enforcing policy or a drain owns in their place.
 
 pub mod drain;
 pub mod store;
@@ -22,10 +25,11 @@ use crate::api::LinkOps;
 use crate::api::convert::state as conv;
 use crate::attach::Attachments;
 use crate::ipvs::{IpvsError, IpvsOps, ServiceFlags, ServiceKey};
+use crate::kernel::Kernel;
 use crate::link::{Cidr, LinkError, LinkName};
 use crate::state::{
     self, ApplyError, AttachmentSpec, Change, DesiredTable, DriftMode, LinkChange, LinkState,
-    Managed, NodeSpec, desired::DestKey,
+    Managed, NodeSpec,
 };
 use store::RevisionStore;
 
@@ -128,6 +132,8 @@ pub enum StateError {
         dir: String,
         error: std::io::Error,
     },
+    #[error("the drain could not be kept in the state directory: {error}")]
+    DrainNotKept { error: std::io::Error },
     #[error("the node cannot be exported: {0}")]
     Export(String),
     #[error("service {0} not found")]
@@ -171,8 +177,6 @@ struct Inner {
     attached: BTreeMap<String, AttachmentSpec>,
     last_check: Option<SystemTime>,
     drift: Vec<String>,
-    /// Real servers being drained: drift repair leaves their weight alone.
-    draining: BTreeSet<(ServiceKey, DestKey)>,
 }
 
 impl Inner {
@@ -209,7 +213,7 @@ struct Observed {
 /// The declared state of one node.
 #[derive(Debug)]
 pub struct Declared<I, L> {
-    ipvs: Arc<I>,
+    kernel: Arc<Kernel<I>>,
     links: Arc<L>,
     policies: Option<Arc<Attachments<I>>>,
     store: Option<RevisionStore>,
@@ -271,7 +275,7 @@ enum Done {
 impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
     /// Loads the kept revisions from `dir` (none kept in memory only when `None`).
     pub fn open(
-        ipvs: Arc<I>,
+        kernel: Arc<Kernel<I>>,
         links: Arc<L>,
         policies: Option<Arc<Attachments<I>>>,
         dir: Option<PathBuf>,
@@ -296,7 +300,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             }
         }
         Ok(Declared {
-            ipvs,
+            kernel,
             links,
             policies,
             store,
@@ -345,7 +349,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
     }
 
     async fn observe(&self) -> Result<Observed, StateError> {
-        let table = self.ipvs.table().await?;
+        let table = self.kernel.read().table().await?;
         let mut links: BTreeMap<LinkName, LinkState> = BTreeMap::new();
         for l in self.links.list().await.map_err(StateError::ReadLinks)? {
             if let Ok(name) = LinkName::new(l.name.clone()) {
@@ -422,11 +426,12 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
         obs: &Observed,
         inner: &Inner,
         spec: &NodeSpec,
+        table: &DesiredTable,
         attachments: &[AttachmentSpec],
         managed: &Managed,
         prune: bool,
     ) -> Vec<Step> {
-        let ipvs = state::plan_with(&obs.table, &spec.table, |k, d| {
+        let ipvs = state::plan_with(&obs.table, table, |k, d| {
             prune
                 && match d {
                     None => managed.services.contains(k),
@@ -487,7 +492,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
     }
 
     /// Takes back what was made, newest first; the failures, in words.
-    async fn undo(&self, inner: &mut Inner, done: Vec<Done>) -> Vec<String> {
+    async fn undo(&self, ipvs: &I, inner: &mut Inner, done: Vec<Done>) -> Vec<String> {
         let mut failures = Vec::new();
         for d in done.into_iter().rev() {
             match d {
@@ -501,7 +506,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 Done::Ipvs(changes) => {
                     for c in changes.iter().rev() {
                         let ops = c.undo();
-                        for (op, r) in ops.iter().zip(self.ipvs.apply(&ops).await) {
+                        for (op, r) in ops.iter().zip(ipvs.apply(&ops).await) {
                             if let Err(e) = r {
                                 failures.push(format!("\"{op}\": {e}"));
                             }
@@ -534,7 +539,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
     }
 
     /// Makes `steps` in order, or takes back what was made and says why.
-    async fn execute(&self, inner: &mut Inner, steps: &[Step]) -> Result<(), StateError> {
+    async fn execute(&self, ipvs: &I, inner: &mut Inner, steps: &[Step]) -> Result<(), StateError> {
         let total = steps.len();
         let mut done: Vec<Done> = Vec::new();
         let mut made = 0;
@@ -550,7 +555,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                         })
                         .collect();
                     let n = changes.len();
-                    match state::apply(&*self.ipvs, &changes).await {
+                    match state::apply(ipvs, &changes).await {
                         Ok(()) => {
                             made += n;
                             done.push(Done::Ipvs(changes));
@@ -612,7 +617,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 }
             };
             if let Some((number, change, reason)) = failure {
-                let failures = self.undo(inner, done).await;
+                let failures = self.undo(ipvs, inner, done).await;
                 return Err(StateError::Refused(format!(
                     "change {number} of {total} failed: \"{change}\": {reason}; {}",
                     undo_words(made, &failures)
@@ -668,12 +673,22 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
     ) -> Result<Outcome, StateError> {
         inner.check(opts.expected)?;
         let attachments = self.resolve(&spec.attachments).await?;
+        let turn = self.kernel.turn().await;
         let obs = self.observe().await?;
         let before = inner
             .current()
             .map(|r| r.managed.clone())
             .unwrap_or_default();
-        let steps = Self::plan(&obs, inner, &spec, &attachments, &before, opts.prune);
+        let table = self.kernel.ledger().effective(&spec.table, &obs.table);
+        let steps = Self::plan(
+            &obs,
+            inner,
+            &spec,
+            &table,
+            &attachments,
+            &before,
+            opts.prune,
+        );
         if opts.dry_run {
             return Ok(Outcome {
                 steps,
@@ -682,7 +697,8 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 recorded: false,
             });
         }
-        self.execute(inner, &steps).await?;
+        self.execute(turn.ipvs(), inner, &steps).await?;
+        drop(turn);
         let managed = before.after(&spec, opts.prune);
         let unchanged = inner
             .current()
@@ -778,8 +794,9 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             .map_err(|e| StateError::Export(e.to_string()))
     }
 
-    /// Compares the node with the current revision; in enforce mode (or when `repair`),
-    /// restores what differs. Returns the drift found, in the words of the repairing changes.
+    /// Compares the node with the current revision's effective state (the weights a policy
+    /// or a drain owns are theirs, not drift); in enforce mode (or when `repair`), restores
+    /// what differs. Returns the drift found, in the words of the repairing changes.
     pub async fn check(&self, repair: bool) -> Result<Vec<String>, StateError> {
         let mut inner = self.inner.lock().await;
         let Some(current) = inner.current().cloned() else {
@@ -787,24 +804,21 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             return Ok(Vec::new());
         };
         let attachments = self.resolve(&current.spec.attachments).await?;
+        let turn = self.kernel.turn().await;
         let obs = self.observe().await?;
-        let draining = inner.draining.clone();
-        let steps: Vec<Step> = Self::plan(
+        let table = self
+            .kernel
+            .ledger()
+            .effective(&current.spec.table, &obs.table);
+        let steps = Self::plan(
             &obs,
             &inner,
             &current.spec,
+            &table,
             &attachments,
             &current.managed,
             false,
-        )
-        .into_iter()
-        .filter(|s| match s {
-            Step::Ipvs(Change::UpdateDestination { service, to, .. }) => {
-                !draining.contains(&(*service, (to.addr, to.port)))
-            }
-            _ => true,
-        })
-        .collect();
+        );
         inner.last_check = Some(SystemTime::now());
         let found: Vec<String> = steps.iter().map(ToString::to_string).collect();
         if !found.is_empty() && found != inner.drift {
@@ -815,7 +829,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
         let enforce =
             repair || current.spec.drift.unwrap_or(self.default_drift) == DriftMode::Enforce;
         if !steps.is_empty() && enforce {
-            self.execute(&mut inner, &steps).await?;
+            self.execute(turn.ipvs(), &mut inner, &steps).await?;
             tracing::info!(changes = steps.len(), "drift repaired");
             self.emit(EventKind::DriftRepaired(found.clone()));
             inner.drift.clear();

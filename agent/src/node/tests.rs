@@ -65,10 +65,15 @@ fn spec(services: &[(&str, &[(&str, u32)])]) -> NodeSpec {
 
 type State = Declared<FakeIpvs, FakeLinks>;
 
+/// A node core over `ipvs`, as a (re)started agent opens it.
+fn kernel(ipvs: &Arc<FakeIpvs>) -> Arc<Kernel<FakeIpvs>> {
+    Arc::new(Kernel::new(ipvs.clone()))
+}
+
 fn open(dir: Option<PathBuf>, drift: DriftMode) -> (Arc<FakeIpvs>, Arc<FakeLinks>, Arc<State>) {
     let ipvs = Arc::new(FakeIpvs::default());
     let links = Arc::new(FakeLinks::default());
-    let state = Declared::open(ipvs.clone(), links.clone(), None, dir, drift).expect("open");
+    let state = Declared::open(kernel(&ipvs), links.clone(), None, dir, drift).expect("open");
     (ipvs, links, Arc::new(state))
 }
 
@@ -281,7 +286,7 @@ async fn revisions_survive_a_restart_and_the_node_is_reconciled() {
         .expect("lose one");
     let writes = ipvs.writes().len();
     let again =
-        Declared::open(ipvs.clone(), links, None, Some(path), DriftMode::Report).expect("reopen");
+        Declared::open(kernel(&ipvs), links, None, Some(path), DriftMode::Report).expect("reopen");
     assert_eq!(again.snapshot().await.current.expect("revision").spec, s);
     let repaired = again.check(true).await.expect("reconcile");
     assert_eq!(repaired, ["-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 1"]);
@@ -432,6 +437,124 @@ async fn drain_waits_for_connections_then_removes_and_records_it() {
     assert_eq!(state.revisions().await[0].origin, "drain");
 }
 
+/// An agent process: its own runtime, so dropping it ends every task it started, as a
+/// `kill -9` would; the kernel's table (the fake) and the state directory outlive it.
+struct Process {
+    rt: tokio::runtime::Runtime,
+    kernel: Arc<Kernel<FakeIpvs>>,
+    state: Arc<State>,
+}
+
+impl Process {
+    fn start(ipvs: &Arc<FakeIpvs>, links: &Arc<FakeLinks>, dir: &std::path::Path) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let kernel =
+            Arc::new(Kernel::open(ipvs.clone(), dir.join("drains.pb")).expect("open the core"));
+        let state = Arc::new(
+            Declared::open(
+                kernel.clone(),
+                links.clone(),
+                None,
+                Some(dir.join("revisions")),
+                DriftMode::Enforce,
+            )
+            .expect("open"),
+        );
+        Process { rt, kernel, state }
+    }
+}
+
+#[test]
+fn a_drain_survives_a_restart_and_finishes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ipvs = Arc::new(FakeIpvs::default());
+    let links = Arc::new(FakeLinks::default());
+    let key = tcp("10.0.0.1:80");
+    let rip: std::net::IpAddr = "10.0.1.1".parse().expect("ip");
+    let weight = |ipvs: &FakeIpvs| {
+        futures::executor::block_on(ipvs.destinations(&key))
+            .expect("read")
+            .iter()
+            .find(|d| d.dest.addr == rip)
+            .map(|d| d.dest.weight)
+    };
+
+    let first = Process::start(&ipvs, &links, dir.path());
+    first.rt.block_on(async {
+        first
+            .state
+            .apply(
+                spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 100), ("10.0.1.2:80", 1)])]),
+                apply(),
+            )
+            .await
+            .expect("apply");
+        ipvs.set_active(&key, rip, 80, 6);
+        let mut rx = first
+            .state
+            .drain(DrainRequest {
+                service: key,
+                addr: rip,
+                port: 80,
+                timeout: Duration::from_secs(3600),
+                keep: false,
+                expected: None,
+                poll: Duration::from_millis(10),
+            })
+            .await
+            .expect("drain");
+        assert_eq!(
+            rx.recv().await.and_then(Result::ok),
+            Some(Progress::WeightZero { previous: 100 })
+        );
+    });
+    assert_eq!(first.kernel.drains().len(), 1);
+    // kill -9: the drain's task is gone with the process, the drain is not.
+    drop(first);
+    assert_eq!(weight(&ipvs), Some(0));
+
+    let second = Process::start(&ipvs, &links, dir.path());
+    second.rt.block_on(async {
+        // The reconcile after a start leaves the server drained...
+        let repaired = second.state.check(true).await.expect("reconcile");
+        assert_eq!(repaired, Vec::<String>::new());
+        assert_eq!(weight(&ipvs), Some(0));
+        // ...and the drain carries on where it was, then finishes.
+        assert_eq!(second.state.resume_drains().await, 1);
+        let declared_before = second.state.snapshot().await.current.expect("rev").number;
+        ipvs.set_active(&key, rip, 80, 0);
+        for _ in 0..500 {
+            if weight(&ipvs).is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(weight(&ipvs), None, "the drained server is removed");
+        let current = second.state.snapshot().await.current.expect("rev");
+        assert_eq!(current.number, declared_before + 1);
+        assert_eq!(current.origin, "drain");
+        assert!(
+            !current
+                .spec
+                .table
+                .get(&key)
+                .expect("svc")
+                .dests
+                .contains_key(&(rip, 80)),
+            "the new revision leaves it out"
+        );
+    });
+    assert_eq!(second.kernel.drains(), []);
+    drop(second);
+    // And a third start finds nothing left to do.
+    let third = Process::start(&ipvs, &links, dir.path());
+    assert_eq!(third.kernel.drains(), []);
+}
+
 #[tokio::test]
 async fn a_drain_the_kernel_cuts_short_ends_with_why() {
     let (ipvs, _, state) = open(None, DriftMode::Report);
@@ -499,12 +622,12 @@ mod attachments {
     use crate::attach::{Attachments, Mode, PolicyStore};
     use crate::policy::{Limits, PolicyEngine};
 
-    async fn policies(dir: &TempDir, ipvs: Arc<FakeIpvs>) -> Arc<Attachments<FakeIpvs>> {
+    async fn policies(dir: &TempDir, kernel: Arc<Kernel<FakeIpvs>>) -> Arc<Attachments<FakeIpvs>> {
         let engine = PolicyEngine::new(Limits::default(), None).expect("engine");
         let store = PolicyStore::open(Some(dir.0.join("policies")), &engine)
             .await
             .expect("store");
-        Arc::new(Attachments::new(engine, store, ipvs))
+        Arc::new(Attachments::new(engine, store, kernel))
     }
 
     fn with_attachment(policy: &str) -> NodeSpec {
@@ -520,12 +643,95 @@ mod attachments {
         s
     }
 
+    /// Drift enforcement and an enforcing policy on the same service: the policy owns the
+    /// weights, so repair never undoes its decision and the node is not reported as drifted.
+    #[tokio::test]
+    async fn drift_enforcement_and_an_enforcing_policy_do_not_fight() {
+        let dir = TempDir::new();
+        let ipvs = Arc::new(FakeIpvs::default());
+        let links = Arc::new(FakeLinks::default());
+        let k = kernel(&ipvs);
+        let p = policies(&dir, k.clone()).await;
+        // Sets 10.0.1.1:80 to weight 20 whatever it had.
+        p.upload(fixture("", "10.0.1.1:80", 20, "lc"), "lc".into())
+            .await
+            .expect("upload");
+        let state =
+            Declared::open(k, links, Some(p.clone()), None, DriftMode::Enforce).expect("open");
+        let mut s = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 100), ("10.0.1.2:80", 1)])]);
+        s.attachments = vec![AttachmentSpec {
+            policy: "lc".into(),
+            services: vec![tcp("10.0.0.1:80")],
+            params: vec![],
+            interval: Duration::from_secs(3600),
+            mode: Mode::Enforce,
+            quarantine_after: 3,
+        }];
+        state.apply(s, apply()).await.expect("apply");
+        let id = p.list().await[0].0.clone();
+        let weights = || async {
+            ipvs.destinations(&tcp("10.0.0.1:80"))
+                .await
+                .expect("read")
+                .iter()
+                .map(|d| d.dest.weight)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(weights().await, [100, 1]);
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            p.evaluate(&id).await.expect("evaluate");
+            seen.push(weights().await);
+            let drift = state.check(false).await.expect("check");
+            assert_eq!(
+                drift,
+                Vec::<String>::new(),
+                "a policy's weight is not drift"
+            );
+            seen.push(weights().await);
+        }
+        assert!(seen.iter().all(|w| w == &[20, 1]), "{seen:?}");
+        assert!(state.snapshot().await.drift.is_empty());
+
+        // A change behind everyone's back to a server the policy owns is still drift, measured
+        // against the policy's weight, and repaired to it.
+        ipvs.set_dest(&tcp("10.0.0.1:80"), &masq("10.0.1.1:80", 3))
+            .await
+            .expect("behind the back");
+        let drift = state.check(false).await.expect("check");
+        assert_eq!(drift, ["-e -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 20"]);
+        assert_eq!(weights().await, [20, 1]);
+
+        // No longer declared, the attachment goes, and the declaration owns the weights again.
+        let without = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 100), ("10.0.1.2:80", 1)])]);
+        let pruned = state
+            .apply(
+                without,
+                ApplyOptions {
+                    prune: true,
+                    ..apply()
+                },
+            )
+            .await
+            .expect("prune");
+        assert_eq!(
+            words(&pruned),
+            [format!("policy detach {id} (")
+                + &p.policies().await[0].hash
+                + " from TCP 10.0.0.1:80)"]
+        );
+        let drift = state.check(false).await.expect("check");
+        assert_eq!(drift, ["-e -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 100"]);
+        assert_eq!(weights().await, [100, 1]);
+    }
+
     #[tokio::test]
     async fn declared_attachments_are_made_kept_pruned_and_remade_after_a_restart() {
         let dir = TempDir::new();
         let ipvs = Arc::new(FakeIpvs::default());
         let links = Arc::new(FakeLinks::default());
-        let p = policies(&dir, ipvs.clone()).await;
+        let k = kernel(&ipvs);
+        let p = policies(&dir, k.clone()).await;
         let hash = p
             .upload(fixture("", "10.0.1.1:80", 5, "fixed"), "fixed".into())
             .await
@@ -533,7 +739,7 @@ mod attachments {
             .hash;
         let revisions = Some(dir.0.join("revisions"));
         let state = Declared::open(
-            ipvs.clone(),
+            k,
             links.clone(),
             Some(p.clone()),
             revisions.clone(),
@@ -565,9 +771,10 @@ mod attachments {
         assert!(again.steps.is_empty(), "{:?}", words(&again));
 
         // A restart: the attachments are gone with the old process, and come back.
-        let p2 = policies(&dir, ipvs.clone()).await;
+        let k2 = kernel(&ipvs);
+        let p2 = policies(&dir, k2.clone()).await;
         let restarted = Declared::open(
-            ipvs.clone(),
+            k2,
             links.clone(),
             Some(p2.clone()),
             revisions,

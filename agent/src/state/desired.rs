@@ -94,6 +94,12 @@ impl DesiredTable {
         self.services.values()
     }
 
+    /// The services in key order, for values that are not keys (weights, the scheduler): a
+    /// changed key would break the table's order.
+    pub fn services_mut(&mut self) -> impl Iterator<Item = &mut DesiredService> {
+        self.services.values_mut()
+    }
+
     pub fn get(&self, key: &ServiceKey) -> Option<&DesiredService> {
         self.services.get(key)
     }
