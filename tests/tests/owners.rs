@@ -94,24 +94,28 @@ fn start_agent(state: &Path, extra: &[&str]) -> Result<Agent> {
     Agent::start_with(&args)
 }
 
-/// Weight and upper threshold of real server `rs`, from `ipvsadm -Ln --thresholds`.
-fn kernel_dest(rs: &str) -> Result<Option<(u32, u32)>> {
-    let out = ipvsadm(&["-Ln", "--thresholds", "-t", VIP])?;
+/// The value in column `col` of real server `rs`'s line in `ipvsadm -Ln [view]`.
+fn column(view: &[&str], rs: &str, col: usize) -> Result<Option<u32>> {
+    let mut args = vec!["-Ln", "-t", VIP];
+    args.extend_from_slice(view);
+    let out = ipvsadm(&args)?;
     ensure!(out.status.success(), "ipvsadm failed: {out:?}");
     Ok(stdout(&out).lines().find_map(|l| {
         let cols: Vec<&str> = l.split_whitespace().collect();
-        match cols.as_slice() {
-            ["->", addr, _fwd, weight, upper, ..] if *addr == rs => {
-                Some((weight.parse().ok()?, upper.parse().ok()?))
-            }
-            _ => None,
-        }
+        (cols.len() > col && cols[0] == "->" && cols[1] == rs)
+            .then(|| cols[col].parse().ok())
+            .flatten()
     }))
 }
 
+/// Weight and upper threshold of real server `rs`.
+fn kernel_dest(rs: &str) -> Result<Option<(u32, u32)>> {
+    // `-> addr Forward Weight ...` and `-> addr Uthreshold Lthreshold ...`
+    Ok(column(&[], rs, 3)?.zip(column(&["--thresholds"], rs, 2)?))
+}
+
 fn weights() -> Result<(Option<u32>, Option<u32>)> {
-    let w = |rs| Ok::<_, anyhow::Error>(kernel_dest(rs)?.map(|(w, _)| w));
-    Ok((w(B1)?, w(B2)?))
+    Ok((column(&[], B1, 3)?, column(&[], B2, 3)?))
 }
 
 /// Silent connections through the VIP: busybox httpd waits for a request, so they stay open.
