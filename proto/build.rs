@@ -3,6 +3,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "ipvs/agent/v1/types.proto",
+        "ipvs/agent/v1/errors.proto",
         "ipvs/agent/v1/ipvs.proto",
         "ipvs/agent/v1/link.proto",
         "ipvs/agent/v1/stats.proto",

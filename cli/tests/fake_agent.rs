@@ -27,7 +27,9 @@ struct Fake {
     log: Log,
     services: Vec<pb::Service>,
     /// Calls that fail, with the status they fail with.
-    failures: Vec<(&'static str, Code, &'static str)>,
+    /// Calls that fail: code, message, and the reason and errno of the agent's detail (none
+    /// when both are empty, as from an agent too old to send one).
+    failures: Vec<(&'static str, Code, &'static str, &'static str, i32)>,
     links: Vec<pb::Link>,
     addresses: Vec<pb::InterfaceAddress>,
     timeouts: pb::Timeouts,
@@ -49,8 +51,17 @@ impl Fake {
         if let Ok(mut log) = self.log.lock() {
             log.push(format!("{call} {:?}", req.get_ref()));
         }
-        match self.failures.iter().find(|(c, _, _)| *c == call) {
-            Some((_, code, msg)) => Err(Status::new(*code, *msg)),
+        match self.failures.iter().find(|(c, _, _, _, _)| *c == call) {
+            Some((_, code, msg, "", 0)) => Err(Status::new(*code, *msg)),
+            Some((_, code, msg, reason, errno)) => Err(ipvs_proto::details::status(
+                *code,
+                (*msg).to_owned(),
+                &pb::ErrorDetail {
+                    reason: (*reason).to_owned(),
+                    errno: *errno,
+                    ..Default::default()
+                },
+            )),
             None => Ok(Response::new(ok)),
         }
     }
@@ -539,18 +550,30 @@ async fn refusals_use_ipvsadm_words_and_status() {
                     "AddDestination",
                     Code::NotFound,
                     "service TCP 10.0.0.1:80 not found",
+                    "",
+                    0,
                 ),
-                ("CreateService", Code::AlreadyExists, "service exists"),
+                (
+                    "CreateService",
+                    Code::AlreadyExists,
+                    "service exists",
+                    "",
+                    0,
+                ),
                 (
                     "DeleteDestination",
                     Code::NotFound,
                     "destination 10.1.0.1:80 not found",
+                    "DESTINATION_NOT_FOUND",
+                    2,
                 ),
-                ("GetService", Code::NotFound, "no such service"),
+                ("GetService", Code::NotFound, "no such service", "", 0),
                 (
                     "GetInfo",
                     Code::Unavailable,
                     "IPVS is not available in this kernel (generic netlink family \"IPVS\" not found)",
+                    "IPVS_UNAVAILABLE",
+                    0,
                 ),
             ],
             ..Default::default()
@@ -722,7 +745,7 @@ async fn link_and_addr_commands() {
                 link_index: 12,
                 scope: "global".into(),
             }],
-            failures: vec![("DeleteLink", Code::NotFound, "link nosuch not found")],
+            failures: vec![("DeleteLink", Code::NotFound, "link nosuch not found", "", 0)],
             ..Default::default()
         },
     );
@@ -919,19 +942,37 @@ async fn settings_refusals_use_ipvsadm_words_and_status() {
                     "StartDaemon",
                     Code::AlreadyExists,
                     "the master daemon already runs",
+                    "",
+                    0,
                 ),
-                ("StopDaemon", Code::NotFound, "no backup daemon runs"),
-                ("GetTimeouts", Code::Internal, "netlink socket closed"),
-                ("ListDaemons", Code::PermissionDenied, "permission denied"),
+                ("StopDaemon", Code::NotFound, "no backup daemon runs", "", 0),
+                (
+                    "GetTimeouts",
+                    Code::Internal,
+                    "netlink socket closed",
+                    "",
+                    0,
+                ),
+                (
+                    "ListDaemons",
+                    Code::PermissionDenied,
+                    "permission denied",
+                    "",
+                    0,
+                ),
                 (
                     "ListConnections",
                     Code::Internal,
                     "cannot read /proc/net/ip_vs_conn",
+                    "",
+                    0,
                 ),
                 (
                     "SetTimeouts",
                     Code::InvalidArgument,
                     "set timeouts: Invalid argument (errno 22)",
+                    "KERNEL",
+                    22,
                 ),
             ],
             ..Default::default()
@@ -1159,7 +1200,10 @@ async fn restore_reports_what_the_agent_undid() {
     let agent = start(
         &dir.0,
         Fake {
-            failures: vec![("Apply", Code::Aborted, msg), ("Zero", Code::NotFound, "")],
+            failures: vec![
+                ("Apply", Code::Aborted, msg, "", 0),
+                ("Zero", Code::NotFound, "", "", 0),
+            ],
             ..Default::default()
         },
     );
@@ -1179,11 +1223,13 @@ async fn restore_reports_each_failed_setting_line() {
         &dir.0,
         Fake {
             failures: vec![
-                ("Zero", Code::NotFound, "service not found"),
+                ("Zero", Code::NotFound, "service not found", "", 0),
                 (
                     "StartDaemon",
                     Code::AlreadyExists,
                     "master daemon already runs",
+                    "",
+                    0,
                 ),
             ],
             ..Default::default()
@@ -1228,7 +1274,7 @@ async fn an_unknown_scheduler_is_named_after_the_service_lookup() {
                 failures: if *exists {
                     Vec::new()
                 } else {
-                    vec![("GetService", Code::NotFound, "Service not defined")]
+                    vec![("GetService", Code::NotFound, "Service not defined", "", 0)]
                 },
                 ..Default::default()
             },

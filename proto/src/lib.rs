@@ -1,6 +1,11 @@
 //! The ipvs-agent gRPC API, package `ipvs.agent.v1`: code generated from `ipvs/agent/v1/*.proto`.
 //!
-//! The `.proto` files are the API's reference; this crate only compiles them.
+//! The `.proto` files are the API's reference; this crate compiles them, and holds the two
+//! things both ends of the API share: the errno table ([`errno`]) and how an
+//! [`ErrorDetail`](v1::ErrorDetail) rides on a status ([`details`]).
+
+pub mod details;
+pub mod errno;
 
 /// Generated messages and services of `ipvs.agent.v1`.
 #[allow(

@@ -17,7 +17,18 @@ where
     F: Future<Output = Result<T, Status>>,
 {
     let (target, result) = match parsed {
-        Ok(p) => (target(&p), run(p).await),
+        Ok(p) => {
+            let target = target(&p);
+            // The object the refusal is about, for programs (ErrorDetail.object).
+            let result = run(p).await.map_err(|s| {
+                ipvs_proto::details::with_detail(s, |d| {
+                    if d.object.is_empty() {
+                        d.object.clone_from(&target);
+                    }
+                })
+            });
+            (target, result)
+        }
         Err(e) => ("-".to_owned(), Err(e.into())),
     };
     match &result {

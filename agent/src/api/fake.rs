@@ -304,12 +304,8 @@ impl IpvsOps for FakeIpvs {
             } else {
                 *dest
             };
-            // What the kernel answers, unnamed: the API layer must still say "Service not defined".
-            let (_, dests) = t.services.get_mut(key).ok_or(IpvsError::Kernel {
-                op: "new_dest",
-                errno: libc::ESRCH,
-                message: "No such process".into(),
-            })?;
+            // The real handle names the kernel's ESRCH (`ipvs::errno::kernel_error`).
+            let (_, dests) = find_mut(t, key)?;
             if dests.iter().any(|d| same(d, dest.addr, dest.port)) {
                 return Err(IpvsError::DestinationExists);
             }

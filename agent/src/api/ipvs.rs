@@ -146,7 +146,7 @@ impl<I: IpvsOps> IpvsApi<I> {
             Ok(()) => undone.to_owned(),
             Err(e) => format!("taking the write back (\"{undo}\") failed: {e}"),
         };
-        Err(Status::failed_precondition(format!("{ignored}; {outcome}")))
+        Err(super::status::ignored(format!("{ignored}; {outcome}")))
     }
 }
 

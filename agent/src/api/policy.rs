@@ -20,8 +20,8 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{FieldError, Problem, ipvs::key_to_proto, ipvs::service_key};
 use crate::attach::{
-    AttachError, Attachments, DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, DecisionRecord, Event,
-    Mode, RunRecord, Spec, StoreError, StoredPolicy,
+    Attachments, DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, DecisionRecord, Event, Mode,
+    RunRecord, Spec, StoredPolicy,
 };
 use crate::ipvs::IpvsOps;
 use crate::shutdown::Shutdown;
@@ -52,32 +52,6 @@ impl<I: IpvsOps> PolicyApi<I> {
     pub fn into_server(self) -> PolicyServiceServer<Self> {
         let limit = self.attachments.component_bytes() + super::UPLOAD_OVERHEAD_BYTES;
         PolicyServiceServer::new(self).max_decoding_message_size(limit)
-    }
-}
-
-impl From<StoreError> for Status {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Load(_) => Status::invalid_argument(super::status::bounded(e.to_string())),
-            StoreError::NotFound(_) => Status::not_found(super::status::bounded(e.to_string())),
-            StoreError::Io { .. } => Status::internal(super::status::bounded(e.to_string())),
-        }
-    }
-}
-
-impl From<AttachError> for Status {
-    fn from(e: AttachError) -> Self {
-        match e {
-            AttachError::Store(e) => e.into(),
-            AttachError::NotFound(_) => Status::not_found(super::status::bounded(e.to_string())),
-            AttachError::Attached { .. } | AttachError::Quarantined(_) | AttachError::Held(_) => {
-                Status::failed_precondition(super::status::bounded(e.to_string()))
-            }
-            AttachError::NoService | AttachError::Interval(_) => {
-                Status::invalid_argument(super::status::bounded(e.to_string()))
-            }
-            AttachError::Save(_) => Status::internal(super::status::bounded(e.to_string())),
-        }
     }
 }
 

@@ -13,12 +13,12 @@ use tonic::{Request, Response, Status};
 use super::LinkOps;
 use super::audit::logged;
 use super::convert::ipvs::{ip_address, service_key};
-use super::convert::state::{SpecInputError, node_spec, node_spec_to_proto, time_to_proto};
+use super::convert::state::{node_spec, node_spec_to_proto, time_to_proto};
 use super::convert::table::change_to_proto;
 use super::convert::{FieldError, nested, u16_field};
 use crate::ipvs::IpvsOps;
 use crate::node::drain::{DrainRequest, Progress};
-use crate::node::{ApplyOptions, Declared, EventKind, Outcome, StateError, Step, revision_info};
+use crate::node::{ApplyOptions, Declared, EventKind, Outcome, Step, revision_info};
 use crate::state::DriftMode;
 
 /// A drain waits this long for active connections when the request does not say.
@@ -38,34 +38,6 @@ impl<I: IpvsOps, L: LinkOps> StateApi<I, L> {
 
     pub fn into_server(self) -> StateServiceServer<Self> {
         StateServiceServer::new(self).max_decoding_message_size(super::MAX_TABLE_REQUEST_BYTES)
-    }
-}
-
-impl From<SpecInputError> for Status {
-    fn from(e: SpecInputError) -> Self {
-        Status::invalid_argument(super::status::bounded(e.to_string()))
-    }
-}
-
-impl From<StateError> for Status {
-    fn from(e: StateError) -> Self {
-        let code = match &e {
-            StateError::Stale { .. }
-            | StateError::PolicyUnknown(_)
-            | StateError::PolicyAmbiguous(_)
-            | StateError::NoPolicies
-            | StateError::NothingBefore => tonic::Code::FailedPrecondition,
-            StateError::NoRevision(_)
-            | StateError::ServiceNotFound(_)
-            | StateError::DestNotFound { .. } => tonic::Code::NotFound,
-            StateError::ReadIpvs(i) => super::status::ipvs_code(i),
-            StateError::ReadLinks(_) => tonic::Code::Unavailable,
-            StateError::Refused(_) => tonic::Code::Aborted,
-            StateError::Persist { .. }
-            | StateError::DrainNotKept { .. }
-            | StateError::Export(_) => tonic::Code::Internal,
-        };
-        Status::new(code, super::status::bounded(e.to_string()))
     }
 }
 

@@ -134,7 +134,7 @@ impl<I: IpvsOps> StatsService for StatsApi<I> {
         let first = sample(self.kernel.read(), key.as_ref()).await?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         tx.try_send(Ok(first))
-            .map_err(|e| Status::internal(format!("watch buffer: {e}")))?;
+            .map_err(|e| super::status::internal(format!("watch buffer: {e}")))?;
         tokio::spawn(watch(
             self.kernel.clone(),
             key,

@@ -20,13 +20,21 @@
 //! `INVALID_ARGUMENT`: the request named a valid choice of the API, and the same request succeeds
 //! once the node loads `ip_vs_<name>`; the fix is on the node, not in the request.
 //!
-//! The message is the error's own text, which carries the kernel's reason.
+//! The message is the error's own text, which carries the kernel's reason. Every status also
+//! carries an [`ErrorDetail`] (reason, errno, operation, object, the failing change of a
+//! batch; see `errors.proto`), so programs, ipvsctl among them, never parse the words. The
+//! write RPCs add the object they were about ([`super::audit::logged`]).
 
+use ipvs_proto::errno as en;
+use ipvs_proto::v1::ErrorDetail;
 use tonic::{Code, Status};
 
 use super::convert::FieldError;
+use super::convert::state::SpecInputError;
+use crate::attach::{AttachError, StoreError};
 use crate::ipvs::IpvsError;
 use crate::link::LinkError;
+use crate::node::StateError;
 use crate::state::{ApplyError, TableError};
 
 /// Longest message a status carries. The message travels in an HTTP/2 header, and errors may
@@ -46,43 +54,222 @@ pub fn bounded(message: String) -> String {
     format!("{}…", &message[..end])
 }
 
+/// A status with its [`ErrorDetail`]: every error the agent returns is made here.
+fn status(code: Code, message: String, detail: ErrorDetail) -> Status {
+    ipvs_proto::details::status(code, bounded(message), &detail)
+}
+
+fn detail(reason: &str, errno: i32, operation: &str) -> ErrorDetail {
+    ErrorDetail {
+        reason: reason.to_owned(),
+        errno,
+        errno_name: en::name(errno).unwrap_or_default().to_owned(),
+        operation: operation.to_owned(),
+        ..ErrorDetail::default()
+    }
+}
+
+/// A refusal with no errno, named by its code.
+fn plain(code: Code, message: String) -> Status {
+    let reason = match code {
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Unavailable => "UNAVAILABLE",
+        _ => "INTERNAL",
+    };
+    status(code, message, detail(reason, 0, ""))
+}
+
+/// A change the kernel accepted but cut short, and what became of it.
+pub fn ignored(message: String) -> Status {
+    status(
+        Code::FailedPrecondition,
+        message,
+        detail("CHANGE_IGNORED", 0, ""),
+    )
+}
+
+/// The agent's own failure, not the request's.
+pub fn internal(message: String) -> Status {
+    plain(Code::Internal, message)
+}
+
+/// The reason and errno of an IPVS refusal: a named one stands for the errno libipvs names it
+/// after (so a program, like ipvsadm, can tell ESRCH from ENOENT).
+pub fn ipvs_detail(e: &IpvsError) -> ErrorDetail {
+    let (reason, errno, op) = match e {
+        IpvsError::Invalid(_) => ("INVALID_ARGUMENT", 0, ""),
+        IpvsError::Unavailable => ("IPVS_UNAVAILABLE", 0, ""),
+        IpvsError::ServiceNotFound => ("SERVICE_NOT_FOUND", en::ESRCH, ""),
+        IpvsError::ServiceExists => ("SERVICE_EXISTS", en::EEXIST, ""),
+        IpvsError::DestinationNotFound => ("DESTINATION_NOT_FOUND", en::ENOENT, ""),
+        IpvsError::DestinationExists => ("DESTINATION_EXISTS", en::EEXIST, ""),
+        IpvsError::SchedulerNotFound(_) => ("SCHEDULER_NOT_FOUND", en::ENOENT, ""),
+        IpvsError::PersistenceEngineNotFound(_) => ("PERSISTENCE_ENGINE_NOT_FOUND", en::ENOENT, ""),
+        IpvsError::DaemonRunning => ("DAEMON_RUNNING", en::EEXIST, ""),
+        IpvsError::DaemonNotRunning => ("DAEMON_NOT_RUNNING", en::ESRCH, ""),
+        IpvsError::PermissionDenied => ("PERMISSION_DENIED", en::EPERM, ""),
+        IpvsError::Kernel { op, errno, .. } => ("KERNEL", *errno, *op),
+        IpvsError::Netlink(_) => ("NETLINK", 0, ""),
+        IpvsError::ConnTable(_) => ("INTERNAL", 0, ""),
+    };
+    detail(reason, errno, op)
+}
+
+/// The reason and errno of a link or address refusal.
+pub fn link_detail(e: &LinkError) -> ErrorDetail {
+    let (reason, errno, op) = match e {
+        LinkError::InvalidName { .. } | LinkError::InvalidPrefix { .. } => {
+            ("INVALID_ARGUMENT", 0, "")
+        }
+        LinkError::LinkNotFound(_) => ("LINK_NOT_FOUND", en::ENODEV, ""),
+        LinkError::LinkExists(_) => ("LINK_EXISTS", en::EEXIST, ""),
+        LinkError::AddressExists { .. } => ("ADDRESS_EXISTS", en::EEXIST, ""),
+        LinkError::AddressNotFound { .. } => ("ADDRESS_NOT_FOUND", en::EADDRNOTAVAIL, ""),
+        LinkError::NotSupported { op, .. } => ("LINK_NOT_SUPPORTED", en::EOPNOTSUPP, *op),
+        LinkError::PermissionDenied { op } => ("PERMISSION_DENIED", en::EPERM, *op),
+        LinkError::Ipv6Disabled { .. } => ("IPV6_DISABLED", en::EACCES, "add address"),
+        LinkError::Kernel { op, errno, .. } => ("KERNEL", *errno, *op),
+        LinkError::Connection(_) => ("NETLINK", 0, ""),
+    };
+    detail(reason, errno, op)
+}
+
 impl From<FieldError> for Status {
     fn from(e: FieldError) -> Self {
-        Status::invalid_argument(bounded(e.to_string()))
+        let d = ErrorDetail {
+            object: e.field.clone(),
+            ..detail("INVALID_ARGUMENT", 0, "")
+        };
+        status(Code::InvalidArgument, e.to_string(), d)
     }
 }
 
 impl From<IpvsError> for Status {
     fn from(e: IpvsError) -> Self {
-        // The kernel answers ESRCH to every request naming a missing service: say so.
-        if let IpvsError::Kernel {
-            errno: libc::ESRCH, ..
-        } = e
-        {
-            return Status::not_found(bounded(IpvsError::ServiceNotFound.to_string()));
-        }
-        Status::new(ipvs_code(&e), bounded(e.to_string()))
+        status(ipvs_code(&e), e.to_string(), ipvs_detail(&e))
     }
 }
 
 impl From<TableError> for Status {
     fn from(e: TableError) -> Self {
-        Status::invalid_argument(bounded(e.to_string()))
+        plain(Code::InvalidArgument, e.to_string())
     }
 }
 
 impl From<ApplyError> for Status {
     fn from(e: ApplyError) -> Self {
-        match e {
-            ApplyError::Refused { .. } => Status::aborted(bounded(e.to_string())),
-            ApplyError::Ignored { .. } => Status::failed_precondition(bounded(e.to_string())),
+        match &e {
+            ApplyError::Refused {
+                number,
+                total,
+                error,
+                ..
+            } => {
+                let d = ErrorDetail {
+                    change: u32::try_from(*number).unwrap_or(u32::MAX),
+                    changes: u32::try_from(*total).unwrap_or(u32::MAX),
+                    ..ipvs_detail(error)
+                };
+                status(Code::Aborted, e.to_string(), d)
+            }
+            ApplyError::Ignored { .. } => status(
+                Code::FailedPrecondition,
+                e.to_string(),
+                detail("CHANGE_IGNORED", 0, ""),
+            ),
         }
     }
 }
 
 impl From<LinkError> for Status {
     fn from(e: LinkError) -> Self {
-        Status::new(link_code(&e), bounded(e.to_string()))
+        status(link_code(&e), e.to_string(), link_detail(&e))
+    }
+}
+
+impl From<SpecInputError> for Status {
+    fn from(e: SpecInputError) -> Self {
+        match e {
+            SpecInputError::Field(f) => f.into(),
+            SpecInputError::Spec(s) => plain(Code::InvalidArgument, s.to_string()),
+        }
+    }
+}
+
+impl From<StateError> for Status {
+    fn from(e: StateError) -> Self {
+        let message = e.to_string();
+        match e {
+            StateError::Stale { .. } => status(
+                Code::FailedPrecondition,
+                message,
+                detail("REVISION_MOVED", 0, ""),
+            ),
+            StateError::PolicyUnknown(_)
+            | StateError::PolicyAmbiguous(_)
+            | StateError::NoPolicies
+            | StateError::NothingBefore => plain(Code::FailedPrecondition, message),
+            StateError::NoRevision(_) => plain(Code::NotFound, message),
+            StateError::ServiceNotFound(k) => status(
+                Code::NotFound,
+                message,
+                ErrorDetail {
+                    object: k.to_string(),
+                    ..ipvs_detail(&IpvsError::ServiceNotFound)
+                },
+            ),
+            StateError::DestNotFound { .. } => status(
+                Code::NotFound,
+                message,
+                ipvs_detail(&IpvsError::DestinationNotFound),
+            ),
+            StateError::ReadIpvs(i) => status(ipvs_code(&i), message, ipvs_detail(&i)),
+            StateError::ReadLinks(l) => status(Code::Unavailable, message, link_detail(&l)),
+            StateError::Refused { number, total, .. } => status(
+                Code::Aborted,
+                message,
+                ErrorDetail {
+                    change: u32::try_from(number).unwrap_or(u32::MAX),
+                    changes: u32::try_from(total).unwrap_or(u32::MAX),
+                    ..detail("CHANGE_REFUSED", 0, "")
+                },
+            ),
+            StateError::DrainRefused { error, .. } => {
+                status(Code::Aborted, message, ipvs_detail(&error))
+            }
+            StateError::Persist { .. }
+            | StateError::DrainNotKept { .. }
+            | StateError::Export(_) => plain(Code::Internal, message),
+        }
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        let code = match e {
+            StoreError::Load(_) => Code::InvalidArgument,
+            StoreError::NotFound(_) => Code::NotFound,
+            StoreError::Io { .. } => Code::Internal,
+        };
+        plain(code, e.to_string())
+    }
+}
+
+impl From<AttachError> for Status {
+    fn from(e: AttachError) -> Self {
+        let code = match e {
+            AttachError::Store(e) => return e.into(),
+            AttachError::NotFound(_) => Code::NotFound,
+            AttachError::Attached { .. } | AttachError::Quarantined(_) | AttachError::Held(_) => {
+                Code::FailedPrecondition
+            }
+            AttachError::NoService | AttachError::Interval(_) => Code::InvalidArgument,
+            AttachError::Save(_) => Code::Internal,
+        };
+        plain(code, e.to_string())
     }
 }
 
@@ -239,10 +426,12 @@ mod tests {
                 Code::Internal,
                 "connection table: cannot read /proc/self/net/ip_vs_conn: Is a directory",
             ),
+            // The handle names ESRCH for the calls about a service; for any other call
+            // (a daemon's, say) it means only what the kernel says.
             (
                 kernel(libc::ESRCH, "No such process"),
                 Code::NotFound,
-                "Service not defined",
+                "new_dest: No such process (errno 3)",
             ),
             (
                 kernel(libc::EINVAL, "Invalid argument"),
@@ -280,6 +469,116 @@ mod tests {
             let status = Status::from(err);
             assert_eq!((status.code(), status.message()), (code, message), "{what}");
         }
+    }
+
+    #[test]
+    fn every_status_names_its_reason_and_errno() {
+        use ipvs_proto::details::detail;
+        let cidr = Cidr::new("192.0.2.1".parse().expect("addr"), 24).expect("cidr");
+        let cases: Vec<(Status, &str, i32, &str, &str)> = vec![
+            (
+                IpvsError::ServiceNotFound.into(),
+                "SERVICE_NOT_FOUND",
+                3,
+                "ESRCH",
+                "",
+            ),
+            (
+                IpvsError::DestinationNotFound.into(),
+                "DESTINATION_NOT_FOUND",
+                2,
+                "ENOENT",
+                "",
+            ),
+            (
+                IpvsError::ServiceExists.into(),
+                "SERVICE_EXISTS",
+                17,
+                "EEXIST",
+                "",
+            ),
+            (
+                IpvsError::SchedulerNotFound("twos".into()).into(),
+                "SCHEDULER_NOT_FOUND",
+                2,
+                "ENOENT",
+                "",
+            ),
+            (
+                IpvsError::DaemonNotRunning.into(),
+                "DAEMON_NOT_RUNNING",
+                3,
+                "ESRCH",
+                "",
+            ),
+            (IpvsError::Unavailable.into(), "IPVS_UNAVAILABLE", 0, "", ""),
+            (
+                kernel(libc::EINVAL, "Invalid argument").into(),
+                "KERNEL",
+                22,
+                "EINVAL",
+                "new_dest",
+            ),
+            (
+                LinkError::AddressExists {
+                    link: "dummy1".into(),
+                    cidr,
+                }
+                .into(),
+                "ADDRESS_EXISTS",
+                17,
+                "EEXIST",
+                "",
+            ),
+            (
+                LinkError::LinkNotFound("x".into()).into(),
+                "LINK_NOT_FOUND",
+                19,
+                "ENODEV",
+                "",
+            ),
+            (
+                StateError::NothingBefore.into(),
+                "FAILED_PRECONDITION",
+                0,
+                "",
+                "",
+            ),
+            (
+                StateError::Stale {
+                    expected: 1,
+                    current: 2,
+                }
+                .into(),
+                "REVISION_MOVED",
+                0,
+                "",
+                "",
+            ),
+        ];
+        for (status, reason, errno, name, op) in cases {
+            let d = detail(&status).unwrap_or_else(|| panic!("no detail: {status:?}"));
+            assert_eq!(
+                (
+                    d.reason.as_str(),
+                    d.errno,
+                    d.errno_name.as_str(),
+                    d.operation.as_str()
+                ),
+                (reason, errno, name, op),
+                "{status:?}"
+            );
+        }
+        let refused = StateError::Refused {
+            number: 4,
+            total: 6,
+            message: "change 4 of 6 failed".into(),
+        };
+        let d = detail(&refused.into()).expect("detail");
+        assert_eq!(
+            (d.reason.as_str(), d.change, d.changes),
+            ("CHANGE_REFUSED", 4, 6)
+        );
     }
 
     #[test]

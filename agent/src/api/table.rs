@@ -313,6 +313,11 @@ mod tests {
                  twos; the 2 changes made were undone: the table is as it was"
             )
         );
+        let d = ipvs_proto::details::detail(&err).expect("detail");
+        assert_eq!(
+            (d.reason.as_str(), d.errno, d.change, d.changes),
+            ("SCHEDULER_NOT_FOUND", libc::ENOENT, 3, 4)
+        );
         assert_eq!(server.ipvs.table().await.expect("table"), before);
         assert_eq!(server.ipvs.loads(), vec!["twos".to_owned()]);
     }

@@ -454,15 +454,32 @@ async fn kernel_refusals_keep_their_meaning() {
         Code::NotFound,
         "Service not defined",
     );
-    // The fake answers a bare ESRCH here, as the kernel does.
-    refused(
-        ipvs.add_destination(pb::AddDestinationRequest {
+    // Every refusal names its reason, errno and object for programs.
+    let err = ipvs
+        .add_destination(pb::AddDestinationRequest {
             service: tcp_key([10, 9, 9, 9], 80),
             destination: masq([127, 0, 0, 1], 8081, None),
         })
-        .await,
-        Code::NotFound,
-        "Service not defined",
+        .await
+        .expect_err("no such service");
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::NotFound, "Service not defined")
+    );
+    let detail = ipvs_proto::details::detail(&err).expect("a detail");
+    assert_eq!(
+        (
+            detail.reason.as_str(),
+            detail.errno,
+            detail.errno_name.as_str(),
+            detail.object.as_str()
+        ),
+        (
+            "SERVICE_NOT_FOUND",
+            libc::ESRCH,
+            "ESRCH",
+            "TCP 10.9.9.9:80 -> 127.0.0.1:8081"
+        )
     );
     refused(
         ipvs.delete_destination(pb::DeleteDestinationRequest {

@@ -24,7 +24,10 @@ pub type Report = Result<Progress, StateError>;
 
 /// A drain's write the kernel refused, in ipvsadm's words.
 fn refused(op: &IpvsOp, e: IpvsError) -> StateError {
-    StateError::Refused(format!("\"{op}\" failed: {e}"))
+    StateError::DrainRefused {
+        op: op.to_string(),
+        error: e,
+    }
 }
 use crate::state::{DesiredTable, NodeSpec};
 

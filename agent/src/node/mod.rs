@@ -121,9 +121,17 @@ pub enum StateError {
     PolicyAmbiguous(String),
     #[error("this agent runs without policies")]
     NoPolicies,
-    /// A change was refused; `message` says which, why, and what undoing came to.
-    #[error("{0}")]
-    Refused(String),
+    /// Change `number` of `total` was refused; `message` says which, why, and what undoing
+    /// came to.
+    #[error("{message}")]
+    Refused {
+        number: usize,
+        total: usize,
+        message: String,
+    },
+    /// A drain's write was refused.
+    #[error("\"{op}\" failed: {error}")]
+    DrainRefused { op: String, error: IpvsError },
     #[error(
         "the changes were made but revision {revision} could not be recorded in {dir}: {error}"
     )]
@@ -618,10 +626,14 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             };
             if let Some((number, change, reason)) = failure {
                 let failures = self.undo(ipvs, inner, done).await;
-                return Err(StateError::Refused(format!(
-                    "change {number} of {total} failed: \"{change}\": {reason}; {}",
-                    undo_words(made, &failures)
-                )));
+                return Err(StateError::Refused {
+                    number,
+                    total,
+                    message: format!(
+                        "change {number} of {total} failed: \"{change}\": {reason}; {}",
+                        undo_words(made, &failures)
+                    ),
+                });
             }
         }
         Ok(())

@@ -250,8 +250,9 @@ fn refusal(command: &IfaceCommand, status: &tonic::Status) -> Failure {
         IfaceCommand::LinkShow { name } => name.as_deref(),
         IfaceCommand::AddrShow { dev } => dev.as_deref(),
     };
-    // ipvs-agent says "address X not found on link Y" and "link Y not found".
-    let about_address = status.message().to_ascii_lowercase().starts_with("address");
+    // The agent's detail tells a missing address from a missing link.
+    let about_address =
+        ipvs_proto::details::detail(status).is_some_and(|d| d.reason == "ADDRESS_NOT_FOUND");
     match status.code() {
         Code::AlreadyExists => Failure::new(exit::USAGE, "RTNETLINK answers: File exists"),
         Code::NotFound if matches!(command, IfaceCommand::AddrDel { .. }) && about_address => {
@@ -535,7 +536,7 @@ mod tests {
 
     #[test]
     fn refusals_use_iproute2_words() {
-        use tonic::{Code, Status};
+        use tonic::Code;
         let add = IfaceCommand::LinkAdd {
             name: "dummy1".into(),
         };
@@ -582,7 +583,20 @@ mod tests {
             ),
         ];
         for (cmd, code, msg, exit_code, want) in cases {
-            let f = refusal(cmd, &Status::new(*code, *msg));
+            // As the agent answers: with the reason its detail names.
+            let reason = match (*code, msg.starts_with("address")) {
+                (Code::NotFound, true) => "ADDRESS_NOT_FOUND",
+                (Code::NotFound, false) => "LINK_NOT_FOUND",
+                _ => "",
+            };
+            let detail = ipvs_proto::v1::ErrorDetail {
+                reason: reason.into(),
+                ..Default::default()
+            };
+            let f = refusal(
+                cmd,
+                &ipvs_proto::details::status(*code, (*msg).into(), &detail),
+            );
             assert_eq!(
                 (f.code, f.message.as_str()),
                 (*exit_code, *want),
