@@ -14,7 +14,6 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
     Store, StoreLimits, Trap,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::artifacts::{ArtifactKey, ArtifactStore, Hash, hex, sha256};
@@ -24,6 +23,7 @@ use super::error::{EngineError, Failure, LoadError, OutputError};
 use super::input::PolicyInput;
 use super::limits::Limits;
 use super::output::{self, Decision, RawDecision};
+use super::pipe::CappedPipe;
 use super::wire;
 
 /// A level of the policy's `log` import.
@@ -50,11 +50,21 @@ pub struct Evaluation {
     pub logs: Vec<LogLine>,
     /// Log lines dropped past [`Limits::output_bytes`].
     pub logs_dropped: usize,
-    /// What the guest wrote to WASI stdout/stderr (bounded by [`Limits::output_bytes`]).
+    /// What the guest wrote to WASI stdout/stderr, the first [`Limits::output_bytes`] of each.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Bytes written past [`Limits::output_bytes`]: accepted from the guest, then dropped.
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
     pub fuel_used: u64,
     pub elapsed: Duration,
+}
+
+impl Evaluation {
+    /// True when some of the guest's output (stdout, stderr or `log`) was dropped.
+    pub fn output_truncated(&self) -> bool {
+        self.logs_dropped > 0 || self.stdout_dropped > 0 || self.stderr_dropped > 0
+    }
 }
 
 /// A validated, compiled policy, ready to instantiate.
@@ -255,8 +265,8 @@ impl PolicyEngine {
     fn run(&self, policy: &CompiledPolicy, input: &PolicyInput) -> Evaluation {
         let started = Instant::now();
         let limits = &self.inner.limits;
-        let stdout = MemoryOutputPipe::new(limits.output_bytes);
-        let stderr = MemoryOutputPipe::new(limits.output_bytes);
+        let stdout = CappedPipe::new(limits.output_bytes);
+        let stderr = CappedPipe::new(limits.output_bytes);
         let wasi = policy.uses_wasi.then(|| {
             WasiCtx::builder()
                 .stdout(stdout.clone())
@@ -287,12 +297,15 @@ impl PolicyEngine {
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let log = std::mem::replace(&mut store.data_mut().log, LogBuffer::new(0));
         drop(store);
+        let (stdout, stderr) = (stdout.take(), stderr.take());
         Evaluation {
             outcome,
             logs: log.lines,
             logs_dropped: log.dropped,
-            stdout: stdout.contents().to_vec(),
-            stderr: stderr.contents().to_vec(),
+            stdout: stdout.kept,
+            stderr: stderr.kept,
+            stdout_dropped: stdout.dropped,
+            stderr_dropped: stderr.dropped,
             fuel_used,
             elapsed: started.elapsed(),
         }
@@ -395,6 +408,8 @@ fn failed(failure: Failure) -> Evaluation {
         logs_dropped: 0,
         stdout: Vec::new(),
         stderr: Vec::new(),
+        stdout_dropped: 0,
+        stderr_dropped: 0,
         fuel_used: 0,
         elapsed: Duration::ZERO,
     }

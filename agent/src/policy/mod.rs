@@ -64,6 +64,7 @@ pub mod health;
 pub mod input;
 pub mod limits;
 pub mod output;
+mod pipe;
 pub mod test_input;
 mod wire;
 

@@ -252,6 +252,11 @@ pub struct TestReport {
     pub logs: Vec<LogLine>,
     pub stdout: String,
     pub stderr: String,
+    /// Some output went past its limit and was dropped (counts below).
+    pub output_truncated: bool,
+    pub logs_dropped: usize,
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
     pub fuel_used: u64,
     pub elapsed_us: u64,
 }
@@ -298,6 +303,7 @@ impl Failure {
 
 impl TestReport {
     pub fn new(policy_sha256: String, e: Evaluation) -> Self {
+        let output_truncated = e.output_truncated();
         let (decision, failure) = match e.outcome {
             Ok(d) => (
                 Some(DecisionView {
@@ -336,6 +342,10 @@ impl TestReport {
             logs: e.logs,
             stdout: String::from_utf8_lossy(&e.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&e.stderr).into_owned(),
+            output_truncated,
+            logs_dropped: e.logs_dropped,
+            stdout_dropped: e.stdout_dropped,
+            stderr_dropped: e.stderr_dropped,
             fuel_used: e.fuel_used,
             elapsed_us: u64::try_from(e.elapsed.as_micros()).unwrap_or(u64::MAX),
         }
