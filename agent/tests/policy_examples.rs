@@ -291,3 +291,41 @@ fn files_are_not_there() {
         Ok("read /etc/passwd: entity not found".to_owned())
     );
 }
+
+/// The CLI's `policy test` runs inside a tokio runtime: each of these touches WASI (stdout,
+/// a file, a panic's message) and must come back as a report, on a blocking thread.
+#[test]
+fn test_component_reports_from_a_blocking_thread_of_a_runtime() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let json = |params: &str| {
+        format!(
+            r#"{{"service": "TCP 10.0.0.1:80", "servers": [{{"address": "10.0.0.2", "port": 80}}], "params": {params}}}"#
+        )
+    };
+    let cases = [
+        (json(r#"{"stdout": "100"}"#), true, "printed 100"),
+        (
+            json(r#"{"read": "/etc/passwd"}"#),
+            true,
+            "read /etc/passwd: entity not found",
+        ),
+        (json(r#"{"panic": "boom"}"#), false, "trap"),
+    ];
+    for (input, ok, what) in cases {
+        let report = rt
+            .block_on(async move {
+                tokio::task::spawn_blocking(move || {
+                    test_component(&component("chatty"), &input, Limits::default())
+                })
+                .await
+            })
+            .expect("joins")
+            .expect("runs");
+        assert_eq!(report.ok, ok, "{report:?}");
+        match (&report.decision, &report.failure) {
+            (Some(d), None) => assert_eq!(d.reason, what),
+            (None, Some(f)) => assert_eq!(f.kind, what),
+            _ => panic!("{report:?}"),
+        }
+    }
+}

@@ -353,6 +353,10 @@ impl TestReport {
 }
 
 /// Evaluates `component` once against `input_json` under `limits`, as the agent would.
+///
+/// Blocking, like [`PolicyEngine::evaluate`]: from async code run it on a blocking thread
+/// (`tokio::task::spawn_blocking`). On a runtime's worker thread, WASI output from the guest
+/// would need a runtime inside the runtime, which tokio refuses with a panic.
 pub fn test_component(
     component: &[u8],
     input_json: &str,
