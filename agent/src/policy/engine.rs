@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
+use wasmtime::StoreContextMut;
 use wasmtime::component::{
     Component, ComponentExportIndex, HasSelf, Linker, ResourceTable, TypedFunc,
 };
@@ -16,13 +17,14 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::answer::{self, Caps, LogMessage};
 use super::artifacts::{ArtifactKey, ArtifactStore, Hash, hex, sha256};
-use super::bindings::{self, Policy, PolicyPre, ipvs};
+use super::bindings::{self, PolicyPre, ipvs};
 use super::contract;
 use super::error::{EngineError, Failure, LoadError, OutputError};
 use super::input::PolicyInput;
 use super::limits::Limits;
-use super::output::{self, Decision, RawDecision};
+use super::output::{self, Decision};
 use super::pipe::CappedPipe;
 use super::wire;
 
@@ -141,8 +143,7 @@ impl PolicyEngine {
         let engine =
             Engine::new(&config(&limits)).map_err(|e| EngineError::Config(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| EngineError::Config(e.to_string()))?;
+        add_policy_imports(&mut linker).map_err(|e| EngineError::Config(e.to_string()))?;
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| EngineError::Config(e.to_string()))?;
         let engine_hash = engine_hash(&engine);
@@ -286,11 +287,15 @@ impl PolicyEngine {
             },
         );
         store.limiter(|s| &mut s.limiter);
+        // Each call from the guest (a `log` line, a WASI write) and the answer may have the
+        // host copy at most this much out of the guest's memory.
+        store.set_hostcall_fuel(limits.hostcall_bytes(input.servers.len()));
         let outcome = match store.set_fuel(limits.fuel) {
             Ok(()) => {
                 store.set_epoch_deadline(limits.deadline_ticks());
                 store.epoch_deadline_trap();
-                call(&mut store, policy, input, limits)
+                let caps = Caps::new(limits, input.servers.len());
+                answer::with_caps(caps, || call(&mut store, policy, input, limits))
             }
             Err(e) => Err(Failure::Instantiate(format!("setting fuel: {e}"))),
         };
@@ -340,16 +345,7 @@ fn call(
         .collect();
     match answer {
         Ok(d) => {
-            let raw = RawDecision {
-                weights: d
-                    .weights
-                    .into_iter()
-                    .map(|w| (w.server, w.weight))
-                    .collect(),
-                scheduler: d.scheduler,
-                state: d.state,
-                reason: d.reason,
-            };
+            let raw = d.into_raw(names.len(), limits)?;
             output::validate_named(
                 raw,
                 &input.service,
@@ -360,13 +356,45 @@ fn call(
             )
             .map_err(Failure::InvalidOutput)
         }
-        Err(message) => Err(Failure::Policy(output::clip(&message, limits.reason_bytes))),
+        Err(message) => Err(Failure::Policy(output::clip(
+            &message.text,
+            limits.reason_bytes,
+        ))),
     }
 }
 
-/// `evaluate` with the input lowered by [`wire`].
-type Evaluate<'a> =
-    TypedFunc<(&'a wire::Input,), (Result<bindings::ipvs::policy::types::Decision, String>,)>;
+/// `evaluate` with the input lowered by [`wire`] and the answer lifted by [`answer`].
+type Evaluate<'a> = TypedFunc<(&'a wire::Input,), (answer::Answer,)>;
+
+/// The policy's own imports: the contract's types and the `log` function. `log` is defined
+/// here rather than through the generated bindings so that its message is lifted with a cap
+/// ([`LogMessage`]): a line longer than the whole log budget is measured and dropped, never
+/// copied.
+fn add_policy_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    ipvs::policy::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    let mut host = linker.instance("ipvs:policy/host@1.0.0")?;
+    host.func_wrap(
+        "log",
+        |mut store: StoreContextMut<'_, HostState>,
+         (level, message): (ipvs::policy::host::Level, LogMessage)| {
+            use ipvs::policy::host::Level;
+            let level = match level {
+                Level::Debug => LogLevel::Debug,
+                Level::Info => LogLevel::Info,
+                Level::Warn => LogLevel::Warn,
+                Level::Error => LogLevel::Error,
+            };
+            let log = &mut store.data_mut().log;
+            if message.whole {
+                log.push(level, &message.text);
+            } else {
+                log.dropped += 1;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -518,19 +546,6 @@ impl WasiView for HostState {
 }
 
 impl ipvs::policy::types::Host for HostState {}
-
-impl ipvs::policy::host::Host for HostState {
-    fn log(&mut self, level: ipvs::policy::host::Level, message: String) {
-        use ipvs::policy::host::Level;
-        let level = match level {
-            Level::Debug => LogLevel::Debug,
-            Level::Info => LogLevel::Info,
-            Level::Warn => LogLevel::Warn,
-            Level::Error => LogLevel::Error,
-        };
-        self.log.push(level, &message);
-    }
-}
 
 /// The evaluation's log, bounded in bytes.
 #[derive(Debug)]

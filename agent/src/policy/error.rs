@@ -72,6 +72,8 @@ pub enum Failure {
 pub enum OutputError {
     #[error("real server {0} is not in the service")]
     UnknownServer(String),
+    #[error("{len} weight changes for a service of {servers} real servers")]
+    TooManyWeights { len: usize, servers: usize },
     #[error("real server {0} is given a weight twice")]
     DuplicateServer(String),
     #[error("weight {weight} for {server} is out of range 0..=65535")]

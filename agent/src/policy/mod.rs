@@ -55,6 +55,7 @@
 //! - [`test_input::test_component`] runs one evaluation of a file against a JSON input with
 //!   the same limits and no agent: the core of `ipvsctl policy test`.
 
+mod answer;
 pub mod artifacts;
 mod bindings;
 pub mod contract;
