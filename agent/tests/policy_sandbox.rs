@@ -504,3 +504,30 @@ fn log_lines_past_the_cap_are_dropped_not_fatal() {
     assert!(ev.logs.iter().all(|l| l.message == "x".repeat(1000)));
     assert_eq!(ev.logs_dropped, 85);
 }
+
+#[test]
+fn static_memory_past_the_limit_is_refused_naming_the_option() {
+    let e = engine(Limits::default());
+    let module = core_module("", &Out::ok("big"), "").replace(
+        r#"(memory (export "memory") 2)"#,
+        r#"(memory (export "memory") 768)"#,
+    );
+    let err = e.load(&componentize(&module)).map(|_| ());
+    assert_eq!(
+        err,
+        Err(LoadError::MemoryTooLarge {
+            needs: 48 << 20,
+            limit: 32 << 20
+        })
+    );
+    assert_eq!(
+        err.map_err(|e| e.to_string()),
+        Err("needs 48 MiB of linear memory, the limit is 32 MiB (--policy-memory-bytes)".into())
+    );
+    // Exactly at the limit loads.
+    let module = core_module("", &Out::ok("fits"), "").replace(
+        r#"(memory (export "memory") 2)"#,
+        r#"(memory (export "memory") 512)"#,
+    );
+    assert!(e.load(&componentize(&module)).is_ok());
+}

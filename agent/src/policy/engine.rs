@@ -179,6 +179,12 @@ impl PolicyEngine {
         }
         let shape = contract::shape(bytes)?;
         contract::check(&shape)?;
+        if shape.memory_min_bytes > limits.memory_bytes as u64 {
+            return Err(LoadError::MemoryTooLarge {
+                needs: shape.memory_min_bytes,
+                limit: limits.memory_bytes as u64,
+            });
+        }
         let key = ArtifactKey {
             component: sha256(bytes),
             engine: self.inner.engine_hash,

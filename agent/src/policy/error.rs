@@ -28,6 +28,22 @@ pub enum LoadError {
     Contract(String),
     #[error("compiling the component: {0}")]
     Compile(String),
+    /// A core module's memory starts larger than an instance may ever grow.
+    #[error(
+        "needs {} of linear memory, the limit is {} (--policy-memory-bytes)",
+        size(*needs),
+        size(*limit)
+    )]
+    MemoryTooLarge { needs: u64, limit: u64 },
+}
+
+/// `bytes` in MiB when it is a whole number of them, else in bytes.
+fn size(bytes: u64) -> String {
+    if bytes > 0 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// The engine could not be set up.
