@@ -64,7 +64,34 @@ fn infinite_loop_hits_the_deadline() {
     };
     let e = engine(limits);
     let looping = policy("(loop $l (br $l))", &Out::ok("never"));
-    expect_failure(&e, &looping, Failure::Deadline { deadline }, deadline);
+    let p = e.load(&looping).expect("fixture loads");
+    let started = Instant::now();
+    let ev = e.evaluate(&p, &input(3));
+    let took = started.elapsed();
+    assert!(took < deadline + MARGIN, "took {took:?}");
+    // A tight loop never hands its fuel count back: what was used is only known up to the
+    // last check, so the report says "at least" and names the deadline.
+    let Err(Failure::Deadline {
+        deadline: d,
+        fuel_at_least,
+    }) = ev.outcome
+    else {
+        panic!("not stopped by the deadline: {:?}", ev.outcome);
+    };
+    assert_eq!(d, deadline);
+    assert_eq!(ev.fuel_used, fuel_at_least);
+    assert_eq!(
+        Failure::Deadline {
+            deadline: d,
+            fuel_at_least
+        }
+        .to_string(),
+        format!(
+            "stopped by its wall-clock deadline of 200ms (fuel used: at least {fuel_at_least})"
+        )
+    );
+    let report = ipvs_agent::policy::TestReport::new(p.hash_hex(), ev);
+    assert!(report.fuel_is_lower_bound);
 }
 
 #[test]

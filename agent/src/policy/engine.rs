@@ -58,6 +58,8 @@ pub struct Evaluation {
     /// Bytes written past [`Limits::output_bytes`]: accepted from the guest, then dropped.
     pub stdout_dropped: u64,
     pub stderr_dropped: u64,
+    /// Fuel consumed. When the deadline stopped the guest this is a lower bound: fuel is
+    /// counted up to the guest's last check, not to the instruction it was stopped at.
     pub fuel_used: u64,
     pub elapsed: Duration,
 }
@@ -296,6 +298,8 @@ impl PolicyEngine {
         // Each call from the guest (a `log` line, a WASI write) and the answer may have the
         // host copy at most this much out of the guest's memory.
         store.set_hostcall_fuel(limits.hostcall_bytes(input.servers.len()));
+        let fuel_used =
+            |store: &Store<HostState>| limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let outcome = match store.set_fuel(limits.fuel) {
             Ok(()) => {
                 store.set_epoch_deadline(limits.deadline_ticks());
@@ -305,7 +309,14 @@ impl PolicyEngine {
             }
             Err(e) => Err(Failure::Instantiate(format!("setting fuel: {e}"))),
         };
-        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let fuel = fuel_used(&store);
+        let outcome = outcome.map_err(|f| match f {
+            Failure::Deadline { deadline, .. } => Failure::Deadline {
+                deadline,
+                fuel_at_least: fuel,
+            },
+            f => f,
+        });
         let log = std::mem::replace(&mut store.data_mut().log, LogBuffer::new(0));
         drop(store);
         let (stdout, stderr) = (stdout.take(), stderr.take());
@@ -317,7 +328,7 @@ impl PolicyEngine {
             stderr: stderr.kept,
             stdout_dropped: stdout.dropped,
             stderr_dropped: stderr.dropped,
-            fuel_used,
+            fuel_used: fuel,
             elapsed: started.elapsed(),
         }
     }
@@ -422,8 +433,10 @@ fn classify(
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Failure::OutOfFuel { fuel: limits.fuel },
+        // The fuel is filled in once the store can be read.
         Some(Trap::Interrupt) => Failure::Deadline {
             deadline: limits.deadline,
+            fuel_at_least: 0,
         },
         Some(Trap::StackOverflow) => Failure::StackOverflow,
         Some(trap) => Failure::Trap(trap.to_string()),

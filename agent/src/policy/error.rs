@@ -66,8 +66,15 @@ pub enum EngineError {
 pub enum Failure {
     #[error("ran out of fuel ({fuel} units)")]
     OutOfFuel { fuel: u64 },
-    #[error("exceeded its deadline of {deadline:?}")]
-    Deadline { deadline: Duration },
+    /// Fuel is counted up to the guest's last check before the deadline stopped it, so
+    /// `fuel_at_least` is a lower bound of the work done, not the total.
+    #[error(
+        "stopped by its wall-clock deadline of {deadline:?} (fuel used: at least {fuel_at_least})"
+    )]
+    Deadline {
+        deadline: Duration,
+        fuel_at_least: u64,
+    },
     #[error("overflowed its stack")]
     StackOverflow,
     #[error("exceeded its memory limit of {limit} bytes")]

@@ -257,7 +257,9 @@ pub struct TestReport {
     pub logs_dropped: usize,
     pub stdout_dropped: u64,
     pub stderr_dropped: u64,
+    /// Fuel consumed; a lower bound when `fuel_is_lower_bound` (the deadline stopped it).
     pub fuel_used: u64,
+    pub fuel_is_lower_bound: bool,
     pub elapsed_us: u64,
 }
 
@@ -304,6 +306,7 @@ impl Failure {
 impl TestReport {
     pub fn new(policy_sha256: String, e: Evaluation) -> Self {
         let output_truncated = e.output_truncated();
+        let fuel_is_lower_bound = matches!(e.outcome, Err(Failure::Deadline { .. }));
         let (decision, failure) = match e.outcome {
             Ok(d) => (
                 Some(DecisionView {
@@ -347,6 +350,7 @@ impl TestReport {
             stdout_dropped: e.stdout_dropped,
             stderr_dropped: e.stderr_dropped,
             fuel_used: e.fuel_used,
+            fuel_is_lower_bound,
             elapsed_us: u64::try_from(e.elapsed.as_micros()).unwrap_or(u64::MAX),
         }
     }
