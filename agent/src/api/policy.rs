@@ -228,6 +228,7 @@ fn run_to_proto(r: &RunRecord) -> pb::EvaluationResult {
         }),
         duration: Some(duration_to_proto(r.duration)),
         fuel_used: r.fuel_used,
+        output_truncated: r.output_truncated,
         outcome: Some(outcome),
     }
 }

@@ -261,6 +261,10 @@ fn result_json(r: &pb::EvaluationResult) -> Value {
         "duration": duration_text(r.duration.as_ref()),
         "fuel_used": r.fuel_used,
     });
+    // Only when it happened: a policy's output is rarely cut.
+    if r.output_truncated {
+        v["output_truncated"] = json!(true);
+    }
     match &r.outcome {
         Some(pb::evaluation_result::Outcome::Decision(d)) => v["decision"] = decision_json(d),
         Some(pb::evaluation_result::Outcome::Failure(f)) => {
@@ -322,10 +326,15 @@ fn status_text(s: &pb::AttachmentStatus) -> String {
     );
     if let Some(last) = &s.last {
         out.push_str(&format!(
-            "  last: {} (took {}, fuel {})\n",
+            "  last: {} (took {}, fuel {}{})\n",
             result_text(last),
             duration_text(last.duration.as_ref()),
-            last.fuel_used
+            last.fuel_used,
+            if last.output_truncated {
+                ", output truncated"
+            } else {
+                ""
+            }
         ));
     }
     if let Some(d) = &s.last_decision {
@@ -659,6 +668,26 @@ mod tests {
         assert_eq!(
             param("=3"),
             Err("invalid --param \"=3\" (expected key=value)".to_owned())
+        );
+    }
+
+    #[test]
+    fn truncated_output_is_shown_only_when_it_happened() {
+        let mut r = pb::EvaluationResult {
+            fuel_used: 7,
+            ..pb::EvaluationResult::default()
+        };
+        assert_eq!(result_json(&r).get("output_truncated"), None);
+        r.output_truncated = true;
+        assert_eq!(result_json(&r)["output_truncated"], json!(true));
+        let status = pb::AttachmentStatus {
+            last: Some(r),
+            ..pb::AttachmentStatus::default()
+        };
+        let text = status_text(&status);
+        assert!(
+            text.contains("  last: - (took -, fuel 7, output truncated)\n"),
+            "{text}"
         );
     }
 
