@@ -16,7 +16,7 @@
 //! ```
 //!
 //! When that length is over the limit, the call is answered with
-//! [`LoadError::TooLarge`](crate::policy::LoadError::TooLarge) as `invalid_argument` before
+//! [`LoadError::TooLarge`] as `invalid_argument` before
 //! the rest of the body is read. Anything else (a compressed message, another field first, a
 //! body that ends early) goes on to the service unchanged, where the transport and the engine
 //! check it as before.

@@ -13,7 +13,7 @@
 //!
 //! So lifting one answer copies at most about `servers × (NAME_BYTES + 40) + state_bytes +
 //! reason_bytes` bytes, whatever the guest returns; wasmtime's hostcall fuel, set per
-//! evaluation from [`Limits::hostcall_bytes`], still bounds each call as a whole.
+//! evaluation from [`Limits::hostcall_bytes()`], still bounds each call as a whole.
 //!
 //! Lifting runs inside wasmtime's call, where only the `LiftContext` is at hand, so the caps
 //! of the current evaluation are passed in a thread-local set around the call
