@@ -273,6 +273,10 @@ pub struct WeightEntry {
     pub weight: u32,
 }
 
+// The hostcall fuel gives each real server this much: a lifted entry and its name must fit.
+const _: () =
+    assert!(std::mem::size_of::<WeightEntry>() + NAME_BYTES <= Limits::HOSTCALL_BYTES_PER_SERVER);
+
 /// The weights list: copied only when it has at most [`Caps::entries`] entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Weights {
