@@ -298,8 +298,6 @@ impl PolicyEngine {
         // Each call from the guest (a `log` line, a WASI write) and the answer may have the
         // host copy at most this much out of the guest's memory.
         store.set_hostcall_fuel(limits.hostcall_bytes(input.servers.len()));
-        let fuel_used =
-            |store: &Store<HostState>| limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let outcome = match store.set_fuel(limits.fuel) {
             Ok(()) => {
                 store.set_epoch_deadline(limits.deadline_ticks());
@@ -309,7 +307,8 @@ impl PolicyEngine {
             }
             Err(e) => Err(Failure::Instantiate(format!("setting fuel: {e}"))),
         };
-        let fuel = fuel_used(&store);
+        // After a deadline stop this is the count at the guest's last check: a lower bound.
+        let fuel = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let outcome = outcome.map_err(|f| match f {
             Failure::Deadline { deadline, .. } => Failure::Deadline {
                 deadline,
