@@ -11,9 +11,10 @@
 //!   within [`Limits::state_bytes`], a scheduler name within [`SCHEDULER_BYTES`]); a longer
 //!   one is measured, and at most [`HEAD_BYTES`] of it are kept to quote in the error.
 //!
-//! So lifting one answer copies at most about `servers × (NAME_BYTES + 40) + state_bytes +
-//! reason_bytes` bytes, whatever the guest returns; wasmtime's hostcall fuel, set per
-//! evaluation from [`Limits::hostcall_bytes()`], still bounds each call as a whole.
+//! So lifting one answer copies at most `servers × (size of a WeightEntry + HEAD_BYTES) +
+//! state_bytes + 2 × HEAD_BYTES` bytes or so, whatever the guest returns; wasmtime's hostcall
+//! fuel, set per evaluation from [`Limits::hostcall_bytes()`], still bounds each call as a
+//! whole (heads of strings over their caps are not counted against it).
 //!
 //! Lifting runs inside wasmtime's call, where only the `LiftContext` is at hand, so the caps
 //! of the current evaluation are passed in a thread-local set around the call
