@@ -234,3 +234,98 @@ fn evaluations_run_concurrently_off_the_runtime() {
         assert!(ev.outcome.is_ok(), "evaluation {n}: {:?}", ev.outcome);
     }
 }
+
+/// `input(1)` with the chatty fixture's parameters.
+fn chatty(params: &[(&str, &str)]) -> ipvs_agent::policy::Evaluation {
+    let mut i = input(1);
+    i.params = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    engine().evaluate(&load("chatty"), &i)
+}
+
+#[test]
+fn output_past_the_cap_is_cut_not_fatal() {
+    // Rust's print! panics when stdout refuses a write: every byte must be accepted.
+    let ev = chatty(&[("stdout", "65536"), ("stderr", "70000"), ("log", "20000")]);
+    assert!(ev.output_truncated());
+    assert_eq!(
+        ev.outcome.as_ref().map(|d| d.reason.as_str()),
+        Ok("printed 65536, eprinted 70000, logged 20000")
+    );
+    assert_eq!((ev.stdout.len(), ev.stdout_dropped), (16384, 65536 - 16384));
+    assert_eq!((ev.stderr.len(), ev.stderr_dropped), (16384, 70000 - 16384));
+    assert!(ev.stdout.starts_with(&[b'x'; 63]) && ev.stdout[63] == b'\n');
+    // 313 lines of 63 bytes: 260 fit in 16 KiB.
+    assert_eq!((ev.logs.len(), ev.logs_dropped), (260, 53));
+
+    // Within the cap nothing is marked.
+    let ev = chatty(&[("stdout", "100")]);
+    assert!(!ev.output_truncated());
+    assert_eq!((ev.stdout.len(), ev.stdout_dropped), (100, 0));
+    assert!(ev.outcome.is_ok());
+}
+
+#[test]
+fn a_panic_is_a_trap_with_its_message_on_stderr() {
+    let ev = chatty(&[("panic", "policy gave up")]);
+    assert_eq!(
+        ev.outcome,
+        Err(Failure::Trap(
+            "wasm trap: wasm `unreachable` instruction executed".into()
+        ))
+    );
+    let stderr = String::from_utf8_lossy(&ev.stderr);
+    assert!(
+        stderr.contains("panicked at") && stderr.contains("policy gave up"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn files_are_not_there() {
+    let ev = chatty(&[("read", "/etc/passwd")]);
+    assert_eq!(
+        ev.outcome.map(|d| d.reason),
+        Ok("read /etc/passwd: entity not found".to_owned())
+    );
+}
+
+/// The CLI's `policy test` runs inside a tokio runtime: each of these touches WASI (stdout,
+/// a file, a panic's message) and must come back as a report, on a blocking thread.
+#[test]
+fn test_component_reports_from_a_blocking_thread_of_a_runtime() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let json = |params: &str| {
+        format!(
+            r#"{{"service": "TCP 10.0.0.1:80", "servers": [{{"address": "10.0.0.2", "port": 80}}], "params": {params}}}"#
+        )
+    };
+    let cases = [
+        (json(r#"{"stdout": "100"}"#), true, "printed 100"),
+        (
+            json(r#"{"read": "/etc/passwd"}"#),
+            true,
+            "read /etc/passwd: entity not found",
+        ),
+        (json(r#"{"panic": "boom"}"#), false, "trap"),
+    ];
+    for (input, ok, what) in cases {
+        let report = rt
+            .block_on(async move {
+                tokio::task::spawn_blocking(move || {
+                    test_component(&component("chatty"), &input, Limits::default())
+                })
+                .await
+            })
+            .expect("joins")
+            .expect("runs");
+        assert_eq!(report.ok, ok, "{report:?}");
+        match (&report.decision, &report.failure) {
+            (Some(d), None) => assert_eq!(d.reason, what),
+            (None, Some(f)) => assert_eq!(f.kind, what),
+            _ => panic!("{report:?}"),
+        }
+    }
+}

@@ -64,7 +64,34 @@ fn infinite_loop_hits_the_deadline() {
     };
     let e = engine(limits);
     let looping = policy("(loop $l (br $l))", &Out::ok("never"));
-    expect_failure(&e, &looping, Failure::Deadline { deadline }, deadline);
+    let p = e.load(&looping).expect("fixture loads");
+    let started = Instant::now();
+    let ev = e.evaluate(&p, &input(3));
+    let took = started.elapsed();
+    assert!(took < deadline + MARGIN, "took {took:?}");
+    // A tight loop never hands its fuel count back: what was used is only known up to the
+    // last check, so the report says "at least" and names the deadline.
+    let Err(Failure::Deadline {
+        deadline: d,
+        fuel_at_least,
+    }) = ev.outcome
+    else {
+        panic!("not stopped by the deadline: {:?}", ev.outcome);
+    };
+    assert_eq!(d, deadline);
+    assert_eq!(ev.fuel_used, fuel_at_least);
+    assert_eq!(
+        Failure::Deadline {
+            deadline: d,
+            fuel_at_least
+        }
+        .to_string(),
+        format!(
+            "stopped by its wall-clock deadline of 200ms (fuel used: at least {fuel_at_least})"
+        )
+    );
+    let report = ipvs_agent::policy::TestReport::new(p.hash_hex(), ev);
+    assert!(report.fuel_is_lower_bound);
 }
 
 #[test]
@@ -323,4 +350,211 @@ fn compiled_policies_are_stored_and_reused() {
     assert_eq!(p.hash_hex().len(), 64);
     let d = second.evaluate(&p, &input(2)).outcome.expect("runs");
     assert_eq!(d.reason, "fixture ok");
+}
+
+/// Where the fixtures below put a 1 MiB string of `x`, and a list, in grown memory.
+const BIG: u32 = 1 << 20;
+const LIST: u32 = 2 << 20;
+
+/// Grows memory to 8.5 MiB and fills `BIG..BIG + 1 MiB` with `x`.
+const GROW_AND_FILL: &str = "(drop (memory.grow (i32.const 134)))
+    (memory.fill (i32.const 1048576) (i32.const 0x78) (i32.const 1048576))";
+
+/// Stores `value` at `offset` in the result area (see `fixtures` for its layout).
+fn set_result(offset: u32, value: u32) -> String {
+    format!(
+        "(i32.store (i32.const {}) (i32.const {value}))",
+        1024 + offset
+    )
+}
+
+/// Writes `n` weight changes at `LIST`, each naming the 1 MiB string at `BIG`, and points the
+/// answer's weights at them.
+fn aliasing_weights(n: u32) -> String {
+    format!(
+        "{GROW_AND_FILL}
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (global.get $i) (i32.const {n})))
+      (i32.store (i32.add (i32.const {LIST}) (i32.mul (global.get $i) (i32.const 12)))
+                 (i32.const {BIG}))
+      (i32.store (i32.add (i32.const {}) (i32.mul (global.get $i) (i32.const 12)))
+                 (i32.const 1048576))
+      (i32.store (i32.add (i32.const {}) (i32.mul (global.get $i) (i32.const 12)))
+                 (i32.const 1))
+      (global.set $i (i32.add (global.get $i) (i32.const 1)))
+      (br $l)))
+    {}
+    {}",
+        LIST + 4,
+        LIST + 8,
+        set_result(4, LIST),
+        set_result(8, n)
+    )
+}
+
+fn with_counter(body: &str, out: &Out) -> Vec<u8> {
+    componentize(&core_module(
+        body,
+        out,
+        "(global $i (mut i32) (i32.const 0))",
+    ))
+}
+
+/// Limits under which copying any of the fixtures' 1 MiB strings out of the guest would
+/// exhaust the hostcall fuel (and fail as malformed output): the exact errors below show
+/// that nothing over its cap is copied.
+fn tight_hostcall() -> Limits {
+    Limits {
+        hostcall_bytes: 64 << 10,
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn more_weight_changes_than_real_servers_are_refused_before_copying() {
+    let e = engine(tight_hostcall());
+    // 500 000 entries that all name one 1 MiB string: 6 MB of list in an 8.5 MiB memory.
+    expect_failure(
+        &e,
+        &with_counter(&aliasing_weights(500_000), &Out::ok("aliased")),
+        Failure::InvalidOutput(OutputError::TooManyWeights {
+            len: 500_000,
+            servers: 3,
+        }),
+        Duration::from_millis(500),
+    );
+    assert_eq!(
+        OutputError::TooManyWeights {
+            len: 500_000,
+            servers: 3
+        }
+        .to_string(),
+        "500000 weight changes for a service of 3 real servers"
+    );
+}
+
+#[test]
+fn long_strings_are_measured_not_copied() {
+    let e = engine(tight_hostcall());
+    let quick = Duration::from_millis(500);
+    let head = "x".repeat(256);
+    // As many entries as servers, each naming the 1 MiB string.
+    expect_failure(
+        &e,
+        &with_counter(&aliasing_weights(3), &Out::ok("aliased")),
+        Failure::InvalidOutput(OutputError::UnknownServer(head.clone())),
+        quick,
+    );
+    let reason = format!(
+        "{GROW_AND_FILL} {} {}",
+        set_result(36, BIG),
+        set_result(40, BIG)
+    );
+    expect_failure(
+        &e,
+        &policy(&reason, &Out::ok("short")),
+        Failure::InvalidOutput(OutputError::ReasonTooLarge {
+            len: 1 << 20,
+            limit: 256,
+        }),
+        quick,
+    );
+    let scheduler = format!(
+        "{GROW_AND_FILL} {} {} {}",
+        set_result(12, 1),
+        set_result(16, BIG),
+        set_result(20, BIG)
+    );
+    expect_failure(
+        &e,
+        &policy(&scheduler, &Out::ok("short")),
+        Failure::InvalidOutput(OutputError::UnknownScheduler(head.clone())),
+        quick,
+    );
+    let state = format!(
+        "{GROW_AND_FILL} {} {} {}",
+        set_result(24, 1),
+        set_result(28, BIG),
+        set_result(32, 6 << 20)
+    );
+    expect_failure(
+        &e,
+        &policy(&state, &Out::ok("short")),
+        Failure::InvalidOutput(OutputError::StateTooLarge {
+            len: 6 << 20,
+            limit: 64 << 10,
+        }),
+        quick,
+    );
+    let error = format!(
+        "{GROW_AND_FILL} {} {} {}",
+        set_result(0, 1),
+        set_result(4, BIG),
+        set_result(8, BIG)
+    );
+    expect_failure(
+        &e,
+        &policy(&error, &Out::ok("short")),
+        Failure::Policy(head),
+        quick,
+    );
+    // A string past the end of memory is still malformed, measured or not.
+    let past = format!("{} {}", set_result(36, 0x1_0000), set_result(40, 1 << 30));
+    let p = e.load(&policy(&past, &Out::ok("x"))).expect("loads");
+    let got = e.evaluate(&p, &input(3)).outcome;
+    assert!(
+        matches!(&got, Err(Failure::InvalidOutput(OutputError::Malformed(m))) if m.contains("out of bounds")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn log_lines_past_the_cap_are_dropped_not_fatal() {
+    let e = engine(tight_hostcall());
+    // 100 lines of 1000 bytes, then one line of 1 MiB: 16 lines fit in 16 KiB.
+    let body = format!(
+        "{GROW_AND_FILL}
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (global.get $i) (i32.const 100)))
+      (call $log (i32.const 1) (i32.const {BIG}) (i32.const 1000))
+      (global.set $i (i32.add (global.get $i) (i32.const 1)))
+      (br $l)))
+    (call $log (i32.const 3) (i32.const {BIG}) (i32.const {BIG}))"
+    );
+    let p = e
+        .load(&with_counter(&body, &Out::ok("chatty")))
+        .expect("loads");
+    let ev = e.evaluate(&p, &input(3));
+    assert!(ev.output_truncated());
+    assert_eq!(ev.outcome.map(|d| d.reason), Ok("chatty".to_owned()));
+    assert_eq!(ev.logs.len(), 16);
+    assert!(ev.logs.iter().all(|l| l.message == "x".repeat(1000)));
+    assert_eq!(ev.logs_dropped, 85);
+}
+
+#[test]
+fn static_memory_past_the_limit_is_refused_naming_the_option() {
+    let e = engine(Limits::default());
+    let module = core_module("", &Out::ok("big"), "").replace(
+        r#"(memory (export "memory") 2)"#,
+        r#"(memory (export "memory") 768)"#,
+    );
+    let err = e.load(&componentize(&module)).map(|_| ());
+    assert_eq!(
+        err,
+        Err(LoadError::MemoryTooLarge {
+            needs: 48 << 20,
+            limit: 32 << 20
+        })
+    );
+    assert_eq!(
+        err.map_err(|e| e.to_string()),
+        Err("needs 48 MiB of linear memory, the limit is 32 MiB (--policy-memory-bytes)".into())
+    );
+    // Exactly at the limit loads.
+    let module = core_module("", &Out::ok("fits"), "").replace(
+        r#"(memory (export "memory") 2)"#,
+        r#"(memory (export "memory") 512)"#,
+    );
+    assert!(e.load(&componentize(&module)).is_ok());
 }

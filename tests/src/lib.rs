@@ -178,6 +178,11 @@ impl Agent {
         )
     }
 
+    /// The agent's process id, to read its memory figures from /proc.
+    pub fn pid(&self) -> u32 {
+        self._child.0.id()
+    }
+
     /// The agent's log so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()

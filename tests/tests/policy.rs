@@ -731,3 +731,278 @@ fn an_attachment_survives_an_agent_restart() -> Result<()> {
     );
     Ok(())
 }
+
+/// Memory figures of a process from `/proc/<pid>/status`, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    rss: u64,
+    peak: u64,
+}
+
+fn memory(pid: u32) -> Result<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> Result<u64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .with_context(|| format!("no {key} in /proc/{pid}/status"))?;
+        let n: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .with_context(|| format!("{line:?}"))?
+            .parse()?;
+        Ok(n << 10)
+    };
+    Ok(Memory {
+        rss: kib("VmRSS:")?,
+        peak: kib("VmHWM:")?,
+    })
+}
+
+/// Resets the peak (VmHWM) to the current RSS.
+fn reset_peak(pid: u32) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("clear_refs")
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
+}
+
+/// Guest memory the hostile fixture uses: it grows its memory to 136 pages.
+const HOSTILE_MEMORY: u64 = 136 << 16;
+
+/// A component that answers with 500 000 weight changes, each naming one 1 MiB string: the
+/// copy of that answer once cost the agent over 100 MB per evaluation.
+fn aliasing_component() -> Result<Vec<u8>> {
+    const BIG: u32 = 1 << 20;
+    const LIST: u32 = 2 << 20;
+    const N: u32 = 500_000;
+    let reason = b"hostile";
+    let mut ret = [0u8; 44];
+    for (off, v) in [(4, LIST), (8, N), (36, 2048), (40, reason.len() as u32)] {
+        ret[off..off + 4].copy_from_slice(&u32::to_le_bytes(v));
+    }
+    let escape = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("\\{b:02x}")).collect() };
+    let core = format!(
+        r#"(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (global $i (mut i32) (i32.const 0))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $ptr) (local.get 3)))
+    (local.get $ptr))
+  (func (export "evaluate") (param i32) (result i32)
+    (drop (memory.grow (i32.const 135)))
+    (memory.fill (i32.const {BIG}) (i32.const 0x78) (i32.const {BIG}))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (global.get $i) (i32.const {N})))
+      (i32.store (i32.add (i32.const {LIST}) (i32.mul (global.get $i) (i32.const 12)))
+                 (i32.const {BIG}))
+      (i32.store (i32.add (i32.const {}) (i32.mul (global.get $i) (i32.const 12)))
+                 (i32.const {BIG}))
+      (i32.store (i32.add (i32.const {}) (i32.mul (global.get $i) (i32.const 12)))
+                 (i32.const 1))
+      (global.set $i (i32.add (global.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.const 1024))
+  (data (i32.const 1024) "{}")
+  (data (i32.const 2048) "{}"))"#,
+        LIST + 4,
+        LIST + 8,
+        escape(&ret),
+        escape(reason)
+    );
+    component(&core)
+}
+
+#[test]
+fn hostile_answers_cost_the_agent_a_bounded_amount_of_memory() -> Result<()> {
+    use ipvs_agent::policy::Limits;
+    use std::io::Write;
+    let _ns = Netns::new()?;
+    let state = tempdir("policy-memory")?;
+    let agent = Agent::start_with(&["--state-dir", &state, "--policy-deadline-ms", "5000"])?;
+    let pid = agent.pid();
+    const N: u64 = 6;
+    let vips: Vec<String> = (0..N)
+        .map(|i| format!("192.168.100.1:{}", 80 + i))
+        .collect();
+    for vip in &vips {
+        agent.ipvsctl_ok(&["-A", "-t", vip, "-s", "wrr"])?;
+        agent.ipvsctl_ok(&["-a", "-t", vip, "-r", B1, "-m", "-w", "3"])?;
+        agent.ipvsctl_ok(&["-a", "-t", vip, "-r", B2, "-m", "-w", "5"])?;
+    }
+    let file = Path::new(&state).join("aliasing.wasm");
+    std::fs::write(&file, aliasing_component()?)?;
+    let hash = agent
+        .ipvsctl_ok(&["policy", "add", &file.to_string_lossy()])?
+        .trim()
+        .to_owned();
+    // One evaluation first, so that what is measured is the evaluations, not the compiler
+    // or the first use of the instance pool.
+    let warm = agent
+        .ipvsctl_ok(&[
+            "policy",
+            "attach",
+            &hash,
+            "-t",
+            &vips[0],
+            "--interval",
+            "30m",
+        ])?
+        .trim()
+        .to_owned();
+    let first = agent.ipvsctl(&["-o", "json", "policy", "eval", &warm])?;
+    let first = String::from_utf8_lossy(&first.stdout).into_owned()
+        + &String::from_utf8_lossy(&first.stderr);
+    ensure!(
+        first.contains("500000 weight changes for a service of 2 real servers"),
+        "eval: {first}"
+    );
+    agent.ipvsctl_ok(&["policy", "detach", &warm])?;
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = memory(pid)?;
+    reset_peak(pid)?;
+
+    let ids = vips
+        .iter()
+        .map(|vip| {
+            let out = agent.ipvsctl_ok(&[
+                "policy",
+                "attach",
+                &hash,
+                "-t",
+                vip,
+                "--interval",
+                "100ms",
+                "--quarantine-after",
+                "100000",
+            ])?;
+            Ok(out.trim().to_owned())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Until every attachment has failed a few times, all of them running at once.
+    let evaluations = |id: &str| -> Result<u64> {
+        let s: serde_json::Value =
+            serde_json::from_str(&agent.ipvsctl_ok(&["-o", "json", "policy", "status", id])?)?;
+        Ok(s["evaluations"].as_u64().unwrap_or(0))
+    };
+    wait_for(Duration::from_secs(60), || {
+        for id in &ids {
+            if evaluations(id)? < 5 {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
+    .with_context(|| format!("agent log:\n{}", agent.log()))?;
+    let busy = memory(pid)?;
+    let total: u64 = ids
+        .iter()
+        .map(|id| evaluations(id))
+        .collect::<Result<Vec<_>>>()?
+        .iter()
+        .sum();
+    let status = agent.ipvsctl_ok(&["-o", "json", "policy", "status", &ids[0]])?;
+    ensure!(
+        status.contains("500000 weight changes for a service of 2 real servers"),
+        "status: {status}"
+    );
+    for id in &ids {
+        agent.ipvsctl_ok(&["policy", "detach", id])?;
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let after = memory(pid)?;
+
+    // The documented bound (policies/README.md): each evaluation in flight holds its guest's
+    // memory (here the fixture's 8.5 MiB; at most memories × --policy-memory-bytes) and at
+    // most hostcall_bytes(servers) + 3 × output_bytes copied by the host; at most
+    // `concurrency` evaluations run at once. Slack covers the blocking pool's threads and the
+    // allocator's own bookkeeping.
+    let limits = Limits::default();
+    let in_flight = N.min(limits.concurrency as u64);
+    let per_evaluation =
+        HOSTILE_MEMORY + (limits.hostcall_bytes(2) + 3 * limits.output_bytes) as u64;
+    const SLACK: u64 = 16 << 20;
+    let bound = in_flight * per_evaluation + SLACK;
+    let rise = busy.peak.saturating_sub(idle.rss);
+    let residue = after.rss.saturating_sub(idle.rss);
+    // Written to the stderr handle itself: the harness captures eprintln! of a passing test,
+    // and these figures belong in the CI log.
+    let _ = writeln!(
+        std::io::stderr(),
+        "policy memory: {N} hostile attachments, {total} evaluations: agent RSS idle {}, \
+         peak {} (+{}), after detaching {} (+{}); bound {in_flight} x {} + {} = {}",
+        mib(idle.rss),
+        mib(busy.peak),
+        mib(rise),
+        mib(after.rss),
+        mib(residue),
+        mib(per_evaluation),
+        mib(SLACK),
+        mib(bound)
+    );
+    ensure!(
+        rise <= bound,
+        "peak RSS rose by {} (bound {})",
+        mib(rise),
+        mib(bound)
+    );
+    // Back near idle: the pool keeps at most a little of each slot resident.
+    ensure!(
+        residue <= SLACK,
+        "RSS after detaching is {} above idle",
+        mib(residue)
+    );
+    Ok(())
+}
+
+#[test]
+fn a_policy_that_prints_too_much_stays_healthy_and_says_so() -> Result<()> {
+    let _ns = Netns::new()?;
+    let state = tempdir("policy-chatty")?;
+    let agent = Agent::start_with(&["--state-dir", &state, "--policy-deadline-ms", "5000"])?;
+    agent.ipvsctl_ok(&["-A", "-t", VIP, "-s", "wrr"])?;
+    agent.ipvsctl_ok(&["-a", "-t", VIP, "-r", B1, "-m", "-w", "3"])?;
+    let chatty = example("chatty")?;
+    let hash = agent
+        .ipvsctl_ok(&["policy", "add", &chatty])?
+        .trim()
+        .to_owned();
+    let id = agent
+        .ipvsctl_ok(&[
+            "policy",
+            "attach",
+            &hash,
+            "-t",
+            VIP,
+            "--interval",
+            "30m",
+            "--param",
+            "stdout=65536",
+            "--param",
+            "log=20000",
+            "--quarantine-after",
+            "1",
+        ])?
+        .trim()
+        .to_owned();
+    for _ in 0..3 {
+        agent.ipvsctl_ok(&["policy", "eval", &id])?;
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&agent.ipvsctl_ok(&["-o", "json", "policy", "status", &id])?)?;
+    assert_eq!(status["quarantined"], false, "{status}");
+    assert_eq!(status["evaluations"], 3, "{status}");
+    assert_eq!(status["last"]["output_truncated"], true, "{status}");
+    assert_eq!(
+        status["last"]["decision"]["reason"], "printed 65536, logged 20000",
+        "{status}"
+    );
+    let text = agent.ipvsctl_ok(&["policy", "status", &id])?;
+    ensure!(text.contains(", output truncated)"), "status: {text}");
+    Ok(())
+}

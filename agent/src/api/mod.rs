@@ -14,6 +14,7 @@ pub mod state;
 pub mod stats;
 pub mod status;
 pub mod table;
+pub mod upload;
 
 #[cfg(test)]
 pub(crate) mod fake;

@@ -19,6 +19,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::convert::{FieldError, Problem, ipvs::key_to_proto, ipvs::service_key};
+use super::upload::UploadLimit;
 use crate::attach::{
     Attachments, DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, DecisionRecord, Event, Mode,
     RunRecord, Spec, StoredPolicy,
@@ -47,11 +48,16 @@ impl<I: IpvsOps> PolicyApi<I> {
         self
     }
 
-    /// Uploads up to the engine's component limit get through gRPC, so an oversized one is
-    /// refused by the engine with a message that names the limit.
-    pub fn into_server(self) -> PolicyServiceServer<Self> {
-        let limit = self.attachments.component_bytes() + super::UPLOAD_OVERHEAD_BYTES;
-        PolicyServiceServer::new(self).max_decoding_message_size(limit)
+    /// Uploads up to the engine's component limit get through gRPC; an oversized one is
+    /// refused from its first bytes with the engine's message that names the limit
+    /// ([`UploadLimit`]), and the transport's own limit stays just above it.
+    pub fn into_server(self) -> UploadLimit<PolicyServiceServer<Self>> {
+        let component = self.attachments.component_bytes();
+        let limit = component + super::UPLOAD_OVERHEAD_BYTES;
+        UploadLimit::new(
+            PolicyServiceServer::new(self).max_decoding_message_size(limit),
+            component,
+        )
     }
 }
 
@@ -202,6 +208,7 @@ fn run_to_proto(r: &RunRecord) -> pb::EvaluationResult {
         }),
         duration: Some(duration_to_proto(r.duration)),
         fuel_used: r.fuel_used,
+        output_truncated: r.output_truncated,
         outcome: Some(outcome),
     }
 }

@@ -1193,7 +1193,8 @@ async fn an_upload_larger_than_grpcs_default_limit_reaches_the_engine() {
         .await
         .expect_err("not a component");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    // Over the engine's limit: refused by the transport, before anything is read.
+    // Over the engine's limit: refused from the first bytes, in the engine's words rather
+    // than the transport's.
     let err = client
         .upload_policy(pb::UploadPolicyRequest {
             component: vec![0; 33 << 20],
@@ -1201,5 +1202,18 @@ async fn an_upload_larger_than_grpcs_default_limit_reaches_the_engine() {
         })
         .await
         .expect_err("over the limit");
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(
+        err.message(),
+        "policy is 34603008 bytes; the limit is 33554432"
+    );
+    // The service still answers on the same connection.
+    let err = client
+        .upload_policy(pb::UploadPolicyRequest {
+            component: b"\0asm".to_vec(),
+            name: "tiny".into(),
+        })
+        .await
+        .expect_err("not a component");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 }

@@ -100,6 +100,8 @@ pub struct RunRecord {
     pub time: SystemTime,
     pub duration: Duration,
     pub fuel_used: u64,
+    /// Some of the policy's stdout, stderr or log went past its limit and was dropped.
+    pub output_truncated: bool,
     pub outcome: Result<DecisionRecord, FailureRecord>,
 }
 
@@ -513,6 +515,7 @@ impl<I: IpvsOps> Runner<I> {
             time,
             duration: Duration::ZERO,
             fuel_used: 0,
+            output_truncated: false,
             outcome: Err(FailureRecord {
                 service: Some(*key),
                 kind: kind.to_owned(),
@@ -546,6 +549,7 @@ impl<I: IpvsOps> Runner<I> {
             time,
             duration: eval.elapsed,
             fuel_used: eval.fuel_used,
+            output_truncated: eval.output_truncated(),
             outcome: Err(FailureRecord {
                 service: Some(*key),
                 kind: String::new(),

@@ -44,6 +44,9 @@ pub const WASI_ALLOWED: &[&str] = &[
 pub struct Shape {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+    /// The largest initial size of a memory any core module defines, in bytes: an instance
+    /// needs at least this much linear memory.
+    pub memory_min_bytes: u64,
 }
 
 impl Shape {
@@ -61,6 +64,7 @@ pub fn shape(bytes: &[u8]) -> Result<Shape, LoadError> {
     let mut shape = Shape {
         imports: Vec::new(),
         exports: Vec::new(),
+        memory_min_bytes: 0,
     };
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
@@ -81,6 +85,14 @@ pub fn shape(bytes: &[u8]) -> Result<Shape, LoadError> {
                         continue;
                     }
                     shape.imports.push(import.name.name.to_owned());
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    let memory = memory.map_err(|e| LoadError::Malformed(e.to_string()))?;
+                    let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                    let bytes = memory.initial.saturating_mul(page);
+                    shape.memory_min_bytes = shape.memory_min_bytes.max(bytes);
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 1 => {
@@ -161,7 +173,8 @@ mod tests {
                 (import "wasi:sockets/tcp@0.2.6" (instance))
                 (import "input" (type (sub resource)))
                 (component $inner (import "inner-import" (func)))
-                (core module $m (func (export "f")))
+                (core module $m (memory 3) (func (export "f")))
+                (core module $n (memory 2))
                 (core instance $i (instantiate $m))
                 (func $f (canon lift (core func $i "f")))
                 (export "evaluate" (func $f)))"#,
@@ -171,6 +184,7 @@ mod tests {
             Ok(Shape {
                 imports: vec!["wasi:sockets/tcp@0.2.6".into()],
                 exports: vec!["evaluate".into()],
+                memory_min_bytes: 3 << 16,
             })
         );
     }
@@ -180,6 +194,7 @@ mod tests {
         let s = |imports: &[&str], exports: &[&str]| Shape {
             imports: imports.iter().map(|s| (*s).to_owned()).collect(),
             exports: exports.iter().map(|s| (*s).to_owned()).collect(),
+            memory_min_bytes: 0,
         };
         assert_eq!(
             check(&s(&["ipvs:policy/host@1.0.0"], &["evaluate"])),

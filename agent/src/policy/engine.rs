@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
+use wasmtime::StoreContextMut;
 use wasmtime::component::{
     Component, ComponentExportIndex, HasSelf, Linker, ResourceTable, TypedFunc,
 };
@@ -14,16 +15,17 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
     Store, StoreLimits, Trap,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::answer::{self, Caps, LogMessage};
 use super::artifacts::{ArtifactKey, ArtifactStore, Hash, hex, sha256};
-use super::bindings::{self, Policy, PolicyPre, ipvs};
+use super::bindings::{self, PolicyPre, ipvs};
 use super::contract;
 use super::error::{EngineError, Failure, LoadError, OutputError};
 use super::input::PolicyInput;
 use super::limits::Limits;
-use super::output::{self, Decision, RawDecision};
+use super::output::{self, Decision};
+use super::pipe::CappedPipe;
 use super::wire;
 
 /// A level of the policy's `log` import.
@@ -50,11 +52,23 @@ pub struct Evaluation {
     pub logs: Vec<LogLine>,
     /// Log lines dropped past [`Limits::output_bytes`].
     pub logs_dropped: usize,
-    /// What the guest wrote to WASI stdout/stderr (bounded by [`Limits::output_bytes`]).
+    /// What the guest wrote to WASI stdout/stderr, the first [`Limits::output_bytes`] of each.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Bytes written past [`Limits::output_bytes`]: accepted from the guest, then dropped.
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
+    /// Fuel consumed. When the deadline stopped the guest this is a lower bound: fuel is
+    /// counted up to the guest's last check, not to the instruction it was stopped at.
     pub fuel_used: u64,
     pub elapsed: Duration,
+}
+
+impl Evaluation {
+    /// True when some of the guest's output (stdout, stderr or `log`) was dropped.
+    pub fn output_truncated(&self) -> bool {
+        self.logs_dropped > 0 || self.stdout_dropped > 0 || self.stderr_dropped > 0
+    }
 }
 
 /// A validated, compiled policy, ready to instantiate.
@@ -131,8 +145,7 @@ impl PolicyEngine {
         let engine =
             Engine::new(&config(&limits)).map_err(|e| EngineError::Config(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| EngineError::Config(e.to_string()))?;
+        add_policy_imports(&mut linker).map_err(|e| EngineError::Config(e.to_string()))?;
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| EngineError::Config(e.to_string()))?;
         let engine_hash = engine_hash(&engine);
@@ -168,6 +181,12 @@ impl PolicyEngine {
         }
         let shape = contract::shape(bytes)?;
         contract::check(&shape)?;
+        if shape.memory_min_bytes > limits.memory_bytes as u64 {
+            return Err(LoadError::MemoryTooLarge {
+                needs: shape.memory_min_bytes,
+                limit: limits.memory_bytes as u64,
+            });
+        }
         let key = ArtifactKey {
             component: sha256(bytes),
             engine: self.inner.engine_hash,
@@ -255,8 +274,8 @@ impl PolicyEngine {
     fn run(&self, policy: &CompiledPolicy, input: &PolicyInput) -> Evaluation {
         let started = Instant::now();
         let limits = &self.inner.limits;
-        let stdout = MemoryOutputPipe::new(limits.output_bytes);
-        let stderr = MemoryOutputPipe::new(limits.output_bytes);
+        let stdout = CappedPipe::new(limits.output_bytes);
+        let stderr = CappedPipe::new(limits.output_bytes);
         let wasi = policy.uses_wasi.then(|| {
             WasiCtx::builder()
                 .stdout(stdout.clone())
@@ -276,24 +295,39 @@ impl PolicyEngine {
             },
         );
         store.limiter(|s| &mut s.limiter);
+        // Each call from the guest (a `log` line, a WASI write) and the answer may have the
+        // host copy at most this much out of the guest's memory.
+        store.set_hostcall_fuel(limits.hostcall_bytes(input.servers.len()));
         let outcome = match store.set_fuel(limits.fuel) {
             Ok(()) => {
                 store.set_epoch_deadline(limits.deadline_ticks());
                 store.epoch_deadline_trap();
-                call(&mut store, policy, input, limits)
+                let caps = Caps::new(limits, input.servers.len());
+                answer::with_caps(caps, || call(&mut store, policy, input, limits))
             }
             Err(e) => Err(Failure::Instantiate(format!("setting fuel: {e}"))),
         };
-        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        // After a deadline stop this is the count at the guest's last check: a lower bound.
+        let fuel = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let outcome = outcome.map_err(|f| match f {
+            Failure::Deadline { deadline, .. } => Failure::Deadline {
+                deadline,
+                fuel_at_least: fuel,
+            },
+            f => f,
+        });
         let log = std::mem::replace(&mut store.data_mut().log, LogBuffer::new(0));
         drop(store);
+        let (stdout, stderr) = (stdout.take(), stderr.take());
         Evaluation {
             outcome,
             logs: log.lines,
             logs_dropped: log.dropped,
-            stdout: stdout.contents().to_vec(),
-            stderr: stderr.contents().to_vec(),
-            fuel_used,
+            stdout: stdout.kept,
+            stderr: stderr.kept,
+            stdout_dropped: stdout.dropped,
+            stderr_dropped: stderr.dropped,
+            fuel_used: fuel,
             elapsed: started.elapsed(),
         }
     }
@@ -327,16 +361,7 @@ fn call(
         .collect();
     match answer {
         Ok(d) => {
-            let raw = RawDecision {
-                weights: d
-                    .weights
-                    .into_iter()
-                    .map(|w| (w.server, w.weight))
-                    .collect(),
-                scheduler: d.scheduler,
-                state: d.state,
-                reason: d.reason,
-            };
+            let raw = d.into_raw(names.len(), limits)?;
             output::validate_named(
                 raw,
                 &input.service,
@@ -347,13 +372,45 @@ fn call(
             )
             .map_err(Failure::InvalidOutput)
         }
-        Err(message) => Err(Failure::Policy(output::clip(&message, limits.reason_bytes))),
+        Err(message) => Err(Failure::Policy(output::clip(
+            &message.text,
+            limits.reason_bytes,
+        ))),
     }
 }
 
-/// `evaluate` with the input lowered by [`wire`].
-type Evaluate<'a> =
-    TypedFunc<(&'a wire::Input,), (Result<bindings::ipvs::policy::types::Decision, String>,)>;
+/// `evaluate` with the input lowered by [`wire`] and the answer lifted by [`answer`].
+type Evaluate<'a> = TypedFunc<(&'a wire::Input,), (answer::Answer,)>;
+
+/// The policy's own imports: the contract's types and the `log` function. `log` is defined
+/// here rather than through the generated bindings so that its message is lifted with a cap
+/// ([`LogMessage`]): a line longer than the whole log budget is measured and dropped, never
+/// copied.
+fn add_policy_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    ipvs::policy::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    let mut host = linker.instance("ipvs:policy/host@1.0.0")?;
+    host.func_wrap(
+        "log",
+        |mut store: StoreContextMut<'_, HostState>,
+         (level, message): (ipvs::policy::host::Level, LogMessage)| {
+            use ipvs::policy::host::Level;
+            let level = match level {
+                Level::Debug => LogLevel::Debug,
+                Level::Info => LogLevel::Info,
+                Level::Warn => LogLevel::Warn,
+                Level::Error => LogLevel::Error,
+            };
+            let log = &mut store.data_mut().log;
+            if message.whole {
+                log.push(level, &message.text);
+            } else {
+                log.dropped += 1;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -375,8 +432,10 @@ fn classify(
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Failure::OutOfFuel { fuel: limits.fuel },
+        // The fuel is filled in once the store can be read.
         Some(Trap::Interrupt) => Failure::Deadline {
             deadline: limits.deadline,
+            fuel_at_least: 0,
         },
         Some(Trap::StackOverflow) => Failure::StackOverflow,
         Some(trap) => Failure::Trap(trap.to_string()),
@@ -395,6 +454,8 @@ fn failed(failure: Failure) -> Evaluation {
         logs_dropped: 0,
         stdout: Vec::new(),
         stderr: Vec::new(),
+        stdout_dropped: 0,
+        stderr_dropped: 0,
         fuel_used: 0,
         elapsed: Duration::ZERO,
     }
@@ -503,19 +564,6 @@ impl WasiView for HostState {
 }
 
 impl ipvs::policy::types::Host for HostState {}
-
-impl ipvs::policy::host::Host for HostState {
-    fn log(&mut self, level: ipvs::policy::host::Level, message: String) {
-        use ipvs::policy::host::Level;
-        let level = match level {
-            Level::Debug => LogLevel::Debug,
-            Level::Info => LogLevel::Info,
-            Level::Warn => LogLevel::Warn,
-            Level::Error => LogLevel::Error,
-        };
-        self.log.push(level, &message);
-    }
-}
 
 /// The evaluation's log, bounded in bytes.
 #[derive(Debug)]

@@ -28,6 +28,22 @@ pub enum LoadError {
     Contract(String),
     #[error("compiling the component: {0}")]
     Compile(String),
+    /// A core module's memory starts larger than an instance may ever grow.
+    #[error(
+        "needs {} of linear memory, the limit is {} (--policy-memory-bytes)",
+        size(*needs),
+        size(*limit)
+    )]
+    MemoryTooLarge { needs: u64, limit: u64 },
+}
+
+/// `bytes` in MiB when it is a whole number of them, else in bytes.
+fn size(bytes: u64) -> String {
+    if bytes > 0 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// The engine could not be set up.
@@ -50,8 +66,15 @@ pub enum EngineError {
 pub enum Failure {
     #[error("ran out of fuel ({fuel} units)")]
     OutOfFuel { fuel: u64 },
-    #[error("exceeded its deadline of {deadline:?}")]
-    Deadline { deadline: Duration },
+    /// Fuel is counted up to the guest's last check before the deadline stopped it, so
+    /// `fuel_at_least` is a lower bound of the work done, not the total.
+    #[error(
+        "stopped by its wall-clock deadline of {deadline:?} (fuel used: at least {fuel_at_least})"
+    )]
+    Deadline {
+        deadline: Duration,
+        fuel_at_least: u64,
+    },
     #[error("overflowed its stack")]
     StackOverflow,
     #[error("exceeded its memory limit of {limit} bytes")]
@@ -72,6 +95,8 @@ pub enum Failure {
 pub enum OutputError {
     #[error("real server {0} is not in the service")]
     UnknownServer(String),
+    #[error("{len} weight changes for a service of {servers} real servers")]
+    TooManyWeights { len: usize, servers: usize },
     #[error("real server {0} is given a weight twice")]
     DuplicateServer(String),
     #[error("weight {weight} for {server} is out of range 0..=65535")]

@@ -36,6 +36,10 @@ pub struct Limits {
     pub memories: usize,
     /// Evaluations running at once (engine-wide); more wait for a slot.
     pub concurrency: usize,
+    /// Bytes the host may copy out of a guest in one call (a `log` line, a WASI write, the
+    /// answer), before [`Self::HOSTCALL_BYTES_PER_SERVER`] per real server is added: wasmtime's
+    /// hostcall fuel. Past it the call traps.
+    pub hostcall_bytes: usize,
 }
 
 impl Limits {
@@ -53,6 +57,19 @@ impl Limits {
     pub const DEFAULT_TABLES: usize = 8;
     pub const DEFAULT_MEMORIES: usize = 4;
     pub const DEFAULT_CONCURRENCY: usize = 4;
+    pub const DEFAULT_HOSTCALL_BYTES: usize = 1 << 20;
+    /// A lifted weight change on the host (a capped name and a weight, 40 bytes) and its
+    /// name (at most 64 bytes), rounded up.
+    pub const HOSTCALL_BYTES_PER_SERVER: usize = 128;
+
+    /// The hostcall fuel of an evaluation of a service with `servers` real servers: enough
+    /// for any valid answer (a weight change per server, the largest state and reason).
+    pub fn hostcall_bytes(&self, servers: usize) -> usize {
+        let answer = self.state_bytes + self.reason_bytes + 2 * super::answer::HEAD_BYTES;
+        self.hostcall_bytes
+            .max(answer)
+            .saturating_add(servers.saturating_mul(Self::HOSTCALL_BYTES_PER_SERVER))
+    }
 
     /// The store limits of one evaluation. Growing past a limit traps rather than returning
     /// -1, so a policy cannot carry on in a half-failed state.
@@ -92,6 +109,7 @@ impl Default for Limits {
             tables: Self::DEFAULT_TABLES,
             memories: Self::DEFAULT_MEMORIES,
             concurrency: Self::DEFAULT_CONCURRENCY,
+            hostcall_bytes: Self::DEFAULT_HOSTCALL_BYTES,
         }
     }
 }
@@ -149,6 +167,20 @@ mod tests {
         assert_eq!(with(101, 5).deadline_ticks(), 21);
         assert_eq!(with(0, 5).deadline_ticks(), 1);
         assert_eq!(with(3, 0).deadline_ticks(), 3_000_000);
+    }
+
+    #[test]
+    fn hostcall_fuel_covers_any_valid_answer() {
+        let d = Limits::default();
+        assert_eq!(d.hostcall_bytes, 1 << 20);
+        assert_eq!(d.hostcall_bytes(0), 1 << 20);
+        assert_eq!(d.hostcall_bytes(1000), (1 << 20) + 128_000);
+        // A state limit past the base raises it: the largest state must still fit.
+        let big_state = Limits {
+            state_bytes: 4 << 20,
+            ..Limits::default()
+        };
+        assert_eq!(big_state.hostcall_bytes(1), (4 << 20) + 256 + 512 + 128);
     }
 
     #[test]

@@ -52,9 +52,16 @@
 //!   are classified into [`Failure`].
 //! - The input goes into the guest through `wire`: each real server's fixed-size fields in
 //!   one copy rather than one memory access per field, the generated type check unchanged.
+//! - The answer comes out through `answer`: lists and strings are measured where they lie in
+//!   the guest's memory and copied only within their caps (one weight change per real
+//!   server, names, reason, state), so a hostile answer costs the host a bounded amount;
+//!   wasmtime's hostcall fuel ([`Limits::hostcall_bytes()`]) bounds every call as a whole.
+//! - stdout/stderr go into `pipe`s that keep the first [`Limits::output_bytes`] and accept
+//!   and count the rest, so a chatty guest is cut, not broken.
 //! - [`test_input::test_component`] runs one evaluation of a file against a JSON input with
 //!   the same limits and no agent: the core of `ipvsctl policy test`.
 
+mod answer;
 pub mod artifacts;
 mod bindings;
 pub mod contract;
@@ -64,6 +71,7 @@ pub mod health;
 pub mod input;
 pub mod limits;
 pub mod output;
+mod pipe;
 pub mod test_input;
 mod wire;
 

@@ -252,7 +252,14 @@ pub struct TestReport {
     pub logs: Vec<LogLine>,
     pub stdout: String,
     pub stderr: String,
+    /// Some output went past its limit and was dropped (counts below).
+    pub output_truncated: bool,
+    pub logs_dropped: usize,
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
+    /// Fuel consumed; a lower bound when `fuel_is_lower_bound` (the deadline stopped it).
     pub fuel_used: u64,
+    pub fuel_is_lower_bound: bool,
     pub elapsed_us: u64,
 }
 
@@ -298,6 +305,8 @@ impl Failure {
 
 impl TestReport {
     pub fn new(policy_sha256: String, e: Evaluation) -> Self {
+        let output_truncated = e.output_truncated();
+        let fuel_is_lower_bound = matches!(e.outcome, Err(Failure::Deadline { .. }));
         let (decision, failure) = match e.outcome {
             Ok(d) => (
                 Some(DecisionView {
@@ -336,13 +345,22 @@ impl TestReport {
             logs: e.logs,
             stdout: String::from_utf8_lossy(&e.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&e.stderr).into_owned(),
+            output_truncated,
+            logs_dropped: e.logs_dropped,
+            stdout_dropped: e.stdout_dropped,
+            stderr_dropped: e.stderr_dropped,
             fuel_used: e.fuel_used,
+            fuel_is_lower_bound,
             elapsed_us: u64::try_from(e.elapsed.as_micros()).unwrap_or(u64::MAX),
         }
     }
 }
 
 /// Evaluates `component` once against `input_json` under `limits`, as the agent would.
+///
+/// Blocking, like [`PolicyEngine::evaluate`]: from async code run it on a blocking thread
+/// (`tokio::task::spawn_blocking`). On a runtime's worker thread, WASI output from the guest
+/// would need a runtime inside the runtime, which tokio refuses with a panic.
 pub fn test_component(
     component: &[u8],
     input_json: &str,

@@ -261,6 +261,10 @@ fn result_json(r: &pb::EvaluationResult) -> Value {
         "duration": duration_text(r.duration.as_ref()),
         "fuel_used": r.fuel_used,
     });
+    // Only when it happened: a policy's output is rarely cut.
+    if r.output_truncated {
+        v["output_truncated"] = json!(true);
+    }
     match &r.outcome {
         Some(pb::evaluation_result::Outcome::Decision(d)) => v["decision"] = decision_json(d),
         Some(pb::evaluation_result::Outcome::Failure(f)) => {
@@ -322,10 +326,15 @@ fn status_text(s: &pb::AttachmentStatus) -> String {
     );
     if let Some(last) = &s.last {
         out.push_str(&format!(
-            "  last: {} (took {}, fuel {})\n",
+            "  last: {} (took {}, fuel {}{})\n",
             result_text(last),
             duration_text(last.duration.as_ref()),
-            last.fuel_used
+            last.fuel_used,
+            if last.output_truncated {
+                ", output truncated"
+            } else {
+                ""
+            }
         ));
     }
     if let Some(d) = &s.last_decision {
@@ -349,20 +358,36 @@ fn read_file(path: &str) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| usage(format!("cannot read {path}: {e}")))
 }
 
+/// One evaluation of `component`, on a blocking thread as the agent does it: WASI calls
+/// from the guest (stdout, files, a panic's message) block on tokio, which a runtime's own
+/// worker thread must not do.
+async fn evaluate_off_runtime(
+    component: Vec<u8>,
+    input: String,
+) -> Result<ipvs_agent::policy::TestReport, Failure> {
+    let limits = ipvs_agent::policy::Limits::default();
+    tokio::task::spawn_blocking(move || {
+        ipvs_agent::policy::test_component(&component, &input, limits)
+    })
+    .await
+    .map_err(|e| {
+        Failure::new(
+            exit::LIST_FAILED,
+            format!("ipvsctl: the evaluation failed: {e}"),
+        )
+    })?
+    .map_err(|e| Failure::new(exit::USAGE, format!("ipvsctl: {e}")))
+}
+
 /// `policy test`: one local evaluation; prints the report as JSON.
-fn test_locally(file: &str, input: &str) -> Result<String, Failure> {
+async fn test_locally(file: &str, input: &str) -> Result<String, Failure> {
     let component = read_file(file)?;
     let input = match input.strip_prefix('@') {
         Some(path) => String::from_utf8(read_file(path)?)
             .map_err(|_| usage(format!("{path} is not UTF-8")))?,
         None => input.to_owned(),
     };
-    let report = ipvs_agent::policy::test_component(
-        &component,
-        &input,
-        ipvs_agent::policy::Limits::default(),
-    )
-    .map_err(|e| Failure::new(exit::USAGE, format!("ipvsctl: {e}")))?;
+    let report = evaluate_off_runtime(component, input).await?;
     let ok = report.ok;
     let text = to_json(&report);
     if ok {
@@ -379,7 +404,7 @@ pub async fn run(
     output: OutputFormat,
 ) -> Result<String, Failure> {
     if let PolicyCmd::Test { file, input } = &command {
-        return test_locally(file, input);
+        return test_locally(file, input).await;
     }
     let json_out = output == OutputFormat::Json;
     // A watch lasts until interrupted: no request timeout. An upload compiles the component
@@ -643,6 +668,26 @@ mod tests {
         assert_eq!(
             param("=3"),
             Err("invalid --param \"=3\" (expected key=value)".to_owned())
+        );
+    }
+
+    #[test]
+    fn truncated_output_is_shown_only_when_it_happened() {
+        let mut r = pb::EvaluationResult {
+            fuel_used: 7,
+            ..pb::EvaluationResult::default()
+        };
+        assert_eq!(result_json(&r).get("output_truncated"), None);
+        r.output_truncated = true;
+        assert_eq!(result_json(&r)["output_truncated"], json!(true));
+        let status = pb::AttachmentStatus {
+            last: Some(r),
+            ..pb::AttachmentStatus::default()
+        };
+        let text = status_text(&status);
+        assert!(
+            text.contains("  last: - (took -, fuel 7, output truncated)\n"),
+            "{text}"
         );
     }
 
