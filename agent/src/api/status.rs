@@ -91,6 +91,11 @@ pub fn ignored(message: String) -> Status {
     )
 }
 
+/// A request that breaks a rule; nothing was changed.
+pub fn invalid(message: String) -> Status {
+    plain(Code::InvalidArgument, message)
+}
+
 /// The agent's own failure, not the request's.
 pub fn internal(message: String) -> Status {
     plain(Code::Internal, message)

@@ -104,7 +104,7 @@ where
                 && len > limit
             {
                 let refusal = LoadError::TooLarge { len, limit }.to_string();
-                return Ok(tonic::Status::invalid_argument(refusal).into_http());
+                return Ok(super::status::invalid(refusal).into_http());
             }
             let body = Body::new(Replay { read, rest: body });
             inner.call(http::Request::from_parts(parts, body)).await
