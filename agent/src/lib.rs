@@ -1,17 +1,18 @@
 //! ipvs-agent: owns one node's IPVS table and the links that hold its virtual IPs, and serves
 //! them over gRPC. The `ipvs` and `link` modules talk netlink; `kernel` is the one write path
 //! to them and the ledger of who owns which field; `api` adapts it to tonic; `state` turns a
-//! desired table into the changes that make the kernel match it; `node` keeps the declared
+//! desired table into the changes that make the kernel match it; `declared` keeps the declared
 //! revisions; `attach` runs policies.
 
 pub mod api;
 pub mod attach;
 pub mod config;
+pub mod convert;
+pub mod declared;
 pub mod durable;
 pub mod ipvs;
 pub mod kernel;
 pub mod link;
-pub mod node;
 pub mod policy;
 pub mod server;
 pub mod shutdown;

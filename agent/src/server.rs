@@ -14,11 +14,12 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use crate::api::StateApi;
-use crate::api::{ConfigApi, IpvsApi, LinkApi, LinkOps, PolicyApi, StatsApi, TableApi};
+use crate::api::{ConfigApi, IpvsApi, LinkApi, PolicyApi, StatsApi, TableApi};
 use crate::attach::Attachments;
+use crate::declared::Declared;
 use crate::ipvs::IpvsOps;
 use crate::kernel::Kernel;
-use crate::node::Declared;
+use crate::link::LinkOps;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 
 /// How long in-flight calls may run on after a stop signal before the server quits anyway.

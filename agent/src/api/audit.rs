@@ -2,7 +2,7 @@
 
 use tonic::{Response, Status};
 
-use super::convert::FieldError;
+use crate::convert::FieldError;
 
 /// Runs a write whose request parsed into `parsed` and logs its outcome. `target` names what it
 /// writes, in ipvsadm or iproute2 notation (`TCP 192.168.100.1:80`, `dummy1`). A request that
@@ -52,7 +52,7 @@ mod tests {
     use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
-    use crate::api::convert::Problem;
+    use crate::convert::Problem;
 
     /// Collects log output in memory.
     #[derive(Clone, Default)]

@@ -7,7 +7,7 @@ use pb::config_service_server::{ConfigService, ConfigServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
-use super::convert::config::{
+use crate::convert::config::{
     connection_to_proto, daemon_to_proto, set_timeouts, start_daemon, stop_daemon,
     timeouts_to_proto,
 };

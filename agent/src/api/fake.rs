@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::api::LinkOps;
 use crate::ipvs::{
     Connection, Daemon, DaemonState, Destination, DestinationEntry, Info, IpvsError, IpvsOps,
     ModuleError, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, Timeouts, Tunnel,
 };
+use crate::link::LinkOps;
 use crate::link::{Cidr, InterfaceAddress, Link, LinkError, LinkName};
 
 /// A write that reached the fake IPVS core.

@@ -8,7 +8,7 @@ use pb::ipvs_service_server::{IpvsService, IpvsServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
-use super::convert::{self, ipvs::DestinationChange};
+use crate::convert::{self, ipvs::DestinationChange};
 use crate::ipvs::module::with_scheduler;
 use crate::ipvs::{Destination, IpvsError, IpvsOp, IpvsOps, Service, ServiceKey};
 use crate::kernel::Kernel;

@@ -1,7 +1,5 @@
 //! `ipvs.agent.v1.LinkService` over any [`LinkOps`]: parse, call, convert back.
 
-use std::future::Future;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipvs_proto::v1 as pb;
@@ -9,97 +7,10 @@ use pb::link_service_server::{LinkService, LinkServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
-use super::convert;
+use crate::convert;
 use crate::ipvs::IpvsOps;
 use crate::kernel::Kernel;
-use crate::link::{InterfaceAddress, Link, LinkError, LinkHandle, LinkName};
-
-/// Every operation the agent performs on links and addresses; [`LinkHandle`] implements it for
-/// the kernel, and the API is generic over it so its adapter can be unit-tested.
-pub trait LinkOps: Send + Sync + 'static {
-    /// `ip link add NAME type dummy`
-    fn create_dummy(&self, name: &LinkName)
-    -> impl Future<Output = Result<Link, LinkError>> + Send;
-    /// `ip link del NAME`
-    fn delete(&self, name: &LinkName) -> impl Future<Output = Result<(), LinkError>> + Send;
-    /// `ip link set NAME up|down`
-    fn set_up(
-        &self,
-        name: &LinkName,
-        up: bool,
-    ) -> impl Future<Output = Result<Link, LinkError>> + Send;
-    /// `ip link show`
-    fn list(&self) -> impl Future<Output = Result<Vec<Link>, LinkError>> + Send;
-    /// `ip addr add ADDRESS/PREFIX dev NAME`
-    fn add_address(
-        &self,
-        name: &LinkName,
-        address: IpAddr,
-        prefix_len: u8,
-    ) -> impl Future<Output = Result<(), LinkError>> + Send;
-    /// `ip addr del ADDRESS/PREFIX dev NAME`
-    fn delete_address(
-        &self,
-        name: &LinkName,
-        address: IpAddr,
-        prefix_len: u8,
-    ) -> impl Future<Output = Result<(), LinkError>> + Send;
-    /// `ip addr show [dev NAME]`
-    fn list_addresses(
-        &self,
-        name: Option<&LinkName>,
-    ) -> impl Future<Output = Result<Vec<InterfaceAddress>, LinkError>> + Send;
-}
-
-impl LinkOps for LinkHandle {
-    fn create_dummy(
-        &self,
-        name: &LinkName,
-    ) -> impl Future<Output = Result<Link, LinkError>> + Send {
-        LinkHandle::create_dummy(self, name)
-    }
-
-    fn delete(&self, name: &LinkName) -> impl Future<Output = Result<(), LinkError>> + Send {
-        LinkHandle::delete(self, name)
-    }
-
-    fn set_up(
-        &self,
-        name: &LinkName,
-        up: bool,
-    ) -> impl Future<Output = Result<Link, LinkError>> + Send {
-        LinkHandle::set_up(self, name, up)
-    }
-
-    fn list(&self) -> impl Future<Output = Result<Vec<Link>, LinkError>> + Send {
-        LinkHandle::list(self)
-    }
-
-    fn add_address(
-        &self,
-        name: &LinkName,
-        address: IpAddr,
-        prefix_len: u8,
-    ) -> impl Future<Output = Result<(), LinkError>> + Send {
-        LinkHandle::add_address(self, name, address, prefix_len)
-    }
-
-    fn delete_address(
-        &self,
-        name: &LinkName,
-        address: IpAddr,
-        prefix_len: u8,
-    ) -> impl Future<Output = Result<(), LinkError>> + Send {
-        LinkHandle::delete_address(self, name, address, prefix_len)
-    }
-
-    fn list_addresses(
-        &self,
-        name: Option<&LinkName>,
-    ) -> impl Future<Output = Result<Vec<InterfaceAddress>, LinkError>> + Send {
-        LinkHandle::list_addresses(self, name)
-    }
-}
+use crate::link::{LinkName, LinkOps};
 
 /// The link service, generic over the core so tests can run it on fake links. Its writes
 /// take a turn of the node core, like every other write (a declared apply makes links too).

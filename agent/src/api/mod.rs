@@ -1,12 +1,11 @@
 //! The gRPC edge: tonic services for `ipvs.agent.v1`, thin adapters over the cores.
 //!
-//! Each RPC parses its request into domain types ([`convert`]), applies the domain's rules, calls
-//! the core ([`IpvsOps`](crate::ipvs::IpvsOps), [`LinkOps`]) and converts the answer back. Every
+//! Each RPC parses its request into domain types ([`crate::convert`]), applies the domain's rules, calls
+//! the node core ([`Kernel`](crate::kernel::Kernel), [`LinkOps`](crate::link::LinkOps)) and converts the answer back. Every
 //! error becomes a status in one place ([`status`]); every write is logged once ([`audit`]).
 
 pub mod audit;
 pub mod config;
-pub mod convert;
 pub mod ipvs;
 pub mod link;
 pub mod policy;
@@ -32,7 +31,7 @@ pub const UPLOAD_OVERHEAD_BYTES: usize = 64 << 10;
 
 pub use config::ConfigApi;
 pub use ipvs::IpvsApi;
-pub use link::{LinkApi, LinkOps};
+pub use link::LinkApi;
 pub use policy::PolicyApi;
 pub use state::StateApi;
 pub use stats::StatsApi;

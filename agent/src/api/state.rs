@@ -10,15 +10,15 @@ use pb::state_service_server::{StateService, StateServiceServer};
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
-use super::LinkOps;
 use super::audit::logged;
-use super::convert::ipvs::{ip_address, service_key};
-use super::convert::state::{node_spec, node_spec_to_proto, time_to_proto};
-use super::convert::table::change_to_proto;
-use super::convert::{FieldError, nested, u16_field};
+use crate::convert::ipvs::{ip_address, service_key};
+use crate::convert::state::{node_spec, node_spec_to_proto, time_to_proto};
+use crate::convert::table::change_to_proto;
+use crate::convert::{FieldError, nested, u16_field};
+use crate::declared::drain::{DrainRequest, Progress};
+use crate::declared::{ApplyOptions, Declared, EventKind, Outcome, Step, revision_info};
 use crate::ipvs::IpvsOps;
-use crate::node::drain::{DrainRequest, Progress};
-use crate::node::{ApplyOptions, Declared, EventKind, Outcome, Step, revision_info};
+use crate::link::LinkOps;
 use crate::state::DriftMode;
 
 /// A drain waits this long for active connections when the request does not say.

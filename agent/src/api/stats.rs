@@ -10,7 +10,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{self, stats::service_stats_to_proto};
+use crate::convert::{self, stats::service_stats_to_proto};
 use crate::ipvs::{IpvsOps, ServiceKey};
 use crate::kernel::{Kernel, Reader};
 use crate::shutdown::Shutdown;

@@ -29,12 +29,12 @@ use ipvs_proto::errno as en;
 use ipvs_proto::v1::ErrorDetail;
 use tonic::{Code, Status};
 
-use super::convert::FieldError;
-use super::convert::state::SpecInputError;
 use crate::attach::{AttachError, StoreError};
+use crate::convert::FieldError;
+use crate::convert::state::SpecInputError;
+use crate::declared::StateError;
 use crate::ipvs::IpvsError;
 use crate::link::LinkError;
-use crate::node::StateError;
 use crate::state::{ApplyError, TableError};
 
 /// Longest message a status carries. The message travels in an HTTP/2 header, and errors may
@@ -344,7 +344,7 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::api::convert::Problem;
+    use crate::convert::Problem;
     use crate::ipvs::ValidationError;
     use crate::link::Cidr;
 

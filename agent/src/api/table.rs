@@ -8,7 +8,7 @@ use pb::table_service_server::{TableService, TableServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
-use super::convert::table::{ApplyInput, apply_request, change_to_proto};
+use crate::convert::table::{ApplyInput, apply_request, change_to_proto};
 use crate::ipvs::IpvsOps;
 use crate::kernel::Kernel;
 use crate::state::{self, DesiredTable};

@@ -9,7 +9,7 @@ use ipvs_proto::v1 as pb;
 use prost::Message;
 
 use super::{Spec, parse_id};
-use crate::api::policy::{attachment_spec, attachment_to_proto};
+use crate::convert::policy::{attachment_spec, attachment_to_proto};
 
 /// Why the saved attachments cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,15 @@ pub enum SaveError {
     Corrupt { path: PathBuf, reason: String },
 }
 
-/// The file holding the saved attachments ([`pb::SavedAttachments`]).
+/// The file's one message: the attachments as `PolicyService` lists them. Private to the
+/// agent (not in the published API), with the field number it always had.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SavedList {
+    #[prost(message, repeated, tag = "1")]
+    attachments: Vec<pb::Attachment>,
+}
+
+/// The file holding the saved attachments ([`SavedList`]).
 #[derive(Debug, Clone)]
 pub struct SavedAttachments {
     path: PathBuf,
@@ -51,8 +59,7 @@ impl SavedAttachments {
             path: self.path.clone(),
             reason,
         };
-        let saved =
-            pb::SavedAttachments::decode(bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
+        let saved = SavedList::decode(bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
         saved
             .attachments
             .iter()
@@ -66,7 +73,7 @@ impl SavedAttachments {
 
     /// Replaces the file with `list`, atomically.
     pub fn save(&self, list: &[(u64, &Spec)]) -> Result<(), SaveError> {
-        let saved = pb::SavedAttachments {
+        let saved = SavedList {
             attachments: list
                 .iter()
                 .map(|(n, spec)| attachment_to_proto(&format!("a{n}"), spec))
@@ -133,7 +140,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("attachments.pb");
         let saved = SavedAttachments::new(path.clone());
-        let bad_id = pb::SavedAttachments {
+        let bad_id = SavedList {
             attachments: vec![attachment_to_proto("x1", &spec("aa", Mode::Enforce))],
         };
         let cases: [(Vec<u8>, String); 2] = [

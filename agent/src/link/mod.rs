@@ -10,6 +10,7 @@ mod device;
 mod error;
 mod handle;
 mod name;
+mod ops;
 
 pub use address::{InterfaceAddress, scope_name};
 pub use cidr::{Cidr, max_prefix_len};
@@ -17,3 +18,4 @@ pub use device::Link;
 pub use error::LinkError;
 pub use handle::LinkHandle;
 pub use name::{LinkName, MAX_NAME_LEN};
+pub use ops::LinkOps;

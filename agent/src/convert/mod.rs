@@ -8,6 +8,7 @@
 pub mod config;
 pub mod ipvs;
 pub mod link;
+pub mod policy;
 pub mod state;
 pub mod stats;
 pub mod table;

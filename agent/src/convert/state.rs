@@ -1,5 +1,5 @@
 //! `ipvs.agent.v1.StateService` node specs and revisions ↔ the [`crate::state`] model. The
-//! agent also keeps its revisions on disk in this form ([`pb::RevisionRecord`]).
+//! agent also keeps its revisions on disk in this form.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

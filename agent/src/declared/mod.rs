@@ -21,11 +21,11 @@ use ipvs_proto::v1 as pb;
 use prost::Message;
 use tokio::sync::{Mutex, broadcast};
 
-use crate::api::LinkOps;
-use crate::api::convert::state as conv;
 use crate::attach::Attachments;
+use crate::convert::state as conv;
 use crate::ipvs::{IpvsError, IpvsOps, ServiceFlags, ServiceKey};
 use crate::kernel::Kernel;
+use crate::link::LinkOps;
 use crate::link::{Cidr, LinkError, LinkName};
 use crate::state::{
     self, ApplyError, AttachmentSpec, Change, DesiredTable, DriftMode, LinkChange, LinkState,
@@ -230,8 +230,22 @@ pub struct Declared<I, L> {
     events: broadcast::Sender<Event>,
 }
 
+/// One revision as the agent keeps it in its state directory: private to the agent (not in
+/// the published API), built from the API's own messages, field numbers as they always were.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RevisionRecord {
+    #[prost(message, optional, tag = "1")]
+    revision: Option<pb::Revision>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<pb::NodeSpec>,
+    /// What prune may remove: the objects declared by this and earlier revisions since the
+    /// last prune (links with addresses, services with real servers).
+    #[prost(message, optional, tag = "3")]
+    managed: Option<pb::NodeSpec>,
+}
+
 fn encode(r: &Revision) -> Vec<u8> {
-    pb::RevisionRecord {
+    RevisionRecord {
         revision: Some(revision_info(r)),
         spec: Some(conv::node_spec_to_proto(&r.spec)),
         managed: Some(conv::managed_to_proto(&r.managed)),
@@ -240,7 +254,7 @@ fn encode(r: &Revision) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> Result<Revision, String> {
-    let rec = pb::RevisionRecord::decode(bytes).map_err(|e| e.to_string())?;
+    let rec = RevisionRecord::decode(bytes).map_err(|e| e.to_string())?;
     let info = rec.revision.unwrap_or_default();
     Ok(Revision {
         number: info.revision,

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use super::{Declared, StateError};
-use crate::api::LinkOps;
 use crate::ipvs::{IpvsError, IpvsOp, IpvsOps, ServiceKey};
 use crate::kernel::{DrainRecord, Turn};
+use crate::link::LinkOps;
 
 /// What a drain reports: its progress, ending with `Done`, or the error that stopped it.
 pub type Report = Result<Progress, StateError>;

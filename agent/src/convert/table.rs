@@ -91,7 +91,7 @@ mod tests {
     use pb::service_key::Key;
 
     use super::*;
-    use crate::api::convert::Problem;
+    use crate::convert::Problem;
     use crate::ipvs::{ForwardMethod, Protocol, Scheduler, ServiceKey};
 
     fn v4(o: [u8; 4]) -> Option<pb::IpAddress> {

@@ -1,0 +1,173 @@
+//! PolicyService messages ↔ the attachments' domain: requests parsed (refusals name the
+//! field), replies and events built. The saved attachments file uses the same messages.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use ipvs_proto::v1 as pb;
+
+use super::{FieldError, Problem, ipvs::key_to_proto, ipvs::service_key};
+use crate::attach::{
+    DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, DecisionRecord, Event, Mode, RunRecord, Spec,
+    StoredPolicy,
+};
+
+pub fn policy_to_proto(p: &StoredPolicy) -> pb::Policy {
+    pb::Policy {
+        hash: p.hash.clone(),
+        name: p.name.clone(),
+        size: p.size,
+    }
+}
+
+pub fn duration_to_proto(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn mode_to_proto(m: Mode) -> pb::PolicyMode {
+    match m {
+        Mode::Enforce => pb::PolicyMode::Enforce,
+        Mode::DryRun => pb::PolicyMode::DryRun,
+    }
+}
+
+/// An attach request as a [`Spec`].
+pub fn attach_spec(req: &pb::AttachRequest) -> Result<Spec, FieldError> {
+    let field = |field: &str, problem| FieldError {
+        field: field.into(),
+        problem,
+    };
+    let services = req
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            service_key(k).map_err(|e| FieldError {
+                field: format!("services[{i}].{}", e.field),
+                problem: e.problem,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let interval = match &req.interval {
+        None => DEFAULT_INTERVAL,
+        Some(d) => {
+            let secs = u64::try_from(d.seconds);
+            let nanos = u32::try_from(d.nanos);
+            match (secs, nanos) {
+                (Ok(s), Ok(n)) if n < 1_000_000_000 => Duration::new(s, n),
+                _ => {
+                    return Err(field(
+                        "interval",
+                        Problem::Invalid("must be a non-negative duration".into()),
+                    ));
+                }
+            }
+        }
+    };
+    let mode = match pb::PolicyMode::try_from(req.mode) {
+        Ok(pb::PolicyMode::Unspecified | pb::PolicyMode::Enforce) => Mode::Enforce,
+        Ok(pb::PolicyMode::DryRun) => Mode::DryRun,
+        Err(_) => return Err(field("mode", Problem::UnknownEnum(req.mode))),
+    };
+    Ok(Spec {
+        policy: req.policy_hash.clone(),
+        services,
+        params: req
+            .params
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect(),
+        interval,
+        mode,
+        quarantine_after: match req.quarantine_after {
+            0 => DEFAULT_QUARANTINE_AFTER,
+            n => n,
+        },
+    })
+}
+
+/// A saved attachment (its id aside) as a [`Spec`]: the same checks as an attach request.
+pub fn attachment_spec(a: &pb::Attachment) -> Result<Spec, FieldError> {
+    attach_spec(&pb::AttachRequest {
+        policy_hash: a.policy_hash.clone(),
+        services: a.services.clone(),
+        params: a.params.clone(),
+        interval: a.interval,
+        mode: a.mode,
+        quarantine_after: a.quarantine_after,
+    })
+}
+
+pub fn attachment_to_proto(id: &str, s: &Spec) -> pb::Attachment {
+    pb::Attachment {
+        id: id.to_owned(),
+        policy_hash: s.policy.clone(),
+        services: s.services.iter().map(key_to_proto).collect(),
+        params: s
+            .params
+            .iter()
+            .map(|(k, v)| pb::PolicyParam {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        interval: Some(duration_to_proto(s.interval)),
+        mode: mode_to_proto(s.mode).into(),
+        quarantine_after: s.quarantine_after,
+    }
+}
+
+pub fn decision_to_proto(d: &DecisionRecord) -> pb::PolicyDecision {
+    pb::PolicyDecision {
+        service: Some(key_to_proto(&d.service)),
+        weights: d
+            .weights
+            .iter()
+            .map(|w| pb::WeightChange {
+                server: w.server.clone(),
+                from: w.from,
+                to: w.to,
+            })
+            .collect(),
+        scheduler: d
+            .scheduler
+            .as_ref()
+            .map(|s| s.name().to_owned())
+            .unwrap_or_default(),
+        reason: d.reason.clone(),
+        applied: d.applied,
+    }
+}
+
+pub fn run_to_proto(r: &RunRecord) -> pb::EvaluationResult {
+    let since = r.time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let outcome = match &r.outcome {
+        Ok(d) => pb::evaluation_result::Outcome::Decision(decision_to_proto(d)),
+        Err(f) => pb::evaluation_result::Outcome::Failure(pb::PolicyFailure {
+            service: f.service.as_ref().map(key_to_proto),
+            kind: f.kind.clone(),
+            message: f.message.clone(),
+        }),
+    };
+    pb::EvaluationResult {
+        time: Some(prost_types::Timestamp {
+            seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
+        }),
+        duration: Some(duration_to_proto(r.duration)),
+        fuel_used: r.fuel_used,
+        output_truncated: r.output_truncated,
+        outcome: Some(outcome),
+    }
+}
+
+pub fn event_to_proto(e: &Event, missed: u64) -> pb::PolicyEvent {
+    pb::PolicyEvent {
+        attachment_id: e.attachment.clone(),
+        result: Some(run_to_proto(&e.run)),
+        quarantined: e.quarantined,
+        missed,
+    }
+}
