@@ -206,7 +206,13 @@ impl TableService for Fake {
     ) -> Result<Response<pb::ApplyResponse>, Status> {
         let applied = !r.get_ref().dry_run;
         let changes = self.plan.clone();
-        self.answer("Apply", r, pb::ApplyResponse { changes, applied })
+        let commands_run = u32::try_from(r.get_ref().commands.len()).unwrap_or(u32::MAX);
+        let reply = pb::ApplyResponse {
+            changes,
+            applied,
+            commands_run,
+        };
+        self.answer("Apply", r, reply)
     }
 }
 

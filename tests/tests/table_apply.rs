@@ -70,6 +70,7 @@ fn request(services: Vec<Service>, prune: bool, dry_run: bool) -> ApplyRequest {
         services,
         prune,
         dry_run,
+        ..Default::default()
     }
 }
 

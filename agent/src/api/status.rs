@@ -11,6 +11,13 @@
 //! | `IpvsError::ConnTable` (the kernel's `/proc` table unreadable) | `INTERNAL` |
 //! | `Kernel { errno }` | by errno, see [`errno_code`] |
 //!
+//! A command of an apply that the kernel would refuse at its point in the input
+//! ([`CommandError`]) is `ALREADY_EXISTS` (`-A` of an existing service, `-a` of an existing real
+//! server), `NOT_FOUND` (a missing service for `-E -D -Z`, a missing real server for `-e -d`),
+//! `FAILED_PRECONDITION` (a real-server command on a missing service: the request may be right,
+//! the table is not ready for it) or `INVALID_ARGUMENT` (a broken rule); its trailers say which
+//! command (`command-index`, `line`) and the kernel's errno for the same refusal (`errno`).
+//!
 //! A desired table that breaks a rule ([`TableError`]) is `INVALID_ARGUMENT`; a plan the kernel
 //! refused half-way ([`ApplyError::Refused`]) is `ABORTED`, whatever the kernel's reason, because
 //! the changes made were undone (or the message says they could not be); a change the kernel
@@ -27,7 +34,7 @@ use tonic::{Code, Status};
 use super::convert::FieldError;
 use crate::ipvs::IpvsError;
 use crate::link::LinkError;
-use crate::state::{ApplyError, TableError};
+use crate::state::{ApplyError, CommandError, Refusal, TableError};
 
 /// Longest message a status carries. The message travels in an HTTP/2 header, and errors may
 /// quote the request (a name, a value): an unbounded one would break the connection instead
@@ -68,6 +75,25 @@ impl From<IpvsError> for Status {
 impl From<TableError> for Status {
     fn from(e: TableError) -> Self {
         Status::invalid_argument(bounded(e.to_string()))
+    }
+}
+
+impl From<CommandError> for Status {
+    fn from(e: CommandError) -> Self {
+        let code = match e.refusal {
+            Refusal::ServiceExists | Refusal::DestExists => Code::AlreadyExists,
+            Refusal::NoSuchService | Refusal::NoSuchDest => Code::NotFound,
+            Refusal::ServiceNotDefined => Code::FailedPrecondition,
+            Refusal::Invalid(_) => Code::InvalidArgument,
+        };
+        let mut status = Status::new(code, bounded(e.to_string()));
+        let trailers = status.metadata_mut();
+        trailers.insert("command-index", e.index.into());
+        trailers.insert("line", e.line.into());
+        if let Some(errno) = e.refusal.errno() {
+            trailers.insert("errno", errno.into());
+        }
+        status
     }
 }
 

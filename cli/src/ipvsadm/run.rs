@@ -396,6 +396,7 @@ async fn apply(
                 services,
                 prune: true,
                 dry_run: settings.dry_run,
+                ..Default::default()
             })
             .await
             .map_err(|s| {
