@@ -16,7 +16,8 @@
 //! server), `NOT_FOUND` (a missing service for `-E -D -Z`, a missing real server for `-e -d`),
 //! `FAILED_PRECONDITION` (a real-server command on a missing service: the request may be right,
 //! the table is not ready for it) or `INVALID_ARGUMENT` (a broken rule); its trailers say which
-//! command (`command-index`, `line`) and the kernel's errno for the same refusal (`errno`).
+//! command (`command-index`, `line`) and the kernel's errno for the same refusal (`errno`), or
+//! for a broken rule the reason alone (`reason`).
 //!
 //! A desired table that breaks a rule ([`TableError`]) is `INVALID_ARGUMENT`; a plan the kernel
 //! refused half-way ([`ApplyError::Refused`]) is `ABORTED`, whatever the kernel's reason, because
@@ -90,8 +91,16 @@ impl From<CommandError> for Status {
         let trailers = status.metadata_mut();
         trailers.insert("command-index", e.index.into());
         trailers.insert("line", e.line.into());
-        if let Some(errno) = e.refusal.errno() {
-            trailers.insert("errno", errno.into());
+        match e.refusal.errno() {
+            Some(errno) => {
+                trailers.insert("errno", errno.into());
+            }
+            // A broken rule has no errno: the reason alone, without the command's words.
+            None => {
+                if let Ok(reason) = e.refusal.to_string().parse() {
+                    trailers.insert("reason", reason);
+                }
+            }
         }
         status
     }

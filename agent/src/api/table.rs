@@ -552,6 +552,25 @@ mod tests {
             assert_eq!(trailer("errno").as_deref(), Some(errno), "{message}");
             assert!(trailer("command-index").is_some() && trailer("line").is_some());
         }
+        // A broken rule has no errno: the reason comes alone.
+        let mixed = pb::Destination {
+            address: Some(pb::IpAddress {
+                ip: Some(Ip::V6(std::net::Ipv6Addr::LOCALHOST.octets().to_vec())),
+            }),
+            ..masq(7, None)
+        };
+        let err = apply(
+            &server,
+            commands(vec![add_dest(5, 1, mixed)], pb::ApplyMode::OnTop, false),
+        )
+        .await
+        .expect_err("mixed families");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(
+            err.metadata().get("reason").and_then(|v| v.to_str().ok()),
+            Some("a real server of another address family is only allowed in tunnel mode")
+        );
+        assert!(err.metadata().get("errno").is_none());
         assert_eq!(server.ipvs.writes().len(), writes, "nothing written");
         assert_eq!(server.ipvs.table().await.expect("table"), before);
     }
