@@ -659,6 +659,7 @@ async fn bad_lines_never_reach_the_agent() {
             "ipvsctl: -o json applies to listings (-L, -S) and -R; a bare -o is --ops\n",
         ),
         ("-ln --dry-run", 2, "ipvsctl: --dry-run applies to -R\n"),
+        ("-ln --replace", 2, "ipvsctl: --replace applies to -R\n"),
         (
             "-L --timeout --stats",
             2,

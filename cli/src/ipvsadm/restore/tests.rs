@@ -241,6 +241,7 @@ fn bad_lines_are_refused_with_their_number_and_ipvsadm_words() {
             255,
             "--agent: unknown option",
         ),
+        ("-R --replace", 3, 255, "--replace: unknown option"),
         (
             "-A -u 10.0.0.2:53 -o json",
             3,
