@@ -101,7 +101,8 @@ fn policy_main(argv: &[String]) -> Result<String, Failure> {
 /// input while leaving alone what the input keeps.
 pub const RESTORE_NAME: &str = "ipvsctl-restore";
 
-/// The arguments `program` stands for: `ipvsctl-restore ARGS` is `ipvsctl -R --replace ARGS`.
+/// The arguments `program` stands for: `ipvsctl-restore ARGS` is `ipvsctl ARGS -R --replace`
+/// (last, so that fleet flags, which must come first, still do).
 fn with_implied(program: &str, args: &[String]) -> Vec<String> {
     let name = std::path::Path::new(program)
         .file_name()
@@ -111,10 +112,9 @@ fn with_implied(program: &str, args: &[String]) -> Vec<String> {
     } else {
         &[]
     };
-    implied
-        .iter()
-        .map(|a| a.to_string())
-        .chain(args.iter().cloned())
+    args.iter()
+        .cloned()
+        .chain(implied.iter().map(|a| a.to_string()))
         .collect()
 }
 
@@ -165,12 +165,20 @@ mod tests {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
             with_implied("/usr/local/bin/ipvsctl-restore", &args(&["--dry-run"])),
-            args(&["-R", "--replace", "--dry-run"])
+            args(&["--dry-run", "-R", "--replace"])
         );
         assert_eq!(
             with_implied("ipvsctl-restore", &[]),
             args(&["-R", "--replace"])
         );
+        assert_eq!(
+            with_implied("ipvsctl-restore", &args(&["--agents", "a,b"])),
+            args(&["--agents", "a,b", "-R", "--replace"])
+        );
+        assert!(fleet::is_fleet_command(&with_implied(
+            "ipvsctl-restore",
+            &args(&["--agents", "a,b"])
+        )));
         assert_eq!(with_implied("ipvsctl", &args(&["-R"])), args(&["-R"]));
         assert_eq!(
             with_implied("/opt/ipvsctl-restore-old", &args(&["-R"])),
