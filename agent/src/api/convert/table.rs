@@ -36,14 +36,16 @@ pub enum Form {
 
 /// Every service at `services[i]`, every real server at `services[i].destinations[j]`, every
 /// command at `commands[i]`. `services`/`prune` and `commands` do not mix: which table the
-/// commands would run against would be ambiguous.
+/// commands would run against would be ambiguous. REPLACE without commands is the commands
+/// form too (an empty input replacing the table empties it, as `ipvsadm-restore` does);
+/// without commands or a mode, the request is the desired-table form it always was.
 pub fn apply_request(req: &pb::ApplyRequest) -> Result<ApplyInput, FieldError> {
-    if !req.commands.is_empty() {
+    if !req.commands.is_empty() || req.mode != i32::from(pb::ApplyMode::OnTop) {
         if !req.services.is_empty() || req.prune {
             let field = if req.prune { "prune" } else { "services" };
             return Err(FieldError::new(
                 field,
-                Problem::Invalid("must be left unset with commands".into()),
+                Problem::Invalid("must be left unset with commands or a mode".into()),
             ));
         }
         let start = match pb::ApplyMode::try_from(req.mode) {
@@ -388,6 +390,18 @@ mod tests {
                 dry_run: true,
             })
         );
+        // REPLACE alone: an empty input replacing the table.
+        assert_eq!(
+            apply_request(&pb::ApplyRequest {
+                mode: pb::ApplyMode::Replace.into(),
+                ..Default::default()
+            })
+            .map(|i| i.form),
+            Ok(Form::Commands {
+                commands: vec![],
+                start: Start::Empty,
+            })
+        );
         // The zero value of `mode` runs them on top of the current table.
         let on_top = pb::ApplyRequest {
             commands: vec![command(1, C::Clear(pb::ClearTable {}))],
@@ -406,14 +420,22 @@ mod tests {
                     prune: true,
                     ..on_top.clone()
                 },
-                "invalid prune: must be left unset with commands",
+                "invalid prune: must be left unset with commands or a mode",
             ),
             (
                 pb::ApplyRequest {
                     services: vec![wire_service(80, vec![])],
                     ..on_top.clone()
                 },
-                "invalid services: must be left unset with commands",
+                "invalid services: must be left unset with commands or a mode",
+            ),
+            (
+                pb::ApplyRequest {
+                    services: vec![wire_service(80, vec![])],
+                    mode: pb::ApplyMode::Replace.into(),
+                    ..Default::default()
+                },
+                "invalid services: must be left unset with commands or a mode",
             ),
             (
                 pb::ApplyRequest {
