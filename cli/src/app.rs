@@ -8,6 +8,7 @@ use crate::exit::{self, Failure};
 use crate::fleet;
 use crate::ipvsadm::parse::parse;
 use crate::ipvsadm::resolve::System;
+use crate::ipvsadm::restore::Mode;
 use crate::ipvsadm::run::{Settings, run};
 use crate::link;
 use crate::output::{OutputFormat, is_broken_pipe, write_stdout};
@@ -38,6 +39,11 @@ fn ipvsadm_main(program: &str, args: &[String]) -> Result<String, Failure> {
         output: invocation.globals.output.unwrap_or_default(),
         names: &names,
         dry_run: invocation.globals.dry_run,
+        restore_mode: if invocation.globals.replace {
+            Mode::Replace
+        } else {
+            Mode::OnTop
+        },
     };
     runtime()?.block_on(run(invocation.command, &settings))
 }
@@ -90,13 +96,35 @@ fn policy_main(argv: &[String]) -> Result<String, Failure> {
     ))
 }
 
+/// Run under this name (a link to ipvsctl), it means the `ipvsadm-restore` script, which clears
+/// the table and restores stdin: `ipvsctl -R --replace`, which replaces the table with the
+/// input while leaving alone what the input keeps.
+pub const RESTORE_NAME: &str = "ipvsctl-restore";
+
+/// The arguments `program` stands for: `ipvsctl-restore ARGS` is `ipvsctl ARGS -R --replace`
+/// (last, so that fleet flags, which must come first, still do).
+fn with_implied(program: &str, args: &[String]) -> Vec<String> {
+    let name = std::path::Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str());
+    let implied: &[&str] = if name == Some(RESTORE_NAME) {
+        &["-R", "--replace"]
+    } else {
+        &[]
+    };
+    args.iter()
+        .cloned()
+        .chain(implied.iter().map(|a| a.to_string()))
+        .collect()
+}
+
 /// Runs ipvsctl with `argv` (program name first) and returns the exit status.
 pub fn main(argv: Vec<String>) -> ExitCode {
     let program = argv
         .first()
         .cloned()
         .unwrap_or_else(|| "ipvsctl".to_string());
-    let args = argv.get(1..).unwrap_or_default();
+    let args = &with_implied(&program, argv.get(1..).unwrap_or_default());
     // Fleet flags come first and wrap any other command.
     if fleet::is_fleet_command(args) {
         return fleet::main(&program, args);
@@ -125,5 +153,36 @@ pub fn main(argv: Vec<String>) -> ExitCode {
             }
             ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipvsctl_restore_means_restore_replacing_the_table() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            with_implied("/usr/local/bin/ipvsctl-restore", &args(&["--dry-run"])),
+            args(&["--dry-run", "-R", "--replace"])
+        );
+        assert_eq!(
+            with_implied("ipvsctl-restore", &[]),
+            args(&["-R", "--replace"])
+        );
+        assert_eq!(
+            with_implied("ipvsctl-restore", &args(&["--agents", "a,b"])),
+            args(&["--agents", "a,b", "-R", "--replace"])
+        );
+        assert!(fleet::is_fleet_command(&with_implied(
+            "ipvsctl-restore",
+            &args(&["--agents", "a,b"])
+        )));
+        assert_eq!(with_implied("ipvsctl", &args(&["-R"])), args(&["-R"]));
+        assert_eq!(
+            with_implied("/opt/ipvsctl-restore-old", &args(&["-R"])),
+            args(&["-R"])
+        );
     }
 }

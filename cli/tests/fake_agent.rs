@@ -37,6 +37,10 @@ struct Fake {
     connections: Vec<pb::Connection>,
     /// The plan `Apply` answers with.
     plan: Vec<pb::Change>,
+    /// The detail of a failing `Apply` (the refused command, its errno or cause).
+    apply_detail: Option<pb::ErrorDetail>,
+    /// Answer `Apply` as an agent from before `commands`: ignore them.
+    without_commands: bool,
     /// Serve only the IPVS and link services, as an agent from before the settings API.
     without_settings: bool,
 }
@@ -52,16 +56,24 @@ impl Fake {
             log.push(format!("{call} {:?}", req.get_ref()));
         }
         match self.failures.iter().find(|(c, _, _, _, _)| *c == call) {
-            Some((_, code, msg, "", 0)) => Err(Status::new(*code, *msg)),
-            Some((_, code, msg, reason, errno)) => Err(ipvs_proto::details::status(
-                *code,
-                (*msg).to_owned(),
-                &pb::ErrorDetail {
-                    reason: (*reason).to_owned(),
-                    errno: *errno,
-                    ..Default::default()
-                },
-            )),
+            Some((_, code, msg, "", 0)) if call != "Apply" || self.apply_detail.is_none() => {
+                Err(Status::new(*code, *msg))
+            }
+            Some((_, code, msg, reason, errno)) => {
+                let detail = match (call, &self.apply_detail) {
+                    ("Apply", Some(d)) => d.clone(),
+                    _ => pb::ErrorDetail {
+                        reason: (*reason).to_owned(),
+                        errno: *errno,
+                        ..Default::default()
+                    },
+                };
+                Err(ipvs_proto::details::status(
+                    *code,
+                    (*msg).to_owned(),
+                    &detail,
+                ))
+            }
             None => Ok(Response::new(ok)),
         }
     }
@@ -217,7 +229,17 @@ impl TableService for Fake {
     ) -> Result<Response<pb::ApplyResponse>, Status> {
         let applied = !r.get_ref().dry_run;
         let changes = self.plan.clone();
-        self.answer("Apply", r, pb::ApplyResponse { changes, applied })
+        let commands_run = if self.without_commands {
+            0
+        } else {
+            u32::try_from(r.get_ref().commands.len()).unwrap_or(u32::MAX)
+        };
+        let reply = pb::ApplyResponse {
+            changes,
+            applied,
+            commands_run,
+        };
+        self.answer("Apply", r, reply)
     }
 }
 
@@ -344,7 +366,13 @@ async fn ipvsctl(agent: Option<&str>, args: &[&str]) -> Output {
 
 /// Runs `ipvsctl` with `input` on its stdin.
 async fn ipvsctl_stdin(agent: &str, args: &[&str], input: &str) -> Output {
+    ipvsctl_named("ipvsctl", agent, args, input).await
+}
+
+/// Runs `ipvsctl` under the name `arg0` with `input` on its stdin.
+async fn ipvsctl_named(arg0: &str, agent: &str, args: &[&str], input: &str) -> Output {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ipvsctl"))
+        .arg0(arg0)
         .args(args)
         .env("IPVSCTL_AGENT", agent)
         .stdin(std::process::Stdio::piped())
@@ -652,6 +680,7 @@ async fn bad_lines_never_reach_the_agent() {
             "ipvsctl: -o json applies to listings (-L, -S) and -R; a bare -o is --ops\n",
         ),
         ("-ln --dry-run", 2, "ipvsctl: --dry-run applies to -R\n"),
+        ("-ln --replace", 2, "ipvsctl: --replace applies to -R\n"),
         (
             "-L --timeout --stats",
             2,
@@ -1045,8 +1074,62 @@ fn change(kind: pb::ChangeKind, description: &str) -> pb::Change {
     }
 }
 
+/// `-R`: the table lines go to the agent in order, with their line numbers, to run on top of
+/// its table; the other lines run after, in input order.
 #[tokio::test(flavor = "multi_thread")]
-async fn restore_applies_the_whole_table_then_the_settings() {
+async fn restore_sends_its_lines_to_run_on_top_then_the_settings() {
+    let dir = TempDir::new("restore-on-top");
+    let agent = start(
+        &dir.0,
+        Fake {
+            plan: vec![change(
+                pb::ChangeKind::CreateService,
+                "-A -u 10.0.0.2:53 -s wlc",
+            )],
+            ..Default::default()
+        },
+    );
+    let out = ipvsctl_stdin(&agent.socket, &["-R"], RESTORE_INPUT).await;
+    assert_eq!(
+        (out.status.code(), text(&out.stdout), text(&out.stderr)),
+        (Some(0), String::new(), String::new())
+    );
+    let calls = agent.calls();
+    let names: Vec<&str> = calls
+        .iter()
+        .map(|c| c.split(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["Apply", "SetTimeouts", "Zero", "StartDaemon"],
+        "{calls:#?}"
+    );
+    let apply = &calls[0];
+    assert!(
+        apply.starts_with("Apply ApplyRequest { services: [], prune: false, dry_run: false,"),
+        "{apply}"
+    );
+    assert!(apply.ends_with("mode: OnTop }"), "{apply}");
+    let lines: Vec<&str> = apply.matches("TableCommand { line: ").collect();
+    assert_eq!(lines.len(), 4, "{apply}");
+    for (line, what) in [
+        (2, "AddService"),
+        (3, "AddDestination"),
+        (5, "AddService"),
+        (6, "Zero"),
+    ] {
+        assert!(
+            apply.contains(&format!(
+                "TableCommand {{ line: {line}, command: Some({what}("
+            )),
+            "line {line}: {apply}"
+        );
+    }
+}
+
+/// `-R --replace` (and `ipvsctl-restore`): the input's table as the whole desired table.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_replace_sends_the_whole_table_then_the_settings() {
     let dir = TempDir::new("restore");
     let agent = start(
         &dir.0,
@@ -1058,7 +1141,7 @@ async fn restore_applies_the_whole_table_then_the_settings() {
             ..Default::default()
         },
     );
-    let out = ipvsctl_stdin(&agent.socket, &["-R"], RESTORE_INPUT).await;
+    let out = ipvsctl_stdin(&agent.socket, &["-R", "--replace"], RESTORE_INPUT).await;
     assert_eq!(
         (out.status.code(), text(&out.stdout), text(&out.stderr)),
         (Some(0), String::new(), String::new())
@@ -1075,7 +1158,10 @@ async fn restore_applies_the_whole_table_then_the_settings() {
         "{calls:#?}"
     );
     let apply = &calls[0];
-    assert!(apply.ends_with("prune: true, dry_run: false }"), "{apply}");
+    assert!(
+        apply.contains("prune: true, dry_run: false, commands: [], mode: OnTop }"),
+        "{apply}"
+    );
     assert!(
         apply.contains("Endpoint(Endpoint { protocol: Tcp, address: Some(IpAddress { ip: Some(V4([10, 0, 0, 1])) }), port: 80 })"),
         "{apply}"
@@ -1087,6 +1173,11 @@ async fn restore_applies_the_whole_table_then_the_settings() {
     assert!(apply.contains("scheduler: Wlc"), "{apply}");
     assert_eq!(apply.matches("Service { key:").count(), 2, "{apply}");
     assert!(calls[2].contains("V4([10, 0, 0, 2])"), "{}", calls[2]);
+
+    // Run as ipvsctl-restore, the same request.
+    let out = ipvsctl_named("ipvsctl-restore", &agent.socket, &[], RESTORE_INPUT).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(agent.calls().get(4), Some(apply));
 
     // The plan as JSON.
     let out = ipvsctl_stdin(&agent.socket, &["-R", "-o", "json"], RESTORE_INPUT).await;
@@ -1134,9 +1225,23 @@ async fn restore_dry_run_prints_the_plan_and_changes_nothing() {
     let calls = agent.calls();
     assert_eq!(calls.len(), 1, "{calls:#?}");
     assert!(
-        calls[0].ends_with("prune: true, dry_run: true }"),
+        calls[0].contains("dry_run: true, commands: [TableCommand {"),
         "{}",
         calls[0]
+    );
+    // The same with --replace, as the whole table.
+    let out = ipvsctl_stdin(
+        &agent.socket,
+        &["-R", "--replace", "--dry-run"],
+        RESTORE_INPUT,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let calls = agent.calls();
+    assert!(
+        calls[1].ends_with("prune: true, dry_run: true, commands: [], mode: OnTop }"),
+        "{}",
+        calls[1]
     );
     let out = ipvsctl_stdin(
         &agent.socket,
@@ -1163,11 +1268,6 @@ async fn restore_refuses_a_bad_input_before_touching_anything() {
             "line 2: illegal weight specified\n",
         ),
         (
-            "-A -t 10.0.0.1:80\n\n-a -t 10.0.0.2:80 -r 10.0.1.1\n",
-            255,
-            "line 3: Service not defined\n",
-        ),
-        (
             "-A -t 10.0.0.1:80 --bogus\n",
             255,
             "line 1: --bogus: unknown option\n",
@@ -1190,7 +1290,161 @@ async fn restore_refuses_a_bad_input_before_touching_anything() {
             "Illegal 'numeric' option with the 'restore' command\n".to_string()
         )
     );
-    assert_eq!(agent.calls(), Vec::<String>::new());
+    // With --replace the whole input is run here, on an empty table.
+    let out = ipvsctl_stdin(
+        &agent.socket,
+        &["-R", "--replace"],
+        "-A -t 10.0.0.1:80\n\n-a -t 10.0.0.2:80 -r 10.0.1.1\n",
+    )
+    .await;
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(255), "line 3: Service not defined\n".to_string())
+    );
+    // The lines before a bad one were only checked, with a dry run.
+    let calls = agent.calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert!(
+        calls[0].starts_with("Apply ApplyRequest { services: [], prune: false, dry_run: true,"),
+        "{}",
+        calls[0]
+    );
+}
+
+/// The detail of an agent's refusal of command `command` (from 1), from line `line`.
+fn refused(command: u32, line: u32, errno: i32, cause: &str) -> pb::ErrorDetail {
+    pb::ErrorDetail {
+        command,
+        line,
+        errno,
+        cause: cause.into(),
+        ..Default::default()
+    }
+}
+
+/// The agent's refusal of a line, in ipvsadm's words with the line's number; a line before a
+/// bad one that the table refuses is reported first.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_reports_the_line_the_table_refuses() {
+    let input = "-A -t 10.0.0.1:80\n# comment\n-A -t 10.0.0.2:80\n-a -t 10.0.0.2:80 -r 10.0.1.1\n";
+    /// The agent's code and detail, the input, then ipvsctl's stderr and exit status.
+    type Case<'a> = (Code, pb::ErrorDetail, &'a str, &'a str, i32);
+    let cases: &[Case] = &[
+        (
+            Code::AlreadyExists,
+            refused(2, 3, 17, ""),
+            input,
+            "line 3: Service already exists\n",
+            255,
+        ),
+        (
+            Code::FailedPrecondition,
+            refused(3, 4, 3, ""),
+            input,
+            "line 4: Service not defined\n",
+            255,
+        ),
+        (
+            Code::AlreadyExists,
+            refused(3, 4, 17, ""),
+            input,
+            "line 4: Destination already exists\n",
+            255,
+        ),
+        (
+            Code::InvalidArgument,
+            refused(
+                3,
+                4,
+                0,
+                "a real server of another address family is only allowed in tunnel mode",
+            ),
+            input,
+            "line 4: a real server of another address family is only allowed in tunnel mode\n",
+            255,
+        ),
+        // Line 1 is refused by the table before line 2 is refused here.
+        (
+            Code::AlreadyExists,
+            refused(1, 1, 17, ""),
+            "-A -t 10.0.0.1:80\n-A -t 10.0.0.3:0\n",
+            "line 1: Service already exists\n",
+            255,
+        ),
+        // An unknown scheduler: the service's lookup decides.
+        (
+            Code::AlreadyExists,
+            refused(2, 2, 17, ""),
+            "-D -t 10.0.0.9:80\n-A -t 10.0.0.1:80 -s nosuch\n",
+            "line 2: Service already exists\n",
+            255,
+        ),
+        (
+            Code::NotFound,
+            refused(1, 1, 3, ""),
+            "-E -t 10.0.0.1:80 -s nosuch\n",
+            "line 1: No such service\n",
+            255,
+        ),
+    ];
+    for (code, detail, input, stderr, status) in cases {
+        let dir = TempDir::new("restore-refused");
+        let agent = start(
+            &dir.0,
+            Fake {
+                failures: vec![("Apply", *code, "commands[n] (line n): refused", "", 0)],
+                apply_detail: Some(detail.clone()),
+                ..Default::default()
+            },
+        );
+        let out = ipvsctl_stdin(&agent.socket, &["-R"], input).await;
+        assert_eq!(
+            (out.status.code(), text(&out.stdout), text(&out.stderr)),
+            (Some(*status), String::new(), stderr.to_string()),
+            "{input} {detail:?}"
+        );
+        // Nothing runs after a refused table.
+        assert_eq!(agent.calls().len(), 1);
+    }
+    // When the agent accepts the lines before, the line's own refusal stands.
+    let dir = TempDir::new("restore-own");
+    let agent = start(&dir.0, Fake::default());
+    for (input, stderr) in [
+        (
+            "-A -t 10.0.0.1:80\n-A -t 10.0.0.3:0\n",
+            "line 2: Zero port specified for non-persistent service\n",
+        ),
+        (
+            "-A -t 10.0.0.1:80 -s nosuch\n",
+            "line 1: Scheduler or persistence engine not found\n",
+        ),
+    ] {
+        let out = ipvsctl_stdin(&agent.socket, &["-R"], input).await;
+        assert_eq!(text(&out.stderr), stderr, "{input}");
+    }
+}
+
+/// An agent from before `commands` ignores them and changes nothing: ipvsctl says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_on_an_agent_without_commands_is_named() {
+    let dir = TempDir::new("restore-old");
+    let agent = start(
+        &dir.0,
+        Fake {
+            without_commands: true,
+            ..Default::default()
+        },
+    );
+    let out = ipvsctl_stdin(&agent.socket, &["-R"], RESTORE_INPUT).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nothing was changed. -R --replace works with it."),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(agent.calls().len(), 1, "the settings lines did not run");
+    let out = ipvsctl_stdin(&agent.socket, &["-R", "--replace"], RESTORE_INPUT).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -76,7 +76,8 @@ impl Agent {
         ConfigServiceClient::new(self.channel()).max_decoding_message_size(usize::MAX)
     }
 
-    /// Whole-table apply (ipvsadm -R with minimal changes).
+    /// Table apply: ipvsadm -R lines on top of the table, or a whole-table replacement, made
+    /// with minimal changes.
     pub fn table(&self) -> TableServiceClient<Channel> {
         TableServiceClient::new(self.channel()).max_decoding_message_size(usize::MAX)
     }

@@ -63,8 +63,7 @@ mod tests {
             errno_name: "ESRCH".into(),
             operation: "add destination".into(),
             object: "TCP 192.168.100.1:80".into(),
-            change: 0,
-            changes: 0,
+            ..ErrorDetail::default()
         };
         let s = status(Code::NotFound, "Service not defined".into(), &d);
         assert_eq!(s.code(), Code::NotFound);

@@ -1362,9 +1362,251 @@ pub fn rich_table() -> Vec<Args> {
     c
 }
 
+/// `ipvsadm -R` input restored onto a table that is not empty: `base` makes the table (one
+/// command line each), then `input` goes to `-R` on stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreCase {
+    pub name: String,
+    pub base: Vec<Args>,
+    pub input: String,
+    /// The input's line (1-based) that fails at its point, if one does. It is always the
+    /// last line: ipvsadm carries on after a line the kernel refuses and exits with the status
+    /// of its last line, so only then is its exit status that line's.
+    pub failing: Option<usize>,
+}
+
+impl RestoreCase {
+    /// The input without its failing line: what ipvsadm applied before failing.
+    pub fn applied_part(&self) -> String {
+        let lines: Vec<&str> = self.input.lines().collect();
+        let keep = self.failing.map_or(lines.len(), |n| n - 1);
+        lines[..keep].iter().map(|l| format!("{l}\n")).collect()
+    }
+}
+
+/// One restore scenario in space `sp`: its base, its input lines, and whether the last line
+/// fails.
+type RestoreTemplate = (&'static str, fn(Space) -> (Vec<String>, Vec<String>, bool));
+
+/// The base most scenarios start from: `VIP(1):80` (rr) with real servers `RS(1):80` (masq)
+/// and `RS(2)` (direct routing, so it takes port 80).
+fn restore_base(sp: Space) -> Vec<String> {
+    let v = sp.v4(1);
+    vec![
+        format!("-A -t {v}:80 -s rr"),
+        format!("-a -t {v}:80 -r {}:80 -m", rs4(1)),
+        format!("-a -t {v}:80 -r {} -g -w 2", rs4(2)),
+    ]
+}
+
+/// A scenario on [`restore_base`]: `lines` with `{v1}`, `{v2}`, `{v9}` (a missing service),
+/// `{r1}`, `{r2}`, `{r3}`, `{r9}` (a missing real server) filled in.
+fn on_base(sp: Space, lines: &[&str], fails: bool) -> (Vec<String>, Vec<String>, bool) {
+    let fill = |l: &&str| {
+        l.replace("{v1}", &sp.v4(1))
+            .replace("{v2}", &sp.v4(2))
+            .replace("{v9}", &sp.v4(9))
+            .replace("{r1}", &rs4(1))
+            .replace("{r2}", &rs4(2))
+            .replace("{r3}", &rs4(3))
+            .replace("{r9}", &rs4(9))
+    };
+    (restore_base(sp), lines.iter().map(fill).collect(), fails)
+}
+
+/// Restores that succeed on top of the table, then restores whose last line the table (or
+/// ipvsadm's own checks) refuses: every kind of refusal, some caused by an earlier line of
+/// the same input.
+const RESTORES: &[RestoreTemplate] = &[
+    // Without a failing line: ipvsadm and ipvsctl must leave the same table.
+    ("cleared first", |sp| {
+        on_base(
+            sp,
+            &["-C", "-A -t {v1}:80 -s wrr", "-a -t {v1}:80 -r {r1}:80 -m"],
+            false,
+        )
+    }),
+    ("added beside", |sp| {
+        on_base(
+            sp,
+            &["-A -t {v2}:80 -s wrr", "-a -t {v2}:80 -r {r3}:80 -m"],
+            false,
+        )
+    }),
+    ("edited in place", |sp| {
+        on_base(
+            sp,
+            &[
+                "-E -t {v1}:80 -s wlc -p 60",
+                "-e -t {v1}:80 -r {r1}:80 -m -w 5",
+                "-d -t {v1}:80 -r {r2}:80",
+                "-a -t {v1}:80 -r {r3} -g -w 0",
+            ],
+            false,
+        )
+    }),
+    ("deleted and made again", |sp| {
+        on_base(
+            sp,
+            &[
+                "-A -u {v2}:53 -s wlc",
+                "-D -t {v1}:80",
+                "-A -t {v1}:80 -s sh -b sh-port",
+                "-a -t {v1}:80 -r {r2}:8080 -m",
+                "-D -u {v2}:53",
+            ],
+            false,
+        )
+    }),
+    ("zeroed at its point", |sp| {
+        on_base(
+            sp,
+            &[
+                "-a -t {v1}:80 -r {r3}:80 -m",
+                "-Z -t {v1}:80",
+                "-e -t {v1}:80 -r {r3}:80 -m -w 3",
+            ],
+            false,
+        )
+    }),
+    ("fwmark and IPv6 beside", |sp| {
+        let (m, v6) = (sp.mark(1), sp.v6(1));
+        (
+            vec![
+                format!("-A -f {m} -s rr"),
+                format!("-a -f {m} -r {}:80 -m", rs4(1)),
+            ],
+            vec![
+                format!("-E -f {m} -s lc -p 30"),
+                format!("-a -f {m} -r {} -g", rs4(2)),
+                format!("-A -t [{v6}]:80 -s wrr"),
+                format!("-a -t [{v6}]:80 -r [{}]:80 -m", rs6(1)),
+            ],
+            false,
+        )
+    }),
+    // The last line fails.
+    ("-A of an existing service", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-A -t {v1}:80 -s wrr"], true)
+    }),
+    ("-A of an existing service, unknown scheduler", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-A -t {v1}:80 -s nosuch"], true)
+    }),
+    ("-A of a service an earlier line made", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-A -t {v2}:80 -s rr"], true)
+    }),
+    ("-E of a missing service", |sp| {
+        on_base(
+            sp,
+            &["-a -t {v1}:80 -r {r3}:80 -m", "-E -t {v9}:80 -s rr"],
+            true,
+        )
+    }),
+    ("-E with an unknown scheduler", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-E -t {v1}:80 -s nosuch"], true)
+    }),
+    ("-D of a missing service", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-D -t {v9}:80"], true)
+    }),
+    ("-Z of a missing service", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-Z -t {v9}:80"], true)
+    }),
+    ("-a of an existing real server", |sp| {
+        on_base(
+            sp,
+            &["-A -t {v2}:80", "-a -t {v1}:80 -r {r1}:80 -m -w 3"],
+            true,
+        )
+    }),
+    ("-a to a missing service", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-a -t {v9}:80 -r {r1}:80 -m"], true)
+    }),
+    ("-a to a service an earlier line deleted", |sp| {
+        on_base(sp, &["-D -t {v1}:80", "-a -t {v1}:80 -r {r1}:80 -m"], true)
+    }),
+    ("-e of a missing real server", |sp| {
+        on_base(
+            sp,
+            &["-a -t {v1}:80 -r {r3}:80 -m", "-e -t {v1}:80 -r {r9}:80 -m"],
+            true,
+        )
+    }),
+    ("-e on a missing service", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-e -t {v9}:80 -r {r1}:80 -m"], true)
+    }),
+    ("-d of a missing real server", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-d -t {v1}:80 -r {r9}:80"], true)
+    }),
+    ("-d of a direct-routing server by another port", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-d -t {v1}:80 -r {r2}:8080"], true)
+    }),
+    ("-d on a missing service", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-d -t {v9}:80 -r {r1}:80"], true)
+    }),
+    ("ipvsadm's own check after valid lines", |sp| {
+        on_base(sp, &["-A -t {v2}:80", "-A -t {v9}:0"], true)
+    }),
+];
+
+/// The restores onto non-empty tables that the differential test runs, each in its own
+/// address space (starting after `first_space`, away from any other sequence's).
+pub fn restore_cases(first_space: usize) -> Vec<RestoreCase> {
+    RESTORES
+        .iter()
+        .enumerate()
+        .map(|(i, (name, make))| {
+            let sp = Space(first_space + i);
+            let (base, input, fails) = make(sp);
+            RestoreCase {
+                name: format!("{name}#{}", sp.0),
+                base: base.iter().map(cmd).collect(),
+                failing: fails.then_some(input.len()),
+                input: input.iter().map(|l| format!("{l}\n")).collect(),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restores_cover_every_refusal_on_a_non_empty_table() {
+        let cases = restore_cases(1000);
+        assert!(cases.iter().all(|c| !c.base.is_empty()));
+        let last_words = |c: &RestoreCase| {
+            c.input
+                .lines()
+                .last()
+                .map(|l| l.split(' ').next().unwrap_or_default().to_owned())
+                .unwrap_or_default()
+        };
+        let failing: Vec<String> = cases
+            .iter()
+            .filter(|c| c.failing.is_some())
+            .map(last_words)
+            .collect();
+        for option in ["-A", "-E", "-D", "-Z", "-a", "-e", "-d"] {
+            assert!(
+                failing.iter().any(|w| w == option),
+                "no restore fails on {option}: {failing:?}"
+            );
+        }
+        assert!(cases.iter().filter(|c| c.failing.is_none()).count() >= 5);
+        for c in &cases {
+            // The failing line is the last; what ipvsadm applied is the rest.
+            if let Some(n) = c.failing {
+                assert_eq!(n, c.input.lines().count(), "{}", c.name);
+                assert_eq!(c.applied_part().lines().count(), n - 1, "{}", c.name);
+            } else {
+                assert_eq!(c.applied_part(), c.input, "{}", c.name);
+            }
+        }
+        // Disjoint addresses: each case's base names only its own space.
+        let a = &cases[1].base[0];
+        assert!(a.iter().any(|w| w.starts_with(&Space(1001).v4(1))), "{a:?}");
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_corpus() {

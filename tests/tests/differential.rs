@@ -5,8 +5,9 @@
 //! at the end every list view must be the same bytes, through both tools, in both
 //! namespaces. All mismatches are collected and reported together.
 //!
-//! Also here: save/restore round trips between the two tools, and `ipvsctl -R`'s promises
-//! beyond ipvsadm's (all or nothing, and counters kept across a diff).
+//! Also here: restores onto non-empty tables, compared with ipvsadm's; save/restore round
+//! trips between the two tools; and `ipvsctl -R`'s promises beyond ipvsadm's (all or nothing,
+//! and counters kept across a diff).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use ipvs_e2e::corpus::{Args, Batch, Corpus, rich_table, words};
+use ipvs_e2e::corpus::{Args, Batch, Corpus, RestoreCase, restore_cases, rich_table, words};
 use ipvs_e2e::{Agent, Backend, Netns, bin_dir, http_get, run_ok};
 
 /// What a run printed and how it ended, with ipvsctl's name replaced by ipvsadm's.
@@ -664,8 +665,8 @@ fn settled_stats() -> Result<String> {
     bail!("counters did not settle:\n{last}")
 }
 
-/// `ipvsctl -R` of a table that differs from the running one changes only the difference:
-/// services it leaves alone keep their counters; `--dry-run` changes nothing.
+/// `ipvsctl -R --replace` of a table that differs from the running one changes only the
+/// difference: services it leaves alone keep their counters; `--dry-run` changes nothing.
 #[test]
 fn restore_applies_only_the_difference() -> Result<()> {
     let _ns = Netns::new()?;
@@ -722,14 +723,14 @@ fn restore_applies_only_the_difference() -> Result<()> {
         -a -t 192.168.100.4:80 -r 127.0.0.1:8082 -m -w 1\n";
 
     let mut failures = Vec::new();
-    let dry = ctl.run_with(&argv("-R --dry-run"), Some(wanted))?;
+    let dry = ctl.run_with(&argv("-R --replace --dry-run"), Some(wanted))?;
     if !dry.ok() {
-        failures.push(format!("-R --dry-run: {}", dry.brief()));
+        failures.push(format!("-R --replace --dry-run: {}", dry.brief()));
     }
     for needle in ["192.168.100.3", "192.168.100.4"] {
         if !dry.stdout.contains(needle) {
             failures.push(format!(
-                "-R --dry-run does not show the change to {needle}: {:?}",
+                "-R --replace --dry-run does not show the change to {needle}: {:?}",
                 dry.stdout
             ));
         }
@@ -737,19 +738,19 @@ fn restore_applies_only_the_difference() -> Result<()> {
     let after_dry = Tool::Ipvsadm.ok(&argv("-Sn"))?;
     if after_dry != table_before {
         failures.push(format!(
-            "-R --dry-run changed the table:\n{}",
+            "-R --replace --dry-run changed the table:\n{}",
             line_diff(&table_before, &after_dry)
         ));
     }
 
-    let out = ctl.run_with(&argv("-R"), Some(wanted))?;
+    let out = ctl.run_with(&argv("-R --replace"), Some(wanted))?;
     if !out.ok() {
-        failures.push(format!("-R: {}", out.brief()));
+        failures.push(format!("-R --replace: {}", out.brief()));
     }
     let table = Tool::Ipvsadm.ok(&argv("-Sn"))?;
     if table != wanted {
         failures.push(format!(
-            "after -R the table is not the input:\n{}",
+            "after -R --replace the table is not the input:\n{}",
             line_diff(wanted, &table)
         ));
     }
@@ -793,6 +794,387 @@ fn restore_applies_only_the_difference() -> Result<()> {
         failures.join("\n")
     );
     Ok(())
+}
+
+/// What one tool left after a restore case.
+struct RestoreRun {
+    /// The `-R` run itself.
+    outcome: Outcome,
+    /// `ipvsadm -Sn` after the base, before `-R`.
+    before: String,
+    /// `ipvsadm -Sn` right after `-R`.
+    after: String,
+    /// ipvsctl only: `ipvsctl -R` of the lines before the failing one, and the table then.
+    applied_part: Option<(Outcome, String)>,
+}
+
+/// Runs every case with `tool` in one namespace (the cases use disjoint addresses; the table
+/// is read after each): the base is made with ipvsadm, the input restored with `tool`.
+fn run_restores(cases: &[RestoreCase], use_ipvsctl: bool) -> Result<Vec<RestoreRun>> {
+    let _ns = Netns::new()?;
+    let agent = Agent::start()?;
+    let tool = if use_ipvsctl {
+        Tool::Ipvsctl(&agent)
+    } else {
+        Tool::Ipvsadm
+    };
+    let mut runs = Vec::new();
+    for case in cases {
+        build(Tool::Ipvsadm, &case.base)?;
+        let before = Tool::Ipvsadm.ok(&argv("-Sn"))?;
+        let outcome = tool.run_with(&argv("-R"), Some(&case.input))?;
+        let after = Tool::Ipvsadm.ok(&argv("-Sn"))?;
+        let applied_part = match (use_ipvsctl, case.failing) {
+            (true, Some(_)) => {
+                let out = tool.run_with(&argv("-R"), Some(&case.applied_part()))?;
+                Some((out, Tool::Ipvsadm.ok(&argv("-Sn"))?))
+            }
+            _ => None,
+        };
+        runs.push(RestoreRun {
+            outcome,
+            before,
+            after,
+            applied_part,
+        });
+    }
+    Ok(runs)
+}
+
+/// What differs between ipvsadm's and ipvsctl's runs of `case`.
+///
+/// ipvsadm runs each line against the table and carries on after a failing one; ipvsctl
+/// refuses the whole input at the first failing line and changes nothing. So for an input
+/// without a failing line everything must be the same (exit status, output, the table after);
+/// for one whose last line fails, what is comparable is compared: the exit status, the
+/// message (ipvsctl's is ipvsadm's after `line N: `), ipvsctl's table unchanged, and
+/// ipvsadm's table the one ipvsctl makes from the lines before the failing one.
+fn restore_mismatches(case: &RestoreCase, theirs: &RestoreRun, ours: &RestoreRun) -> Vec<String> {
+    let mut out = Vec::new();
+    if theirs.before != ours.before {
+        out.push(format!(
+            "the tables differ before -R:\n{}",
+            line_diff(&theirs.before, &ours.before)
+        ));
+    }
+    let (adm, ctl) = (&theirs.outcome, &ours.outcome);
+    match case.failing {
+        None => {
+            if adm != ctl {
+                out.push(format!(
+                    "-R: ipvsadm {}\n    ipvsctl {}",
+                    adm.brief(),
+                    ctl.brief()
+                ));
+            }
+            if theirs.after != ours.after {
+                out.push(format!(
+                    "the tables differ after -R (- ipvsadm, + ipvsctl):\n{}",
+                    line_diff(&theirs.after, &ours.after)
+                ));
+            }
+        }
+        Some(n) => {
+            let wanted = format!("line {n}: {}", adm.stderr);
+            if adm.code != ctl.code || ctl.stderr != wanted || !ctl.stdout.is_empty() {
+                out.push(format!(
+                    "-R: ipvsadm {}\n    ipvsctl {} (wanted {wanted:?})",
+                    adm.brief(),
+                    ctl.brief()
+                ));
+            }
+            if adm.stderr.lines().count() != 1 {
+                out.push(format!("ipvsadm did not fail once: {}", adm.brief()));
+            }
+            if ours.after != ours.before {
+                out.push(format!(
+                    "ipvsctl changed the table:\n{}",
+                    line_diff(&ours.before, &ours.after)
+                ));
+            }
+            match &ours.applied_part {
+                Some((part, table)) if part.ok() && part.stderr.is_empty() => {
+                    if *table != theirs.after {
+                        out.push(format!(
+                            "ipvsadm's table is not ipvsctl's from the lines before line {n} \
+                             (- ipvsadm, + ipvsctl):\n{}",
+                            line_diff(&theirs.after, table)
+                        ));
+                    }
+                }
+                Some((part, _)) => out.push(format!(
+                    "ipvsctl -R of the lines before line {n}: {}",
+                    part.brief()
+                )),
+                None => out.push("ipvsctl's lines before the failing one were not run".into()),
+            }
+        }
+    }
+    out
+}
+
+/// Restores onto tables that are not empty, every kind of line and of refusal, through the
+/// real ipvsadm and through ipvsctl, compared as [`restore_mismatches`] says.
+#[test]
+fn restores_onto_a_table_match_ipvsadm() -> Result<()> {
+    let cases = restore_cases(1000);
+    let started = Instant::now();
+    let theirs = run_restores(&cases, false)?;
+    let ours = run_restores(&cases, true)?;
+    let mut mismatches = Vec::new();
+    for ((case, theirs), ours) in cases.iter().zip(&theirs).zip(&ours) {
+        let found = restore_mismatches(case, theirs, ours);
+        if !found.is_empty() {
+            mismatches.push(format!(
+                "[{}]\n  input:\n{}  {}",
+                case.name,
+                case.input
+                    .lines()
+                    .map(|l| format!("    {l}\n"))
+                    .collect::<String>(),
+                found.join("\n  ")
+            ));
+        }
+    }
+    report(&format!(
+        "restores onto a table: {} cases ({} with a failing line) in {:.1} s",
+        cases.len(),
+        cases.iter().filter(|c| c.failing.is_some()).count(),
+        started.elapsed().as_secs_f64()
+    ));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} restores differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
+    Ok(())
+}
+
+/// What is wrong with `got` when it should end with `code`, `stderr` and no output.
+fn expected(what: &str, got: &Outcome, code: i32, stderr: &str) -> Option<String> {
+    (got.code != Some(code) || got.stderr != stderr || !got.stdout.is_empty()).then(|| {
+        format!(
+            "{what}: {} (wanted exit {code}, stderr {stderr:?})",
+            got.brief()
+        )
+    })
+}
+
+/// `ipvsadm -R` runs each line on the table as it is; so does `ipvsctl -R`. Restoring a
+/// second file adds to what the first made; a line that conflicts with the table is refused
+/// with ipvsadm's words, but where ipvsadm carries on (and exits with its last line's
+/// status), ipvsctl refuses the whole input and changes nothing. The whole-table replacement
+/// is `ipvsctl -R --replace`, or `ipvsctl-restore`, like `ipvsadm-restore`.
+#[test]
+fn restore_runs_on_top_of_the_table_like_ipvsadm() -> Result<()> {
+    const BASE: &str = "-A -t 10.1.1.1:80 -s rr\n-a -t 10.1.1.1:80 -r 10.2.2.2:80 -m\n";
+    const MORE: &str = "-A -t 10.3.3.3:80 -s wrr\n-a -t 10.3.3.3:80 -r 10.4.4.4:80 -m\n";
+    const CONFLICT: &str = "-A -t 10.1.1.1:80 -s wrr\n-A -t 10.5.5.5:80\n";
+    const BASE_SAVED: &str = "-A -t 10.1.1.1:80 -s rr\n-a -t 10.1.1.1:80 -r 10.2.2.2:80 -m -w 1\n";
+    const MORE_SAVED: &str = "-A -t 10.3.3.3:80 -s wrr\n-a -t 10.3.3.3:80 -r 10.4.4.4:80 -m -w 1\n";
+    let both = format!("{BASE_SAVED}{MORE_SAVED}");
+    let conflicted = format!("{BASE_SAVED}-A -t 10.5.5.5:80 -s wlc\n");
+    let mut failures = Vec::new();
+    let mut tables = Vec::new();
+    for use_ipvsctl in [false, true] {
+        let _ns = Netns::new()?;
+        let agent = Agent::start()?;
+        let (tool, name) = if use_ipvsctl {
+            (Tool::Ipvsctl(&agent), "ipvsctl")
+        } else {
+            (Tool::Ipvsadm, "ipvsadm")
+        };
+        let restore = |input: &str| tool.run_with(&argv("-R"), Some(input));
+        let saved = || Tool::Ipvsadm.ok(&argv("-Sn"));
+        // Two files, one after the other: both services.
+        failures.extend(expected(
+            &format!("{name} -R < base"),
+            &restore(BASE)?,
+            0,
+            "",
+        ));
+        failures.extend(expected(
+            &format!("{name} -R < more"),
+            &restore(MORE)?,
+            0,
+            "",
+        ));
+        let after_two = saved()?;
+        // A conflicting line: ipvsadm says so, carries on and exits 0 (its last line
+        // succeeded); ipvsctl says so with the line and changes nothing.
+        Tool::Ipvsadm.ok(&argv("-C"))?;
+        Tool::Ipvsadm.run_with(&argv("-R"), Some(BASE))?;
+        let out = restore(CONFLICT)?;
+        if use_ipvsctl {
+            failures.extend(expected(
+                "ipvsctl -R < conflict",
+                &out,
+                255,
+                "line 1: Service already exists\n",
+            ));
+        } else {
+            failures.extend(expected(
+                "ipvsadm -R < conflict",
+                &out,
+                0,
+                "Service already exists\n",
+            ));
+        }
+        let after_conflict = saved()?;
+        // The whole-table replacement, by its names.
+        let replaced = if use_ipvsctl {
+            let out = tool.run_with(&argv("-R --replace --dry-run"), Some(MORE))?;
+            failures.extend(expected(
+                "ipvsctl -R --replace --dry-run < more",
+                &Outcome {
+                    stdout: String::new(),
+                    ..out.clone()
+                },
+                0,
+                "",
+            ));
+            if !out.stdout.contains("-D -t 10.1.1.1:80\n") {
+                failures.push(format!(
+                    "the dry run does not delete 10.1.1.1: {:?}",
+                    out.stdout
+                ));
+            }
+            let Tool::Ipvsctl(agent) = tool else {
+                bail!("ipvsctl's tool")
+            };
+            let mut cmd = Command::new(bin_dir().join("ipvsctl"));
+            cmd.arg0("ipvsctl-restore")
+                .env("IPVSCTL_AGENT", agent.address())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = cmd.spawn().context("spawn ipvsctl-restore")?;
+            child
+                .stdin
+                .take()
+                .context("stdin")?
+                .write_all(MORE.as_bytes())?;
+            let out = child.wait_with_output()?;
+            if !out.status.success() {
+                failures.push(format!("ipvsctl-restore < more: {out:?}"));
+            }
+            saved()?
+        } else {
+            Tool::Ipvsadm.ok(&argv("-C"))?;
+            Tool::Ipvsadm.run_with(&argv("-R"), Some(MORE))?;
+            saved()?
+        };
+        tables.push((after_two, after_conflict, replaced));
+    }
+    let (adm, ctl) = (&tables[0], &tables[1]);
+    for (what, theirs, ours, wanted) in [
+        ("after base then more", &adm.0, &ctl.0, Some(both.as_str())),
+        ("after the conflict", &adm.1, &ctl.1, None),
+        ("after replacing", &adm.2, &ctl.2, Some(MORE_SAVED)),
+    ] {
+        if let Some(wanted) = wanted
+            && theirs != wanted
+        {
+            failures.push(format!("ipvsadm {what}:\n{}", line_diff(wanted, theirs)));
+        }
+        if wanted.is_some() && theirs != ours {
+            failures.push(format!(
+                "{what} (- ipvsadm, + ipvsctl):\n{}",
+                line_diff(theirs, ours)
+            ));
+        }
+    }
+    // ipvsadm kept rr and the real server and added 10.5.5.5; ipvsctl changed nothing.
+    if adm.1 != conflicted {
+        failures.push(format!(
+            "ipvsadm after the conflict:\n{}",
+            line_diff(&conflicted, &adm.1)
+        ));
+    }
+    if ctl.1 != BASE_SAVED {
+        failures.push(format!(
+            "ipvsctl after the conflict:\n{}",
+            line_diff(BASE_SAVED, &ctl.1)
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+#[test]
+fn restore_mismatches_compare_what_is_comparable() {
+    let case = |failing| RestoreCase {
+        name: "t".into(),
+        base: vec![],
+        input: "-A -t 10.0.0.2:80\n-A -t 10.0.0.1:80\n".into(),
+        failing,
+    };
+    let out = |code, stderr: &str| Outcome {
+        code: Some(code),
+        stdout: String::new(),
+        stderr: stderr.into(),
+    };
+    let base = "-A -t 10.0.0.1:80 -s wlc\n".to_string();
+    let with_2 = format!("{base}-A -t 10.0.0.2:80 -s wlc\n");
+    let run = |outcome, after: &str, part: Option<(Outcome, &str)>| RestoreRun {
+        outcome,
+        before: base.clone(),
+        after: after.into(),
+        applied_part: part.map(|(o, t)| (o, t.to_owned())),
+    };
+    let adm = run(out(255, "Service already exists\n"), &with_2, None);
+    let good = run(
+        out(255, "line 2: Service already exists\n"),
+        &base,
+        Some((out(0, ""), &with_2)),
+    );
+    assert!(restore_mismatches(&case(Some(2)), &adm, &good).is_empty());
+    let wrong: Vec<(&str, RestoreRun)> = vec![
+        (
+            "another line number",
+            run(
+                out(255, "line 1: Service already exists\n"),
+                &base,
+                Some((out(0, ""), &with_2)),
+            ),
+        ),
+        (
+            "another exit status",
+            run(
+                out(2, "line 2: Service already exists\n"),
+                &base,
+                Some((out(0, ""), &with_2)),
+            ),
+        ),
+        (
+            "the table changed",
+            run(
+                out(255, "line 2: Service already exists\n"),
+                &with_2,
+                Some((out(0, ""), &with_2)),
+            ),
+        ),
+        (
+            "the lines before make another table",
+            run(
+                out(255, "line 2: Service already exists\n"),
+                &base,
+                Some((out(0, ""), &base)),
+            ),
+        ),
+    ];
+    for (what, ours) in &wrong {
+        assert!(
+            !restore_mismatches(&case(Some(2)), &adm, ours).is_empty(),
+            "{what}"
+        );
+    }
+    // Without a failing line, everything must be the same.
+    let ok = run(out(0, ""), &with_2, None);
+    assert!(restore_mismatches(&case(None), &ok, &run(out(0, ""), &with_2, None)).is_empty());
+    assert!(!restore_mismatches(&case(None), &ok, &run(out(0, ""), &base, None)).is_empty());
 }
 
 #[test]

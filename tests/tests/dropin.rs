@@ -259,16 +259,24 @@ fn restore_changes_only_what_differs() -> Result<()> {
         Ok((service_conns(&agent)? == 4).then_some(()))
     })?;
 
-    // The same table plus one service: the plan is that one service, and nothing changes.
+    // On top of the table, one more service: the plan is that one service.
+    let one = "-A -u 10.9.9.8:53 -s wlc\n";
+    let plan = ipvsctl_stdin(&agent, &["-R", "--dry-run"], one)?;
+    ensure!(plan.status.success(), "dry run: {}", stderr(&plan));
+    assert_eq!(stdout(&plan), one);
+    assert_eq!(table_snapshot()?, SEED);
+
+    // Replacing the table with the same table plus one service: the plan is that one
+    // service, and nothing changes.
     let more = format!("{SEED}-A -u 10.9.9.9:53 -s wlc\n");
-    let plan = ipvsctl_stdin(&agent, &["-R", "--dry-run"], &more)?;
+    let plan = ipvsctl_stdin(&agent, &["-R", "--replace", "--dry-run"], &more)?;
     ensure!(plan.status.success(), "dry run: {}", stderr(&plan));
     let plan = stdout(&plan);
     assert_eq!(plan, "-A -u 10.9.9.9:53 -s wlc\n");
     assert_eq!(table_snapshot()?, SEED);
 
     // Applied: the new service is there, the old one kept its counters.
-    let out = ipvsctl_stdin(&agent, &["-R"], &more)?;
+    let out = ipvsctl_stdin(&agent, &["-R", "--replace"], &more)?;
     ensure!(out.status.success(), "ipvsctl -R: {}", stderr(&out));
     assert_eq!(
         table_snapshot()?,
@@ -278,7 +286,7 @@ fn restore_changes_only_what_differs() -> Result<()> {
 
     // A real server dropped from the input is pruned; a weight changed is edited.
     let fewer = "-A -t 192.168.100.1:80 -s rr\n-a -t 192.168.100.1:80 -r 127.0.0.1:8081 -m -w 5\n";
-    let out = ipvsctl_stdin(&agent, &["-R"], fewer)?;
+    let out = ipvsctl_stdin(&agent, &["-R", "--replace"], fewer)?;
     ensure!(out.status.success(), "ipvsctl -R: {}", stderr(&out));
     assert_eq!(table_snapshot()?, fewer);
     assert_eq!(service_conns(&agent)?, 4);
@@ -315,8 +323,8 @@ fn a_bad_restore_touches_nothing() -> Result<()> {
     }
     // A change the kernel refuses (Debian's kernel has no twos scheduler) is undone with the
     // changes made before it.
-    let refused = format!("{SEED}-A -t 10.5.0.1:80 -s rr\n-A -t 10.5.0.2:80 -s twos\n");
-    let out = ipvsctl_stdin(&agent, &["-R"], &refused)?;
+    let refused = "-A -t 10.5.0.1:80 -s rr\n-A -t 10.5.0.2:80 -s twos\n";
+    let out = ipvsctl_stdin(&agent, &["-R"], refused)?;
     assert_eq!(out.status.code(), Some(255), "{out:?}");
     // The agent's account names the change and the undo.
     let message = stderr(&out);

@@ -1,7 +1,8 @@
 //! `TableService.Apply` and `ConfigService` against the real kernel, with the real `ipvsadm`
 //! as the reference: a declared table ends up exactly as ipvsadm builds it, a second apply has
 //! nothing to do, updates happen in place (connections and counters survive), and a kernel
-//! refusal half-way leaves the table as it was.
+//! refusal half-way leaves the table as it was. ipvsadm's lines run on top of the live table,
+//! refused whole when the table refuses one.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -12,11 +13,12 @@ use ipvs_proto::v1::config_service_client::ConfigServiceClient;
 use ipvs_proto::v1::ipvs_service_client::IpvsServiceClient;
 use ipvs_proto::v1::table_service_client::TableServiceClient;
 use ipvs_proto::v1::{
-    AddressFamily, ApplyRequest, ApplyResponse, ChangeKind, Daemon, DaemonRole, Destination,
-    Endpoint, FirewallMark, ForwardingMethod, GetTimeoutsRequest, IpAddress,
-    ListConnectionsRequest, ListDaemonsRequest, ListServicesRequest, Protocol, Scheduler, Service,
-    ServiceKey, ServiceOptions, SetTimeoutsRequest, StartDaemonRequest, StopDaemonRequest,
-    Timeouts, Tunnel, TunnelChecksum, TunnelType, ip_address, service_key,
+    AddressFamily, ApplyMode, ApplyRequest, ApplyResponse, ChangeKind, Daemon, DaemonRole,
+    Destination, DestinationCommand, Endpoint, FirewallMark, ForwardingMethod, GetTimeoutsRequest,
+    IpAddress, ListConnectionsRequest, ListDaemonsRequest, ListServicesRequest, Protocol,
+    Scheduler, Service, ServiceKey, ServiceOptions, SetTimeoutsRequest, StartDaemonRequest,
+    StopDaemonRequest, TableCommand, Timeouts, Tunnel, TunnelChecksum, TunnelType, ip_address,
+    service_key, table_command,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -70,6 +72,7 @@ fn request(services: Vec<Service>, prune: bool, dry_run: bool) -> ApplyRequest {
         services,
         prune,
         dry_run,
+        ..Default::default()
     }
 }
 
@@ -588,6 +591,164 @@ async fn dry_run_and_prune() -> Result<()> {
     let emptied = apply(&channel, request(vec![], true, false)).await?;
     assert_eq!(words(&emptied), vec!["-D -t 10.20.0.1:80"]);
     assert_eq!(table_snapshot()?, "");
+    Ok(())
+}
+
+fn command(line: u32, c: table_command::Command) -> TableCommand {
+    TableCommand {
+        line,
+        command: Some(c),
+    }
+}
+
+fn on_top(commands: Vec<TableCommand>, dry_run: bool) -> ApplyRequest {
+    ApplyRequest {
+        commands,
+        dry_run,
+        ..Default::default()
+    }
+}
+
+fn dest_command(service: &str, d: Destination) -> DestinationCommand {
+    DestinationCommand {
+        service: endpoint(Protocol::Tcp, service),
+        destination: Some(d),
+    }
+}
+
+/// ipvsadm's lines on top of the live table: only what they change is written, and a line the
+/// table refuses, even because of a change made behind the agent's back, fails the whole call
+/// with a precise code and changes nothing.
+#[tokio::test]
+async fn commands_run_on_top_of_the_live_table() -> Result<()> {
+    use table_command::Command as C;
+    let _ns = Netns::new()?;
+    base()?;
+    let agent = Agent::start()?;
+    let channel = agent.channel().await?;
+    let lines = vec![
+        command(
+            1,
+            C::AddService(service(
+                endpoint(Protocol::Tcp, "10.20.0.6:80"),
+                Scheduler::Wrr,
+                vec![],
+            )),
+        ),
+        command(
+            2,
+            C::AddDestination(dest_command(
+                "10.20.0.6:80",
+                dest("10.20.1.6:80", ForwardingMethod::Masquerade, 2),
+            )),
+        ),
+        command(
+            3,
+            C::EditDestination(dest_command(
+                "10.20.0.1:80",
+                dest("10.20.1.1:80", ForwardingMethod::Masquerade, 4),
+            )),
+        ),
+    ];
+    let done = apply(&channel, on_top(lines, false)).await?;
+    assert_eq!(
+        (words(&done), done.commands_run),
+        (
+            vec![
+                "-e -t 10.20.0.1:80 -r 10.20.1.1:80 -m -w 4",
+                "-A -t 10.20.0.6:80 -s wrr",
+                "-a -t 10.20.0.6:80 -r 10.20.1.6:80 -m -w 2",
+            ],
+            3
+        )
+    );
+    assert_eq!(
+        table_snapshot()?,
+        "-A -t 10.20.0.1:80 -s rr\n\
+         -a -t 10.20.0.1:80 -r 10.20.1.1:80 -m -w 4\n\
+         -a -t 10.20.0.1:80 -r 10.20.1.2:80 -m -w 1\n\
+         -A -t 10.20.0.5:80 -s wlc\n\
+         -A -t 10.20.0.6:80 -s wrr\n\
+         -a -t 10.20.0.6:80 -r 10.20.1.6:80 -m -w 2\n"
+    );
+
+    // Another tool adds a service; lines that would add it again are refused.
+    ipvsadm_ok(&["-A", "-t", "10.20.0.7:80", "-s", "sh"])?;
+    let before = table_snapshot()?;
+    let key = |at| endpoint(Protocol::Tcp, at).context("key");
+    let cases: Vec<(Vec<TableCommand>, Code, &str)> = vec![
+        (
+            vec![
+                command(1, C::DeleteService(key("10.20.0.5:80")?)),
+                command(
+                    2,
+                    C::AddService(service(
+                        endpoint(Protocol::Tcp, "10.20.0.7:80"),
+                        Scheduler::Rr,
+                        vec![],
+                    )),
+                ),
+            ],
+            Code::AlreadyExists,
+            "commands[1] (line 2): \"-A -t 10.20.0.7:80 -s rr\": Service already exists",
+        ),
+        (
+            vec![command(
+                4,
+                C::DeleteDestination(dest_command(
+                    "10.20.0.1:80",
+                    dest("10.20.1.9:80", ForwardingMethod::Masquerade, 1),
+                )),
+            )],
+            Code::NotFound,
+            "commands[0] (line 4): \"-d -t 10.20.0.1:80 -r 10.20.1.9:80\": No such destination",
+        ),
+        (
+            vec![command(
+                5,
+                C::AddDestination(dest_command(
+                    "10.20.0.9:80",
+                    dest("10.20.1.1:80", ForwardingMethod::Masquerade, 1),
+                )),
+            )],
+            Code::FailedPrecondition,
+            "commands[0] (line 5): \"-a -t 10.20.0.9:80 -r 10.20.1.1:80 -m -w 1\": Service not \
+             defined",
+        ),
+    ];
+    for (lines, code, message) in cases {
+        let err = apply(&channel, on_top(lines, false))
+            .await
+            .expect_err(message);
+        assert_eq!((err.code(), err.message()), (code, message));
+        assert_eq!(table_snapshot()?, before, "{message}");
+    }
+
+    // The same lines replacing the table: everything else would go.
+    let replace = ApplyRequest {
+        mode: ApplyMode::Replace.into(),
+        ..on_top(
+            vec![command(
+                1,
+                C::AddService(service(
+                    endpoint(Protocol::Tcp, "10.20.0.7:80"),
+                    Scheduler::Sh,
+                    vec![],
+                )),
+            )],
+            true,
+        )
+    };
+    let plan = apply(&channel, replace).await?;
+    assert_eq!(
+        words(&plan),
+        vec![
+            "-D -t 10.20.0.1:80",
+            "-D -t 10.20.0.5:80",
+            "-D -t 10.20.0.6:80"
+        ]
+    );
+    assert_eq!(table_snapshot()?, before, "a dry run changed the table");
     Ok(())
 }
 

@@ -11,6 +11,14 @@
 //! | `IpvsError::ConnTable` (the kernel's `/proc` table unreadable) | `INTERNAL` |
 //! | `Kernel { errno }` | by errno, see [`errno_code`] |
 //!
+//! A command of an apply that the kernel would refuse at its point in the input
+//! ([`CommandError`]) is `ALREADY_EXISTS` (`-A` of an existing service, `-a` of an existing real
+//! server), `NOT_FOUND` (a missing service for `-E -D -Z`, a missing real server for `-e -d`),
+//! `FAILED_PRECONDITION` (a real-server command on a missing service: the request may be right,
+//! the table is not ready for it) or `INVALID_ARGUMENT` (a broken rule); its detail names the
+//! command (`command`, `line`), the kernel's errno for the same refusal, and the refusal alone
+//! (`cause`).
+//!
 //! A desired table that breaks a rule ([`TableError`]) is `INVALID_ARGUMENT`; a plan the kernel
 //! refused half-way ([`ApplyError::Refused`]) is `ABORTED`, whatever the kernel's reason, because
 //! the changes made were undone (or the message says they could not be); a change the kernel
@@ -35,7 +43,7 @@ use crate::convert::state::SpecInputError;
 use crate::declared::StateError;
 use crate::ipvs::IpvsError;
 use crate::link::LinkError;
-use crate::state::{ApplyError, TableError};
+use crate::state::{ApplyError, CommandError, Refusal, TableError};
 
 /// Longest message a status carries. The message travels in an HTTP/2 header, and errors may
 /// quote the request (a name, a value): an unbounded one would break the connection instead
@@ -161,6 +169,27 @@ impl From<IpvsError> for Status {
 impl From<TableError> for Status {
     fn from(e: TableError) -> Self {
         plain(Code::InvalidArgument, e.to_string())
+    }
+}
+
+impl From<CommandError> for Status {
+    fn from(e: CommandError) -> Self {
+        let (code, reason) = match e.refusal {
+            Refusal::ServiceExists => (Code::AlreadyExists, "SERVICE_EXISTS"),
+            Refusal::DestExists => (Code::AlreadyExists, "DESTINATION_EXISTS"),
+            Refusal::NoSuchService => (Code::NotFound, "SERVICE_NOT_FOUND"),
+            Refusal::NoSuchDest => (Code::NotFound, "DESTINATION_NOT_FOUND"),
+            Refusal::ServiceNotDefined => (Code::FailedPrecondition, "SERVICE_NOT_FOUND"),
+            Refusal::Invalid(_) => (Code::InvalidArgument, "INVALID_ARGUMENT"),
+        };
+        let d = ErrorDetail {
+            object: e.command.clone(),
+            command: u32::try_from(e.index + 1).unwrap_or(u32::MAX),
+            line: e.line,
+            cause: e.refusal.to_string(),
+            ..detail(reason, e.refusal.errno().unwrap_or(0), "")
+        };
+        status(code, e.to_string(), d)
     }
 }
 

@@ -1,5 +1,6 @@
-//! `ipvs.agent.v1.TableService` over the node core: parse the desired table, check it whole,
-//! plan against the kernel's and apply during one turn of the core (or not, for a dry run).
+//! `ipvs.agent.v1.TableService` over the node core: parse the desired table or the commands,
+//! check them whole against the kernel's table, plan and apply during one turn of the core
+//! (or not, for a dry run).
 
 use std::sync::Arc;
 
@@ -8,10 +9,10 @@ use pb::table_service_server::{TableService, TableServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
-use crate::convert::table::{ApplyInput, apply_request, change_to_proto};
+use crate::convert::table::{ApplyInput, Form, apply_request, change_to_proto};
 use crate::ipvs::IpvsOps;
 use crate::kernel::Kernel;
-use crate::state::{self, DesiredTable};
+use crate::state::{self, DesiredTable, Numbered, Start};
 
 /// The whole-table service, generic over the core so tests can run it on a fake.
 #[derive(Debug)]
@@ -29,31 +30,69 @@ impl<I: IpvsOps> TableApi<I> {
     }
 
     async fn run(&self, input: ApplyInput) -> Result<pb::ApplyResponse, Status> {
-        let desired = DesiredTable::new(input.services)?;
+        // A desired table is checked whole before the kernel is read; commands can only be
+        // checked against the table.
+        let checked = match input.form {
+            Form::Desired { services, prune } => {
+                Checked::Table(DesiredTable::new(services)?, prune)
+            }
+            Form::Commands { commands, start } => Checked::Commands(commands, start),
+        };
         // A plan is only good for the table it was made against: no other writer comes
         // between the read and the writes.
         let turn = self.kernel.turn().await;
         let current = turn.ipvs().table().await?;
-        let changes = state::plan(&current, &desired, input.prune);
+        let (desired, prune, commands_run) = match checked {
+            Checked::Table(desired, prune) => (desired, prune, 0),
+            // Checked against the table read under the lock, so nothing written since a
+            // client read the table can make a command do what the client did not mean.
+            Checked::Commands(commands, start) => (
+                state::commands::run(&current, start, &commands)?,
+                true,
+                commands.len(),
+            ),
+        };
+        let changes = state::plan(&current, &desired, prune);
         if !input.dry_run {
             state::apply(turn.ipvs(), &changes).await?;
         }
         Ok(pb::ApplyResponse {
             changes: changes.iter().map(change_to_proto).collect(),
             applied: !input.dry_run,
+            commands_run: u32::try_from(commands_run).unwrap_or(u32::MAX),
         })
     }
 }
 
-/// The log target of an apply: `3 services, prune, dry run`.
+/// An apply's input once checked as far as it can be without the kernel's table.
+enum Checked {
+    Table(DesiredTable, bool),
+    Commands(Vec<Numbered>, Start),
+}
+
+/// The log target of an apply: `3 services, prune, dry run` or `5 commands on top`.
 fn target(input: &ApplyInput) -> String {
-    let mut t = match input.services.len() {
-        1 => "1 service".to_owned(),
-        n => format!("{n} services"),
+    let plural = |n: usize, what: &str| match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
     };
-    if input.prune {
-        t.push_str(", prune");
-    }
+    let mut t = match &input.form {
+        Form::Desired { services, prune } => {
+            let mut t = plural(services.len(), "service");
+            if *prune {
+                t.push_str(", prune");
+            }
+            t
+        }
+        Form::Commands { commands, start } => {
+            let mut t = plural(commands.len(), "command");
+            t.push_str(match start {
+                Start::Current => " on top",
+                Start::Empty => " replacing the table",
+            });
+            t
+        }
+    };
     if input.dry_run {
         t.push_str(", dry run");
     }
@@ -118,6 +157,7 @@ mod tests {
             services,
             prune,
             dry_run,
+            ..Default::default()
         }
     }
 
@@ -353,6 +393,225 @@ mod tests {
             )
         );
         assert_eq!(server.ipvs.services().await.map(|s| s.len()), Ok(0));
+    }
+
+    fn key(last: u8) -> Option<pb::ServiceKey> {
+        service(last, pb::Scheduler::Rr, vec![]).key
+    }
+
+    fn add_service(line: u32, last: u8, scheduler: pb::Scheduler) -> pb::TableCommand {
+        pb::TableCommand {
+            line,
+            command: Some(pb::table_command::Command::AddService(service(
+                last,
+                scheduler,
+                vec![],
+            ))),
+        }
+    }
+
+    fn add_dest(line: u32, last: u8, dest: pb::Destination) -> pb::TableCommand {
+        pb::TableCommand {
+            line,
+            command: Some(pb::table_command::Command::AddDestination(
+                pb::DestinationCommand {
+                    service: key(last),
+                    destination: Some(dest),
+                },
+            )),
+        }
+    }
+
+    fn commands(list: Vec<pb::TableCommand>, mode: pb::ApplyMode, dry: bool) -> pb::ApplyRequest {
+        pb::ApplyRequest {
+            commands: list,
+            mode: mode.into(),
+            dry_run: dry,
+            ..Default::default()
+        }
+    }
+
+    /// `ipvsadm -R` input on top of the table: only what the lines change is written.
+    #[tokio::test]
+    async fn commands_run_on_top_of_the_table() {
+        let server = TestServer::start().await;
+        apply(&server, request(seed_request(), false, false))
+            .await
+            .expect("seed");
+        let writes = server.ipvs.writes().len();
+        let more = vec![
+            add_service(1, 3, pb::Scheduler::Wrr),
+            add_dest(2, 3, masq(4, None)),
+        ];
+        let dry = apply(&server, commands(more.clone(), pb::ApplyMode::OnTop, true))
+            .await
+            .expect("dry run");
+        assert_eq!(
+            (words(&dry), dry.applied, dry.commands_run),
+            (
+                vec![
+                    "-A -t 10.0.0.3:80 -s wrr",
+                    "-a -t 10.0.0.3:80 -r 10.0.1.4:8080 -m -w 1"
+                ],
+                false,
+                2
+            )
+        );
+        assert_eq!(server.ipvs.writes().len(), writes);
+        let done = apply(&server, commands(more, pb::ApplyMode::OnTop, false))
+            .await
+            .expect("apply");
+        assert_eq!((done.changes, done.applied), (dry.changes, true));
+        assert_eq!(server.ipvs.services().await.map(|s| s.len()), Ok(3));
+
+        // The same lines replacing the table: the seed's services go.
+        let replaced = apply(
+            &server,
+            commands(
+                vec![
+                    add_service(1, 3, pb::Scheduler::Wrr),
+                    add_dest(2, 3, masq(4, None)),
+                ],
+                pb::ApplyMode::Replace,
+                true,
+            ),
+        )
+        .await
+        .expect("replace, dry run");
+        assert_eq!(
+            words(&replaced),
+            vec!["-D -t 10.0.0.1:80", "-D -t 10.0.0.2:80"]
+        );
+    }
+
+    /// A line the kernel would refuse at its point fails the whole call with a precise code,
+    /// the failing command in the trailers, and nothing written.
+    #[tokio::test]
+    async fn a_conflicting_command_changes_nothing() {
+        use pb::table_command::Command as C;
+        let server = TestServer::start().await;
+        apply(&server, request(seed_request(), false, false))
+            .await
+            .expect("seed");
+        let writes = server.ipvs.writes().len();
+        let before = server.ipvs.table().await.expect("table");
+        let cmd = |line, c| pb::TableCommand {
+            line,
+            command: Some(c),
+        };
+        let dest_cmd = |last, dest| pb::DestinationCommand {
+            service: key(last),
+            destination: Some(dest),
+        };
+        let cases: Vec<(Vec<pb::TableCommand>, Code, &str, &str)> = vec![
+            (
+                vec![
+                    add_service(4, 5, pb::Scheduler::Rr),
+                    add_service(7, 1, pb::Scheduler::Wrr),
+                ],
+                Code::AlreadyExists,
+                "17",
+                "commands[1] (line 7): \"-A -t 10.0.0.1:80 -s wrr\": Service already exists",
+            ),
+            (
+                vec![add_dest(2, 1, masq(1, Some(4)))],
+                Code::AlreadyExists,
+                "17",
+                "commands[0] (line 2): \"-a -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 4\": \
+                 Destination already exists",
+            ),
+            (
+                vec![cmd(3, C::DeleteService(key(9).expect("key")))],
+                Code::NotFound,
+                "3",
+                "commands[0] (line 3): \"-D -t 10.0.0.9:80\": No such service",
+            ),
+            (
+                vec![cmd(3, C::EditDestination(dest_cmd(1, masq(9, None))))],
+                Code::NotFound,
+                "2",
+                "commands[0] (line 3): \"-e -t 10.0.0.1:80 -r 10.0.1.9:8080 -m -w 1\": No \
+                 such destination",
+            ),
+            (
+                vec![cmd(1, C::AddDestination(dest_cmd(9, masq(1, None))))],
+                Code::FailedPrecondition,
+                "3",
+                "commands[0] (line 1): \"-a -t 10.0.0.9:80 -r 10.0.1.1:8080 -m -w 1\": \
+                 Service not defined",
+            ),
+        ];
+        for (list, code, errno, message) in cases {
+            let err = apply(&server, commands(list, pb::ApplyMode::OnTop, false))
+                .await
+                .expect_err(message);
+            assert_eq!((err.code(), err.message()), (code, message));
+            let d = ipvs_proto::details::detail(&err).expect("detail");
+            assert_eq!(d.errno.to_string(), errno, "{message}");
+            let at = format!("commands[{}] (line {}): ", d.command - 1, d.line);
+            assert!(message.starts_with(&at), "{at} {message}");
+        }
+        // A broken rule has no errno: the reason comes alone.
+        let mixed = pb::Destination {
+            address: Some(pb::IpAddress {
+                ip: Some(Ip::V6(std::net::Ipv6Addr::LOCALHOST.octets().to_vec())),
+            }),
+            ..masq(7, None)
+        };
+        let err = apply(
+            &server,
+            commands(vec![add_dest(5, 1, mixed)], pb::ApplyMode::OnTop, false),
+        )
+        .await
+        .expect_err("mixed families");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let d = ipvs_proto::details::detail(&err).expect("detail");
+        assert_eq!(
+            (
+                d.reason.as_str(),
+                d.errno,
+                d.cause.as_str(),
+                d.command,
+                d.line
+            ),
+            (
+                "INVALID_ARGUMENT",
+                0,
+                "a real server of another address family is only allowed in tunnel mode",
+                1,
+                5
+            )
+        );
+        assert_eq!(server.ipvs.writes().len(), writes, "nothing written");
+        assert_eq!(server.ipvs.table().await.expect("table"), before);
+    }
+
+    /// The table is read under the apply lock: a write made after a client looked cannot be
+    /// overwritten by lines that assumed otherwise.
+    #[tokio::test]
+    async fn commands_are_checked_against_the_live_table() {
+        let server = TestServer::start().await;
+        let list = || vec![add_service(1, 1, pb::Scheduler::Wrr)];
+        // As a client saw it: empty, so `-A` would be fine.
+        let dry = apply(&server, commands(list(), pb::ApplyMode::OnTop, true))
+            .await
+            .expect("fine on an empty table");
+        assert_eq!(words(&dry), vec!["-A -t 10.0.0.1:80 -s wrr"]);
+        // Another writer creates the service meanwhile.
+        apply(&server, request(seed_request(), false, false))
+            .await
+            .expect("other writer");
+        let err = apply(&server, commands(list(), pb::ApplyMode::OnTop, false))
+            .await
+            .expect_err("now it exists");
+        assert_eq!(err.code(), Code::AlreadyExists);
+        let services = server.ipvs.services().await.expect("services");
+        assert!(
+            services
+                .iter()
+                .all(|s| s.service.scheduler != crate::ipvs::Scheduler::Wrr),
+            "the other writer's service was not edited: {services:?}"
+        );
     }
 
     #[tokio::test]

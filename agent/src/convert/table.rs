@@ -3,23 +3,67 @@
 use ipvs_proto::v1 as pb;
 
 use super::ipvs::{
-    dest_config_to_proto, destination, ip_to_proto, key_to_proto, service, service_config_to_proto,
+    dest_config_to_proto, destination, ip_address, ip_to_proto, key_to_proto, service,
+    service_config_to_proto, service_key,
 };
-use super::{At, FieldError};
+use super::{At, Field, FieldError, Problem, nested, u16_field};
 use crate::ipvs::{Destination, Service};
-use crate::state::{Change, ChangeKind};
+use crate::state::{Change, ChangeKind, Command, Numbered, Start};
 
 /// An `ApplyRequest`, parsed; the table's own rules are checked by
-/// [`DesiredTable::new`](crate::state::DesiredTable::new).
+/// [`DesiredTable::new`](crate::state::DesiredTable::new), the commands' when they run
+/// ([`state::commands`](crate::state::commands)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyInput {
-    pub services: Vec<(Service, Vec<Destination>)>,
-    pub prune: bool,
+    pub form: Form,
     pub dry_run: bool,
 }
 
-/// Every service at `services[i]`, every real server at `services[i].destinations[j]`.
+/// The two forms of an apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    /// `services` (and `prune`): the desired services.
+    Desired {
+        services: Vec<(Service, Vec<Destination>)>,
+        prune: bool,
+    },
+    /// `commands` run against the table `start` says.
+    Commands {
+        commands: Vec<Numbered>,
+        start: Start,
+    },
+}
+
+/// Every service at `services[i]`, every real server at `services[i].destinations[j]`, every
+/// command at `commands[i]`. `services`/`prune` and `commands` do not mix: which table the
+/// commands would run against would be ambiguous. REPLACE without commands is the commands
+/// form too (an empty input replacing the table empties it, as `ipvsadm-restore` does);
+/// without commands or a mode, the request is the desired-table form it always was.
 pub fn apply_request(req: &pb::ApplyRequest) -> Result<ApplyInput, FieldError> {
+    if !req.commands.is_empty() || req.mode != i32::from(pb::ApplyMode::OnTop) {
+        if !req.services.is_empty() || req.prune {
+            let field = if req.prune { "prune" } else { "services" };
+            return Err(FieldError::new(
+                field,
+                Problem::Invalid("must be left unset with commands or a mode".into()),
+            ));
+        }
+        let start = match pb::ApplyMode::try_from(req.mode) {
+            Ok(pb::ApplyMode::OnTop) => Start::Current,
+            Ok(pb::ApplyMode::Replace) => Start::Empty,
+            Err(_) => return Err(FieldError::new("mode", Problem::UnknownEnum(req.mode))),
+        };
+        let commands = req
+            .commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| table_command(c).at(&format!("commands[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(ApplyInput {
+            form: Form::Commands { commands, start },
+            dry_run: req.dry_run,
+        });
+    }
     let services = req
         .services
         .iter()
@@ -37,9 +81,75 @@ pub fn apply_request(req: &pb::ApplyRequest) -> Result<ApplyInput, FieldError> {
         })
         .collect::<Result<Vec<_>, FieldError>>()?;
     Ok(ApplyInput {
-        services,
-        prune: req.prune,
+        form: Form::Desired {
+            services,
+            prune: req.prune,
+        },
         dry_run: req.dry_run,
+    })
+}
+
+/// One table line; the real server of a command at `<kind>.destination`.
+fn table_command(c: &pb::TableCommand) -> Result<Numbered, FieldError> {
+    use pb::table_command::Command as C;
+    let dest_command = |d: &pb::DestinationCommand| {
+        Ok::<_, FieldError>((
+            nested(d.service.as_ref(), "service", service_key)?,
+            nested(d.destination.as_ref(), "destination", destination)?,
+        ))
+    };
+    let command = match &c.command {
+        None => return Err(FieldError::new("command", Problem::Missing)),
+        Some(C::AddService(s)) => {
+            if !s.destinations.is_empty() {
+                return Err(FieldError::new(
+                    "add_service.destinations",
+                    Problem::ReadOnly("add real servers with add_destination"),
+                ));
+            }
+            Command::AddService(service(s).at("add_service")?)
+        }
+        Some(C::EditService(s)) => Command::EditService(service(s).at("edit_service")?),
+        Some(C::DeleteService(k)) => Command::DeleteService(service_key(k).at("delete_service")?),
+        Some(C::Clear(_)) => Command::Clear,
+        Some(C::AddDestination(d)) => {
+            let (key, dest) = dest_command(d).at("add_destination")?;
+            Command::AddDest(key, dest)
+        }
+        Some(C::EditDestination(d)) => {
+            let (service, dest) = dest_command(d).at("edit_destination")?;
+            let keep_weight = d.destination.as_ref().is_some_and(|d| d.weight.is_none());
+            Command::EditDest {
+                service,
+                dest,
+                keep_weight,
+            }
+        }
+        Some(C::DeleteDestination(d)) => {
+            let at = "delete_destination";
+            let service = nested(d.service.as_ref(), "service", service_key).at(at)?;
+            let (addr, port) = nested(
+                d.destination.as_ref(),
+                "destination",
+                |d: &pb::Destination| {
+                    Ok((
+                        nested(d.address.as_ref(), "address", ip_address)?,
+                        u16_field(d.port).field("port")?,
+                    ))
+                },
+            )
+            .at(at)?;
+            Command::DeleteDest {
+                service,
+                addr,
+                port,
+            }
+        }
+        Some(C::Zero(k)) => Command::Zero(service_key(k).at("zero")?),
+    };
+    Ok(Numbered {
+        line: c.line,
+        command,
     })
 }
 
@@ -150,18 +260,21 @@ mod tests {
             ],
             prune: true,
             dry_run: false,
+            ..Default::default()
         };
         assert_eq!(
             apply_request(&ok),
             Ok(ApplyInput {
-                services: vec![
-                    (
-                        Service::new(key(80), Scheduler::Rr),
-                        vec![dest(1, 1), dest(2, 0)]
-                    ),
-                    (Service::new(key(81), Scheduler::Rr), vec![]),
-                ],
-                prune: true,
+                form: Form::Desired {
+                    services: vec![
+                        (
+                            Service::new(key(80), Scheduler::Rr),
+                            vec![dest(1, 1), dest(2, 0)]
+                        ),
+                        (Service::new(key(81), Scheduler::Rr), vec![]),
+                    ],
+                    prune: true,
+                },
                 dry_run: false,
             })
         );
@@ -189,6 +302,187 @@ mod tests {
                     .to_owned()
             )
         );
+    }
+
+    fn command(line: u32, c: pb::table_command::Command) -> pb::TableCommand {
+        pb::TableCommand {
+            line,
+            command: Some(c),
+        }
+    }
+
+    fn dest_command(port: u32, d: pb::Destination) -> pb::DestinationCommand {
+        pb::DestinationCommand {
+            service: wire_service(port, vec![]).key,
+            destination: Some(d),
+        }
+    }
+
+    #[test]
+    fn commands_parse_in_order_with_their_lines() {
+        use pb::table_command::Command as C;
+        let req = pb::ApplyRequest {
+            commands: vec![
+                command(1, C::AddService(wire_service(80, vec![]))),
+                command(
+                    2,
+                    C::AddDestination(dest_command(80, wire_dest(1, Some(3)))),
+                ),
+                command(3, C::EditDestination(dest_command(80, wire_dest(1, None)))),
+                command(4, C::EditService(wire_service(80, vec![]))),
+                command(
+                    5,
+                    C::DeleteDestination(dest_command(
+                        80,
+                        pb::Destination {
+                            address: v4([10, 0, 1, 1]),
+                            port: 8080,
+                            ..Default::default()
+                        },
+                    )),
+                ),
+                command(6, C::Zero(wire_service(80, vec![]).key.expect("key"))),
+                command(
+                    7,
+                    C::DeleteService(wire_service(80, vec![]).key.expect("key")),
+                ),
+                command(8, C::Clear(pb::ClearTable {})),
+            ],
+            mode: pb::ApplyMode::Replace.into(),
+            dry_run: true,
+            ..Default::default()
+        };
+        let n = |line, command| Numbered { line, command };
+        let ip: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1));
+        assert_eq!(
+            apply_request(&req),
+            Ok(ApplyInput {
+                form: Form::Commands {
+                    commands: vec![
+                        n(1, Command::AddService(Service::new(key(80), Scheduler::Rr))),
+                        n(2, Command::AddDest(key(80), dest(1, 3))),
+                        n(
+                            3,
+                            Command::EditDest {
+                                service: key(80),
+                                dest: dest(1, 1),
+                                keep_weight: true,
+                            }
+                        ),
+                        n(
+                            4,
+                            Command::EditService(Service::new(key(80), Scheduler::Rr))
+                        ),
+                        n(
+                            5,
+                            Command::DeleteDest {
+                                service: key(80),
+                                addr: ip,
+                                port: 8080,
+                            }
+                        ),
+                        n(6, Command::Zero(key(80))),
+                        n(7, Command::DeleteService(key(80))),
+                        n(8, Command::Clear),
+                    ],
+                    start: Start::Empty,
+                },
+                dry_run: true,
+            })
+        );
+        // REPLACE alone: an empty input replacing the table.
+        assert_eq!(
+            apply_request(&pb::ApplyRequest {
+                mode: pb::ApplyMode::Replace.into(),
+                ..Default::default()
+            })
+            .map(|i| i.form),
+            Ok(Form::Commands {
+                commands: vec![],
+                start: Start::Empty,
+            })
+        );
+        // The zero value of `mode` runs them on top of the current table.
+        let on_top = pb::ApplyRequest {
+            commands: vec![command(1, C::Clear(pb::ClearTable {}))],
+            ..Default::default()
+        };
+        assert_eq!(
+            apply_request(&on_top).map(|i| i.form),
+            Ok(Form::Commands {
+                commands: vec![n(1, Command::Clear)],
+                start: Start::Current,
+            })
+        );
+        let refusals: Vec<(pb::ApplyRequest, &str)> = vec![
+            (
+                pb::ApplyRequest {
+                    prune: true,
+                    ..on_top.clone()
+                },
+                "invalid prune: must be left unset with commands or a mode",
+            ),
+            (
+                pb::ApplyRequest {
+                    services: vec![wire_service(80, vec![])],
+                    ..on_top.clone()
+                },
+                "invalid services: must be left unset with commands or a mode",
+            ),
+            (
+                pb::ApplyRequest {
+                    services: vec![wire_service(80, vec![])],
+                    mode: pb::ApplyMode::Replace.into(),
+                    ..Default::default()
+                },
+                "invalid services: must be left unset with commands or a mode",
+            ),
+            (
+                pb::ApplyRequest {
+                    mode: 7,
+                    ..on_top.clone()
+                },
+                "invalid mode: 7 is not a known value",
+            ),
+            (
+                pb::ApplyRequest {
+                    commands: vec![
+                        command(1, C::Clear(pb::ClearTable {})),
+                        pb::TableCommand::default(),
+                    ],
+                    ..Default::default()
+                },
+                "invalid commands[1].command: is required",
+            ),
+            (
+                pb::ApplyRequest {
+                    commands: vec![command(
+                        1,
+                        C::AddService(wire_service(80, vec![wire_dest(1, None)])),
+                    )],
+                    ..Default::default()
+                },
+                "invalid commands[0].add_service.destinations: is read-only here: add real \
+                 servers with add_destination",
+            ),
+            (
+                pb::ApplyRequest {
+                    commands: vec![command(
+                        1,
+                        C::AddDestination(dest_command(80, wire_dest(1, Some(70000)))),
+                    )],
+                    ..Default::default()
+                },
+                "invalid commands[0].add_destination.destination.weight: 70000 is above the \
+                 maximum 65535",
+            ),
+        ];
+        for (req, message) in refusals {
+            assert_eq!(
+                apply_request(&req).map_err(|e| e.to_string()),
+                Err(message.to_owned())
+            );
+        }
     }
 
     #[test]

@@ -89,6 +89,12 @@ impl DesiredTable {
         Ok(DesiredTable { services: table })
     }
 
+    /// A table whose services and real servers were checked as they were put in (or are the
+    /// kernel's own, which need no check: they are kept as they are).
+    pub(crate) fn from_checked(services: BTreeMap<ServiceKey, DesiredService>) -> Self {
+        DesiredTable { services }
+    }
+
     /// The services in key order.
     pub fn services(&self) -> impl Iterator<Item = &DesiredService> {
         self.services.values()

@@ -11,7 +11,7 @@
 //! ipvsctl adds options that ipvsadm lacks, accepted anywhere on its own command line (not in
 //! `-R` input, which [`parse_line`] reads with ipvsadm's grammar alone): `--agent ADDRESS`,
 //! `--output text|json` (also `-o json`/`-o text`; a bare `-o` stays ipvsadm's `--ops`) and
-//! `--dry-run` (for `-R`).
+//! `--dry-run` and `--replace` (for `-R`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -103,6 +103,7 @@ enum Opt {
     Agent,
     Output,
     DryRun,
+    Replace,
 }
 
 const fn opt(long: &'static str, short: Option<char>, arg: ArgKind, id: Opt) -> OptSpec<Opt> {
@@ -179,10 +180,11 @@ const TABLE: &[OptSpec<Opt>] = &[
     opt("agent", None, Required, Opt::Agent),
     opt("output", None, Required, Opt::Output),
     opt("dry-run", None, NoArg, Opt::DryRun),
+    opt("replace", None, NoArg, Opt::Replace),
 ];
 
 /// How many entries at the end of [`TABLE`] are ipvsctl's own.
-const IPVSCTL_OPTIONS: usize = 3;
+const IPVSCTL_OPTIONS: usize = 4;
 
 /// ipvsadm's commands, in the order of its option table's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,6 +375,8 @@ pub struct Globals {
     pub output: Option<OutputFormat>,
     /// `--dry-run`: `-R` prints its plan and changes nothing.
     pub dry_run: bool,
+    /// `--replace`: `-R` input is the whole table, as `ipvsadm-restore` takes it.
+    pub replace: bool,
 }
 
 /// A parsed command line.
@@ -836,7 +840,8 @@ impl Entry {
             | Opt::StopDaemon
             | Opt::Agent
             | Opt::Output
-            | Opt::DryRun => return Err(invalid(format!("invalid option `{word}'"))),
+            | Opt::DryRun
+            | Opt::Replace => return Err(invalid(format!("invalid option `{word}'"))),
         }
         Ok(())
     }
@@ -1125,6 +1130,7 @@ fn set_global(globals: &mut Globals, id: Opt, arg: Option<String>) -> Result<boo
                 })?);
         }
         Opt::DryRun => globals.dry_run = true,
+        Opt::Replace => globals.replace = true,
         _ => return Ok(false),
     }
     Ok(true)

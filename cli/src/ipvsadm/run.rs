@@ -15,7 +15,7 @@ use super::errors::{NO_IPVS, Op, ipvsadm_message, is_ipvs_missing};
 use super::format;
 use super::request;
 use super::resolve::Resolve;
-use super::restore::{self, ChangeView, PlanView, Restore};
+use super::restore::{self, ChangeView, Mode, PlanView, Refused, Restore, Table};
 use super::settings::{self, TimeoutsView};
 use super::sort::sort_like_ipvsadm;
 use super::usage;
@@ -32,6 +32,8 @@ pub struct Settings<'a> {
     pub names: &'a dyn Resolve,
     /// `--dry-run`: `-R` prints its plan and changes nothing.
     pub dry_run: bool,
+    /// `--replace` (or running as `ipvsctl-restore`): `-R` input is the whole table.
+    pub restore_mode: Mode,
 }
 
 /// The agent's services, on one connection.
@@ -118,6 +120,12 @@ pub async fn run(command: Command, settings: &Settings<'_>) -> Result<String, Fa
             "ipvsctl: --dry-run applies to -R",
         ));
     }
+    if settings.restore_mode == Mode::Replace && command != Command::Restore {
+        return Err(Failure::new(
+            exit::USAGE,
+            "ipvsctl: --replace applies to -R",
+        ));
+    }
     let reads = matches!(
         command,
         Command::List { .. } | Command::Save { .. } | Command::ListOther(_) | Command::Restore
@@ -128,12 +136,24 @@ pub async fn run(command: Command, settings: &Settings<'_>) -> Result<String, Fa
             "ipvsctl: -o json applies to listings (-L, -S) and -R; a bare -o is --ops",
         ));
     }
-    // Refuse a bad restore input before connecting.
+    // Refuse a bad restore input before connecting, unless lines before the bad one need
+    // the agent's table to tell whether they fail first.
     let restore = match &command {
-        Command::Restore => Some(
-            restore::read(settings.program, &read_stdin()?, settings.names)
-                .map_err(|e| Failure::new(e.code, e.to_string()))?,
-        ),
+        Command::Restore => {
+            let input = read_stdin()?;
+            match restore::read(
+                settings.program,
+                &input,
+                settings.names,
+                settings.restore_mode,
+            ) {
+                Ok(r) => Some(Ok(r)),
+                Err(r) if r.earlier.is_empty() && r.lookup.is_none() => {
+                    return Err(line_failure(&r));
+                }
+                Err(r) => Some(Err(r)),
+            }
+        }
         _ => None,
     };
     let timeout = if restore.is_some() {
@@ -141,9 +161,16 @@ pub async fn run(command: Command, settings: &Settings<'_>) -> Result<String, Fa
     } else {
         client::REQUEST_TIMEOUT
     };
-    let channel = client::connect_with_timeout(settings.agent, timeout)
-        .await
-        .map_err(|e| Failure::new(exit::UNREACHABLE, format!("ipvsctl: {e}")))?;
+    let channel = match client::connect_with_timeout(settings.agent, timeout).await {
+        Ok(channel) => channel,
+        Err(e) => {
+            return Err(match &restore {
+                // The input is wrong whatever the table holds.
+                Some(Err(r)) => line_failure(r),
+                _ => Failure::new(exit::UNREACHABLE, format!("ipvsctl: {e}")),
+            });
+        }
+    };
     // A table of thousands of services, or a busy connection table, is larger than tonic's
     // default 4 MiB message limit.
     let mut clients = Clients {
@@ -164,7 +191,8 @@ pub async fn run(command: Command, settings: &Settings<'_>) -> Result<String, Fa
         }
         Command::ListOther(other) => list_other(&mut clients.config, other, settings).await,
         Command::Restore => match restore {
-            Some(r) => apply(&mut clients, r, settings).await,
+            Some(Ok(r)) => apply(&mut clients, r, settings).await,
+            Some(Err(r)) => Err(first_refusal(&mut clients, r, settings).await),
             None => Ok(String::new()),
         },
         Command::AddService(ref spec) | Command::EditService(ref spec) => {
@@ -377,7 +405,72 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(3600);
 /// ipvsadm's words when it cannot read the connection table.
 const CONN_UNREADABLE: &str = "cannot open file /proc/net/ip_vs_conn";
 
-/// `-R`: the desired table to the agent, then the deferred lines.
+/// A refusal of the input, as `line N: <ipvsadm's message>`.
+fn line_failure(r: &Refused) -> Failure {
+    Failure::new(r.error.code, r.error.to_string())
+}
+
+/// ipvsadm's words for the agent's refusal of one of `commands`, when its detail names the
+/// command: the kernel's errno in ipvsadm's words, or the refusal alone for a broken rule.
+fn command_failure(commands: &[pb::TableCommand], status: &tonic::Status) -> Option<Failure> {
+    let detail = ipvs_proto::details::detail(status)?;
+    let index = usize::try_from(detail.command).ok()?.checked_sub(1)?;
+    let command = commands.get(index)?;
+    let message = match detail.errno {
+        0 => detail.cause,
+        _ => ipvsadm_message(restore::op_of(command), status),
+    };
+    Some(Failure::new(
+        exit::REFUSED,
+        format!("line {}: {message}", command.line),
+    ))
+}
+
+/// The agent's refusal of an apply: its account of which change failed, why, and whether the
+/// undo restored the previous table; or ipvsadm's words for a refused line.
+fn apply_failure(
+    settings: &Settings<'_>,
+    commands: &[pb::TableCommand],
+    status: &tonic::Status,
+) -> Failure {
+    not_served(settings, Op::Apply, status)
+        .or_else(|| command_failure(commands, status))
+        .unwrap_or_else(|| {
+            let msg = if status.message().is_empty() {
+                format!("{:?}", status.code())
+            } else {
+                status.message().to_string()
+            };
+            Failure::new(exit::REFUSED, msg)
+        })
+}
+
+/// The input was refused at a line here. On top of the current table, a line before it may be
+/// refused by the table first, and a scheduler the API cannot name is refused only once its
+/// service lookup passes: the agent checks those lines (a dry run) and the first refusal wins.
+async fn first_refusal(clients: &mut Clients, r: Refused, settings: &Settings<'_>) -> Failure {
+    let local = line_failure(&r);
+    let mut commands = r.earlier;
+    commands.extend(r.lookup.map(|c| *c));
+    let checked = clients
+        .table
+        .apply(pb::ApplyRequest {
+            commands: commands.clone(),
+            dry_run: true,
+            ..Default::default()
+        })
+        .await;
+    match checked {
+        Ok(_) => local,
+        Err(s) => match not_served(settings, Op::Apply, &s) {
+            Some(_) => local,
+            None => command_failure(&commands, &s).unwrap_or(local),
+        },
+    }
+}
+
+/// `-R`: the table lines (on top) or the desired table (`--replace`) to the agent, then the
+/// deferred lines.
 async fn apply(
     clients: &mut Clients,
     restore: Restore,
@@ -389,28 +482,42 @@ async fn apply(
         changes: Vec::new(),
         then: restore.deferred.iter().map(|d| d.text.clone()).collect(),
     };
-    if let Some(services) = restore.table {
-        let r = clients
-            .table
-            .apply(pb::ApplyRequest {
+    let (request, commands) = match restore.table {
+        Table::Untouched => (None, Vec::new()),
+        Table::Replace(services) => (
+            Some(pb::ApplyRequest {
                 services,
                 prune: true,
                 dry_run: settings.dry_run,
-            })
+                ..Default::default()
+            }),
+            Vec::new(),
+        ),
+        Table::OnTop(commands) => (
+            Some(pb::ApplyRequest {
+                commands: commands.clone(),
+                mode: pb::ApplyMode::OnTop.into(),
+                dry_run: settings.dry_run,
+                ..Default::default()
+            }),
+            commands,
+        ),
+    };
+    if let Some(request) = request {
+        let r = clients
+            .table
+            .apply(request)
             .await
-            .map_err(|s| {
-                // The agent's own account: which change failed, why, and whether the undo
-                // restored the previous table.
-                not_served(settings, Op::Apply, &s).unwrap_or_else(|| {
-                    let msg = if s.message().is_empty() {
-                        format!("{:?}", s.code())
-                    } else {
-                        s.message().to_string()
-                    };
-                    Failure::new(exit::REFUSED, msg)
-                })
-            })?
+            .map_err(|s| apply_failure(settings, &commands, &s))?
             .into_inner();
+        if usize::try_from(r.commands_run).ok() != Some(commands.len()) {
+            // An agent older than `commands` ignored them, and so changed nothing.
+            return Err(Failure::new(
+                exit::UNSUPPORTED,
+                "ipvsctl: the agent does not run -R input on top of its table (it is older \
+                 than this ipvsctl); nothing was changed. -R --replace works with it.",
+            ));
+        }
         plan.applied = r.applied;
         plan.changes = r.changes.iter().map(ChangeView::from).collect();
     }

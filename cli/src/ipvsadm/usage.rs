@@ -19,7 +19,7 @@ pub fn help(program: &str) -> String {
   {p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
   {p} -D virtual-service
   {p} -C
-  {p} -R [--dry-run]
+  {p} -R [--replace] [--dry-run]
   {p} -S [-n]
   {p} -a|e virtual-service -r server-address [options]
   {p} -d virtual-service -r server-address
@@ -42,8 +42,9 @@ Either long or short options are allowed.
   --edit-service    -E        edit virtual service with options
   --delete-service  -D        delete virtual service
   --clear           -C        clear the whole table
-  --restore         -R        restore rules from stdin: the input is checked whole, then
-                              only what differs is changed (--dry-run: print the changes)
+  --restore         -R        restore rules from stdin, on top of the current table: the
+                              input is checked whole against the table first, then only
+                              what its lines change is changed (--dry-run: print the changes)
   --save            -S        save rules to stdout
   --add-server      -a        add real server with options
   --edit-server     -e        edit real server with options
@@ -110,6 +111,9 @@ ipvsctl options (anywhere on the line):
                                       else {DEFAULT_AGENT}
   --output|-o text|json               output of listings and -R (-o json; a bare -o is --ops)
   --dry-run                           -R: print the changes, make none
+  --replace                           -R: the input is the whole table (as ipvsadm-restore,
+                                      also run as ipvsctl-restore): services it does not
+                                      leave are deleted, what it keeps is not touched
 
 {fleet}
 {exit}",
@@ -138,6 +142,11 @@ mod tests {
         assert!(h.contains("default $IPVSCTL_AGENT"), "{h}");
         assert!(h.contains("\n  --fleet FILE "), "{h}");
         assert!(h.contains("\n  5    fleet apply:"), "{h}");
+        assert!(
+            h.contains("\n  /usr/local/bin/ipvsctl -R [--replace] [--dry-run]\n"),
+            "{h}"
+        );
+        assert!(h.contains("\n  --replace  "), "{h}");
         for command in [
             "apply -f FILE",
             "export [-f FILE]",

@@ -984,6 +984,13 @@ fn ipvsctl_options_go_anywhere() {
         run("-ln --output yaml").err().map(|e| e.to_string()),
         Some("invalid output format `yaml' (text or json)".to_string())
     );
+    // -R's own options, on either side.
+    for line in ["-R --replace --dry-run", "--dry-run --replace -R"] {
+        let inv = run(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert!(inv.globals.replace && inv.globals.dry_run, "{line:?}");
+        assert_eq!(inv.command, Command::Restore, "{line:?}");
+    }
+    assert!(!run("-R").map(|i| i.globals.replace).unwrap_or(true));
     // A bare -o is still --ops.
     assert!(matches!(
         command("-A -u 10.0.0.1:53 -o"),

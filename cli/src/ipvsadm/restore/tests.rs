@@ -6,8 +6,23 @@ use super::*;
 use crate::ipvsadm::command::{DaemonState, Forward};
 use crate::ipvsadm::resolve::test_names;
 
+/// Reads `input` as `--replace` does (the model starts empty).
 fn read_input(input: &str) -> Result<Restore, LineError> {
-    read("ipvsctl", input, &test_names())
+    read("ipvsctl", input, &test_names(), Mode::Replace).map_err(|r| r.error)
+}
+
+/// Reads `input` as `-R` does (on top of the current table).
+fn read_on_top(input: &str) -> Result<Restore, Refused> {
+    read("ipvsctl", input, &test_names(), Mode::OnTop)
+}
+
+/// The desired table of a `--replace` read; `None` when it leaves the table alone.
+fn replaced(r: &Restore) -> Option<Vec<pb::Service>> {
+    match &r.table {
+        Table::Replace(services) => Some(services.clone()),
+        Table::Untouched => None,
+        Table::OnTop(_) => panic!("a --replace read gave lines to run on top"),
+    }
 }
 
 /// The table as `-S -n` lines would name it: `service -> [dest:port weight]`.
@@ -86,14 +101,14 @@ fn save_output_reads_back_as_its_table() {
                  -a -f 7 -r 10.0.1.9:0 -g -w 0\n";
     let r = read_input(input).expect("valid input");
     assert_eq!(
-        summary(r.table.as_deref().unwrap_or_default()),
+        summary(&replaced(&r).unwrap_or_default()),
         vec![
             "10.0.0.1:80 rr -> [10.0.1.1:80 w1, 10.0.1.2:8080 w3]",
             "10.0.0.2:53 sh -> []",
             "fwm 7 wlc -> [10.0.1.9:0 w0]",
         ]
     );
-    let table = r.table.unwrap_or_default();
+    let table = replaced(&r).unwrap_or_default();
     let udp = table[1].options.clone().unwrap_or_default();
     assert!(udp.one_packet && udp.sched_flag_1 && udp.sched_flag_2);
     assert_eq!(
@@ -123,7 +138,7 @@ fn every_table_command_has_its_meaning() {
                  -A -t 10.0.0.4:80 -s lc\n";
     let r = read_input(input).expect("valid input");
     assert_eq!(
-        summary(r.table.as_deref().unwrap_or_default()),
+        summary(&replaced(&r).unwrap_or_default()),
         vec![
             "10.0.0.1:80 wrr -> [10.0.1.1:80 w9, 10.0.1.3:80 w5]",
             "10.0.0.5:80 wlc -> []",
@@ -160,7 +175,7 @@ fn settings_and_zero_run_after_the_table() {
         r.deferred[5 - 1].command,
         Command::StopDaemon(DaemonState::Backup)
     );
-    assert_eq!(r.table.map(|t| t.len()), Some(1));
+    assert_eq!(replaced(&r).map(|t| t.len()), Some(1));
 }
 
 #[test]
@@ -168,15 +183,18 @@ fn input_without_table_lines_leaves_the_table_alone() {
     assert_eq!(
         read_input("").expect("empty input"),
         Restore {
-            table: None,
+            table: Table::Untouched,
             deferred: Vec::new()
         }
     );
     let r = read_input("--set 0 0 30\n").expect("valid input");
-    assert_eq!(r.table, None);
+    assert_eq!(r.table, Table::Untouched);
     assert_eq!(r.deferred.len(), 1);
     // An explicit -C asks for an empty table.
-    assert_eq!(read_input("-C\n").expect("valid").table, Some(Vec::new()));
+    assert_eq!(
+        read_input("-C\n").expect("valid").table,
+        Table::Replace(Vec::new())
+    );
 }
 
 #[test]
@@ -223,6 +241,7 @@ fn bad_lines_are_refused_with_their_number_and_ipvsadm_words() {
             255,
             "--agent: unknown option",
         ),
+        ("-R --replace", 3, 255, "--replace: unknown option"),
         (
             "-A -u 10.0.0.2:53 -o json",
             3,
@@ -389,4 +408,107 @@ fn plan_text_lists_changes_then_deferred_lines() {
     );
     assert_eq!(plan.changes[0].kind, "create_service");
     assert_eq!(plan.changes[1].kind, "delete_destination");
+}
+
+/// What each on-top line becomes: its kind, its line number, and the words it was given.
+fn kinds(commands: &[pb::TableCommand]) -> Vec<(u32, Op)> {
+    commands.iter().map(|c| (c.line, op_of(c))).collect()
+}
+
+#[test]
+fn on_top_every_table_line_goes_to_the_agent_in_order() {
+    let input = "-A -t 10.0.0.1:80 -s rr\n\
+                 --set 900 120 300\n\
+                 -a -t 10.0.0.1:80 -r 10.0.1.1 -m -w 3\n\
+                 -E -t 10.0.0.1:80 -s wrr\n\
+                 -e -t 10.0.0.1:80 -r 10.0.1.1 -m -w 4\n\
+                 -Z -t 10.0.0.1:80\n\
+                 -d -t 10.0.0.1:80 -r 10.0.1.1\n\
+                 -Z\n\
+                 -D -t 10.0.0.1:80\n\
+                 -C\n";
+    let r = read_on_top(input).expect("valid input");
+    let Table::OnTop(commands) = &r.table else {
+        panic!("not on top: {:?}", r.table);
+    };
+    assert_eq!(
+        kinds(commands),
+        vec![
+            (1, Op::CreateService),
+            (3, Op::AddDestination),
+            (4, Op::UpdateService),
+            (5, Op::UpdateDestination),
+            (6, Op::Zero),
+            (7, Op::DeleteDestination),
+            (9, Op::DeleteService),
+            (10, Op::Flush),
+        ]
+    );
+    // -a's real server as ipvsadm sends it; -d names only the address and port.
+    use pb::table_command::Command as C;
+    let Some(C::AddDestination(add)) = &commands[1].command else {
+        panic!("{:?}", commands[1]);
+    };
+    let dest = add.destination.as_ref().expect("destination");
+    assert_eq!((dest.port, dest.weight), (80, Some(3)));
+    let Some(C::DeleteDestination(del)) = &commands[5].command else {
+        panic!("{:?}", commands[5]);
+    };
+    let dest = del.destination.as_ref().expect("destination");
+    assert_eq!((dest.port, dest.weight, dest.forwarding), (80, None, 0));
+    // -Z of one service is checked at its point and zeroed after the table.
+    let deferred: Vec<usize> = r.deferred.iter().map(|d| d.line).collect();
+    assert_eq!(deferred, vec![2, 6, 8]);
+}
+
+#[test]
+fn on_top_lines_that_conflict_in_the_input_are_left_to_the_agent() {
+    // Whether `-A` of the same service twice fails depends on nothing but the input, yet
+    // the agent says it, with the rest of the table's refusals, at the right line.
+    let r = read_on_top("-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n").expect("read");
+    assert!(matches!(&r.table, Table::OnTop(c) if c.len() == 2), "{r:?}");
+    // Input without table lines leaves the table alone.
+    let r = read_on_top("--set 1 2 3\n-Z\n").expect("read");
+    assert_eq!(r.table, Table::Untouched);
+    assert_eq!(read_on_top("").expect("read").table, Table::Untouched);
+}
+
+#[test]
+fn on_top_a_bad_line_carries_the_lines_before_it() {
+    let r = read_on_top("-A -t 10.0.0.1:80\n--set 1 2 3\n-a -t 10.0.0.1:80 -r 10.0.1.1\n-A -t 10.0.0.2:0\n-A -t 10.0.0.3:80\n")
+        .expect_err("line 4 is bad");
+    assert_eq!(
+        r.error,
+        LineError {
+            line: 4,
+            code: 2,
+            message: "Zero port specified for non-persistent service".into(),
+        }
+    );
+    assert_eq!(
+        kinds(&r.earlier),
+        vec![(1, Op::CreateService), (3, Op::AddDestination)]
+    );
+    assert_eq!(r.lookup, None);
+    // A bad first line needs no agent.
+    let r = read_on_top("-L\n").expect_err("listing");
+    assert!(r.earlier.is_empty() && r.lookup.is_none());
+}
+
+#[test]
+fn on_top_an_unknown_scheduler_asks_for_the_service_first() {
+    for (line, op) in [
+        ("-A -t 10.0.0.1:80 -s nosuch", Op::CreateService),
+        ("-E -t 10.0.0.1:80 -s nosuch", Op::UpdateService),
+    ] {
+        let r = read_on_top(&format!("-C\n{line}\n")).expect_err(line);
+        assert_eq!(
+            (r.error.line, r.error.code, r.error.message.as_str()),
+            (2, 255, "Scheduler or persistence engine not found"),
+            "{line}"
+        );
+        assert_eq!(kinds(&r.earlier), vec![(1, Op::Flush)]);
+        let lookup = r.lookup.expect("lookup");
+        assert_eq!((lookup.line, op_of(&lookup)), (2, op), "{line}");
+    }
 }
