@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sched::{CloneFlags, setns, unshare};
 
+pub mod api;
+pub mod component;
 pub mod corpus;
 
 /// Fails loudly outside the lab VM: these tests must never pass by skipping.

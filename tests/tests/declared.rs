@@ -4,17 +4,17 @@
 //! waits for a real connection to end.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use ipvs_e2e::api::{endpoint, ip, masq};
 use ipvs_e2e::{Agent, Backend, Netns, http_get, ipvsadm, stdout, wait_for};
 use ipvs_proto::v1::state_service_client::StateServiceClient;
 use ipvs_proto::v1::{
-    ApplyStateRequest, Destination, DrainPhase, DrainRequest, DriftMode, Endpoint,
-    ForwardingMethod, GetStateRequest, IpAddress, LinkSpec, NodeSpec, Protocol, Scheduler, Service,
-    ServiceKey, ip_address, service_key,
+    ApplyStateRequest, DrainPhase, DrainRequest, DriftMode, GetStateRequest, LinkSpec, NodeSpec,
+    Protocol, Scheduler, Service, ServiceKey,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -23,34 +23,8 @@ const VIP: &str = "192.168.100.1:80";
 const B1: &str = "127.0.0.1:8081";
 const B2: &str = "127.0.0.1:8082";
 
-fn ip(addr: IpAddr) -> Option<IpAddress> {
-    let ip = match addr {
-        IpAddr::V4(a) => ip_address::Ip::V4(a.octets().to_vec()),
-        IpAddr::V6(a) => ip_address::Ip::V6(a.octets().to_vec()),
-    };
-    Some(IpAddress { ip: Some(ip) })
-}
-
 fn key() -> Option<ServiceKey> {
-    let sa: SocketAddr = VIP.parse().expect("vip");
-    Some(ServiceKey {
-        key: Some(service_key::Key::Endpoint(Endpoint {
-            protocol: Protocol::Tcp.into(),
-            address: ip(sa.ip()),
-            port: sa.port().into(),
-        })),
-    })
-}
-
-fn masq(at: &str, weight: u32) -> Destination {
-    let sa: SocketAddr = at.parse().expect("rip");
-    Destination {
-        address: ip(sa.ip()),
-        port: sa.port().into(),
-        forwarding: ForwardingMethod::Masquerade.into(),
-        weight: Some(weight),
-        ..Default::default()
-    }
+    endpoint(Protocol::Tcp, VIP)
 }
 
 /// The seed scenario, declared: dummy1 holding the VIP, rr over two backends.

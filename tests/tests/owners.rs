@@ -2,17 +2,18 @@
 //! enforcing policy on the same service leave the weights steady; a drain survives a `kill -9`
 //! of the agent; a policy whose evaluation outlasts another writer's edit does not revert it.
 
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use ipvs_e2e::api::{endpoint, ip, masq};
+use ipvs_e2e::component::component;
 use ipvs_e2e::{Agent, Backend, Netns, ipvsadm, stdout, wait_for};
 use ipvs_proto::v1::state_service_client::StateServiceClient;
 use ipvs_proto::v1::{
-    ApplyStateRequest, AttachmentSpec, Destination, DrainPhase, DrainRequest, DriftMode, Endpoint,
-    ForwardingMethod, GetStateRequest, IpAddress, LinkSpec, ListRevisionsRequest, NodeSpec,
-    PolicyMode, Protocol, Scheduler, Service, ServiceKey, ip_address, service_key,
+    ApplyStateRequest, AttachmentSpec, DrainPhase, DrainRequest, DriftMode, GetStateRequest,
+    LinkSpec, ListRevisionsRequest, NodeSpec, PolicyMode, Protocol, Scheduler, Service, ServiceKey,
 };
 use tonic::transport::Channel;
 
@@ -21,34 +22,8 @@ const B1: &str = "127.0.0.1:8081";
 const B2: &str = "127.0.0.1:8082";
 const POLICY_DIR: &str = "/opt/ipvs/policies";
 
-fn ip(addr: IpAddr) -> Option<IpAddress> {
-    let ip = match addr {
-        IpAddr::V4(a) => ip_address::Ip::V4(a.octets().to_vec()),
-        IpAddr::V6(a) => ip_address::Ip::V6(a.octets().to_vec()),
-    };
-    Some(IpAddress { ip: Some(ip) })
-}
-
 fn key() -> Option<ServiceKey> {
-    let sa: SocketAddr = VIP.parse().expect("vip");
-    Some(ServiceKey {
-        key: Some(service_key::Key::Endpoint(Endpoint {
-            protocol: Protocol::Tcp.into(),
-            address: ip(sa.ip()),
-            port: sa.port().into(),
-        })),
-    })
-}
-
-fn masq(at: &str, weight: u32) -> Destination {
-    let sa: SocketAddr = at.parse().expect("rip");
-    Destination {
-        address: ip(sa.ip()),
-        port: sa.port().into(),
-        forwarding: ForwardingMethod::Masquerade.into(),
-        weight: Some(weight),
-        ..Default::default()
-    }
+    endpoint(Protocol::Tcp, VIP)
 }
 
 /// dummy1 holding the VIP, one wrr service over both backends.
@@ -381,18 +356,5 @@ fn slow_weight_component(server: &str, weight: u32, spin: u32) -> Result<Vec<u8>
         escape(server.as_bytes()),
         escape(reason.as_bytes())
     );
-    let mut resolve = wit_parser::Resolve::default();
-    let pkg = resolve.push_str("policy.wit", include_str!("../../policies/wit/policy.wit"))?;
-    let world = resolve.select_world(&[pkg], Some("policy"))?;
-    let mut module = wat::parse_str(&core)?;
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )?;
-    wit_component::ComponentEncoder::default()
-        .module(&module)?
-        .validate(true)
-        .encode()
+    component(&core)
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use ipvs_e2e::component::component;
 use ipvs_e2e::{Agent, Backend, Netns, ipvsadm, stdout, wait_for};
 
 const VIP: &str = "192.168.100.1:80";
@@ -239,24 +240,6 @@ fn scheduler_component(scheduler: &str) -> Result<Vec<u8>> {
         escape(reason.as_bytes())
     );
     component(&core)
-}
-
-/// A core module of the policy world, wrapped as a component.
-fn component(core: &str) -> Result<Vec<u8>> {
-    let mut resolve = wit_parser::Resolve::default();
-    let pkg = resolve.push_str("policy.wit", include_str!("../../policies/wit/policy.wit"))?;
-    let world = resolve.select_world(&[pkg], Some("policy"))?;
-    let mut module = wat::parse_str(core)?;
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )?;
-    wit_component::ComponentEncoder::default()
-        .module(&module)?
-        .validate(true)
-        .encode()
 }
 
 #[test]
