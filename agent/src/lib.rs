@@ -7,7 +7,7 @@
 pub mod api;
 pub mod attach;
 pub mod config;
-pub mod durable;
+pub use ipvs_types::durable;
 pub mod ipvs;
 pub mod kernel;
 pub mod link;
