@@ -2,7 +2,7 @@
 //! binary runs its evaluation inside a tokio runtime, where WASI output, file access and a
 //! panic's message once panicked the CLI itself (exit 101) instead of reporting.
 
-#[path = "../../agent/tests/support/guests.rs"]
+#[path = "../../policy-engine/tests/support/guests.rs"]
 mod guests;
 
 use std::process::Output;
