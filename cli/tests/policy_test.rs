@@ -2,6 +2,8 @@
 //! binary runs its evaluation inside a tokio runtime, where WASI output, file access and a
 //! panic's message once panicked the CLI itself (exit 101) instead of reporting.
 
+#![cfg(feature = "policy-test")]
+
 #[path = "../../policy-engine/tests/support/guests.rs"]
 mod guests;
 
