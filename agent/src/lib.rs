@@ -9,11 +9,14 @@ pub mod attach;
 pub mod config;
 pub mod convert;
 pub mod declared;
-pub mod durable;
 pub mod ipvs;
 pub mod kernel;
 pub mod link;
-pub mod policy;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+
+/// The policy engine: a crate of its own so that ipvsctl can run it without the agent.
+pub use ipvs_policy as policy;
+/// Crash-safe file replacement, shared with the policy engine.
+pub use ipvs_types::durable;

@@ -2,7 +2,9 @@
 //! binary runs its evaluation inside a tokio runtime, where WASI output, file access and a
 //! panic's message once panicked the CLI itself (exit 101) instead of reporting.
 
-#[path = "../../agent/tests/support/guests.rs"]
+#![cfg(feature = "policy-test")]
+
+#[path = "../../policy-engine/tests/support/guests.rs"]
 mod guests;
 
 use std::process::Output;

@@ -175,6 +175,14 @@ fn test_all(paths: &Paths, vm: &VmOpts) -> Result<()> {
         .status()?
         .success()
         && policies_ok;
+    // ipvsctl without the policy engine: only its own refusal of `policy test` differs.
+    eprintln!("xtask: host tests of ipvsctl without the policy engine");
+    let thin_ok = cargo::cargo(paths)
+        .args(["test", "-p", "ipvsctl", "--no-default-features"])
+        .args(["--test", "without_policy_engine"])
+        .status()?
+        .success();
+    let host_ok = host_ok && thin_ok;
     let host_secs = started.elapsed().as_secs_f64();
     let vm_started = Instant::now();
     let vm_result = lab::test(paths, vm, &[], None, Vec::new());

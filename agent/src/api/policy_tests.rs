@@ -17,7 +17,7 @@ use crate::ipvs::schedulers::KernelSchedulers;
 use crate::ipvs::types::{Destination, Protocol, Scheduler, Service, ServiceKey};
 use crate::policy::{Limits, PolicyEngine};
 
-/// Result area and heap of the fixture modules (see `agent/tests/support/fixtures.rs` for
+/// Result area and heap of the fixture modules (see `policy-engine/tests/support/fixtures.rs` for
 /// the layout of `result<decision, string>`).
 const RET: u32 = 1024;
 const HEAP: u32 = 2048;

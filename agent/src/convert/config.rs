@@ -7,8 +7,8 @@ use super::{Field, FieldError, Problem, nested, optional};
 use crate::ipvs::conn::Connection;
 use crate::ipvs::{Daemon, DaemonState, Timeouts};
 
-/// The longest interface name the kernel takes (`IP_VS_IFNAME_MAXLEN` less its NUL).
-const MAX_IFNAME: usize = 15;
+/// The longest interface name the kernel takes: its buffer less the NUL.
+const MAX_IFNAME: usize = ipvs_types::uapi::IP_VS_IFNAME_MAXLEN - 1;
 
 /// `SetTimeoutsRequest`: the timeouts to set; 0 leaves a value as it is.
 pub fn set_timeouts(req: &pb::SetTimeoutsRequest) -> Result<Timeouts, FieldError> {

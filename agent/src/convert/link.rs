@@ -3,19 +3,11 @@
 use ipvs_proto::v1 as pb;
 
 use super::{FieldError, Problem, ipvs::ip_address, ipvs::ip_to_proto, nested};
-use crate::link::{Cidr, InterfaceAddress, Link, LinkError, LinkName, max_prefix_len};
+use crate::link::{Cidr, InterfaceAddress, Link, LinkName, max_prefix_len};
 
 /// A link name under `field`, checked as the kernel checks it.
 pub fn link_name(name: &str, field: &str) -> Result<LinkName, FieldError> {
-    LinkName::new(name).map_err(|e| {
-        let problem = match e {
-            LinkError::InvalidName { name, reason } => {
-                Problem::Invalid(format!("link name {name:?} {reason}"))
-            }
-            other => Problem::Invalid(other.to_string()),
-        };
-        FieldError::new(field, problem)
-    })
+    LinkName::new(name).map_err(|e| FieldError::new(field, Problem::Invalid(e.to_string())))
 }
 
 pub fn create_dummy(req: &pb::CreateDummyRequest) -> Result<LinkName, FieldError> {

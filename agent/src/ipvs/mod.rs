@@ -24,7 +24,8 @@ pub mod reply;
 pub mod request;
 pub mod rule;
 pub mod schedulers;
-pub mod types;
+/// The domain model lives in `ipvs-types`, shared with ipvsctl.
+pub use ipvs_types::model as types;
 
 #[cfg(test)]
 mod tests;

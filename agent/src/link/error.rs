@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use nix::errno::Errno;
 
-use super::{Cidr, LinkName};
+use super::{Cidr, InvalidName, InvalidPrefix, LinkName};
 
 /// Why a link or address request failed; each variant maps to one gRPC status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +44,28 @@ pub enum LinkError {
     /// The netlink socket could not be opened or the conversation with the kernel broke.
     #[error("netlink connection: {0}")]
     Connection(String),
+}
+
+impl From<InvalidName> for LinkError {
+    fn from(InvalidName { name, reason }: InvalidName) -> Self {
+        LinkError::InvalidName { name, reason }
+    }
+}
+
+impl From<InvalidPrefix> for LinkError {
+    fn from(
+        InvalidPrefix {
+            address,
+            prefix_len,
+            max,
+        }: InvalidPrefix,
+    ) -> Self {
+        LinkError::InvalidPrefix {
+            address,
+            prefix_len,
+            max,
+        }
+    }
 }
 
 /// The request a kernel error answered: it decides what an errno means.
@@ -277,6 +299,23 @@ mod tests {
         for (op, errno, expected) in cases {
             assert_eq!(from_errno(op, errno), expected, "{op:?} errno {errno}");
         }
+    }
+
+    #[test]
+    fn shared_validation_errors_keep_their_words() {
+        let name = LinkName::new("a b").expect_err("whitespace");
+        let prefix = Cidr::new("192.0.2.1".parse().expect("address"), 33).expect_err("too long");
+        let (name_text, prefix_text) = (name.to_string(), prefix.to_string());
+        let name = LinkError::from(name);
+        let prefix = LinkError::from(prefix);
+        assert!(matches!(name, LinkError::InvalidName { .. }), "{name:?}");
+        assert!(
+            matches!(prefix, LinkError::InvalidPrefix { .. }),
+            "{prefix:?}"
+        );
+        assert_eq!(name.to_string(), name_text);
+        assert_eq!(prefix.to_string(), prefix_text);
+        assert_eq!(name_text, r#"link name "a b" contains whitespace"#);
     }
 
     #[test]

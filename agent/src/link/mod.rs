@@ -5,17 +5,14 @@
 //! before the kernel sees them, and kernel errnos are mapped to the same errors in one place.
 
 mod address;
-mod cidr;
 mod device;
 mod error;
 mod handle;
-mod name;
 mod ops;
 
 pub use address::{InterfaceAddress, scope_name};
-pub use cidr::{Cidr, max_prefix_len};
 pub use device::Link;
 pub use error::LinkError;
 pub use handle::LinkHandle;
-pub use name::{LinkName, MAX_NAME_LEN};
+pub use ipvs_types::{Cidr, InvalidName, InvalidPrefix, LinkName, MAX_NAME_LEN, max_prefix_len};
 pub use ops::LinkOps;

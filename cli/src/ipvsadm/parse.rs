@@ -16,6 +16,12 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipvs_types::uapi::{
+    IP_VS_IFNAME_MAXLEN, IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN, IP_VS_SVC_F_ONEPACKET,
+    IP_VS_SVC_F_PERSISTENT, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2, IP_VS_SVC_F_SCHED3,
+    IP_VS_TUNNEL_ENCAP_FLAG_CSUM, IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM,
+};
+
 use super::command::{
     Command, DaemonSpec, DaemonState, DestSpec, Forward, ListFormat, ListOther, ListView, Netmask,
     SchedFlags, ServiceKey, ServiceSpec, Tunnel, TunnelChecksum, TunnelType,
@@ -31,12 +37,12 @@ const MAX_TIMEOUT: i64 = 86400 * 31;
 const DEFAULT_PERSISTENT_TIMEOUT: u32 = 360;
 /// The scheduler ipvsadm sets when `-s` is not given.
 pub const DEFAULT_SCHEDULER: &str = "wlc";
-/// `IP_VS_SCHEDNAME_MAXLEN - 1`: ipvsadm keeps this many bytes of `-s`.
-const SCHEDNAME_KEEP: usize = 15;
-/// `IP_VS_PENAME_MAXLEN`: ipvsadm keeps this many bytes of `--pe`.
-const PENAME_KEEP: usize = 16;
-/// `IP_VS_IFNAME_MAXLEN - 1`: ipvsadm keeps this many bytes of `--mcast-interface`.
-const IFNAME_KEEP: usize = 15;
+/// ipvsadm keeps this many bytes of `-s`.
+const SCHEDNAME_KEEP: usize = IP_VS_SCHEDNAME_MAXLEN - 1;
+/// ipvsadm keeps this many bytes of `--pe`.
+const PENAME_KEEP: usize = IP_VS_PENAME_MAXLEN;
+/// ipvsadm keeps this many bytes of `--mcast-interface`.
+const IFNAME_KEEP: usize = IP_VS_IFNAME_MAXLEN - 1;
 /// ipvsadm's `DEF_MCAST_IFN`, the sync daemon's interface when none is given.
 pub const DEFAULT_MCAST_INTERFACE: &str = "eth0";
 
@@ -388,15 +394,6 @@ pub struct Invocation {
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
-
-const IP_VS_SVC_F_PERSISTENT: u32 = 0x0001;
-const IP_VS_SVC_F_ONEPACKET: u32 = 0x0004;
-const IP_VS_SVC_F_SCHED1: u32 = 0x0008;
-const IP_VS_SVC_F_SCHED2: u32 = 0x0010;
-const IP_VS_SVC_F_SCHED3: u32 = 0x0020;
-
-const IP_VS_TUNNEL_ENCAP_FLAG_CSUM: u16 = 1;
-const IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM: u16 = 2;
 
 /// ipvsadm's `ipvs_service_t` as the parser fills it.
 #[derive(Debug, Clone)]

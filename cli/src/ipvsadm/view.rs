@@ -5,6 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipvs_proto::v1 as pb;
+use ipvs_types::uapi::{
+    IP_VS_SVC_F_ONEPACKET, IP_VS_SVC_F_PERSISTENT, IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2,
+    IP_VS_SVC_F_SCHED3,
+};
 use serde::Serialize;
 
 use super::resolve::L4;
@@ -165,12 +169,6 @@ impl Serialize for L4 {
         })
     }
 }
-
-const IP_VS_SVC_F_PERSISTENT: u32 = 0x0001;
-const IP_VS_SVC_F_ONEPACKET: u32 = 0x0004;
-const IP_VS_SVC_F_SCHED1: u32 = 0x0008;
-const IP_VS_SVC_F_SCHED2: u32 = 0x0010;
-const IP_VS_SVC_F_SCHED3: u32 = 0x0020;
 
 /// The kernel's name of a scheduler.
 pub fn scheduler_name(s: pb::Scheduler) -> &'static str {

@@ -1,5 +1,7 @@
 //! `ipvsctl policy ...`: WASM policies on the agent (upload, attach, watch) and one local
-//! evaluation of a component file (`policy test`), through the agent crate's engine.
+//! evaluation of a component file (`policy test`, in [`local`]).
+
+mod local;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -358,45 +360,6 @@ fn read_file(path: &str) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| usage(format!("cannot read {path}: {e}")))
 }
 
-/// One evaluation of `component`, on a blocking thread as the agent does it: WASI calls
-/// from the guest (stdout, files, a panic's message) block on tokio, which a runtime's own
-/// worker thread must not do.
-async fn evaluate_off_runtime(
-    component: Vec<u8>,
-    input: String,
-) -> Result<ipvs_agent::policy::TestReport, Failure> {
-    let limits = ipvs_agent::policy::Limits::default();
-    tokio::task::spawn_blocking(move || {
-        ipvs_agent::policy::test_component(&component, &input, limits)
-    })
-    .await
-    .map_err(|e| {
-        Failure::new(
-            exit::LIST_FAILED,
-            format!("ipvsctl: the evaluation failed: {e}"),
-        )
-    })?
-    .map_err(|e| Failure::new(exit::USAGE, format!("ipvsctl: {e}")))
-}
-
-/// `policy test`: one local evaluation; prints the report as JSON.
-async fn test_locally(file: &str, input: &str) -> Result<String, Failure> {
-    let component = read_file(file)?;
-    let input = match input.strip_prefix('@') {
-        Some(path) => String::from_utf8(read_file(path)?)
-            .map_err(|_| usage(format!("{path} is not UTF-8")))?,
-        None => input.to_owned(),
-    };
-    let report = evaluate_off_runtime(component, input).await?;
-    let ok = report.ok;
-    let text = to_json(&report);
-    if ok {
-        Ok(text)
-    } else {
-        Err(Failure::new(exit::LIST_FAILED, text.trim_end().to_owned()))
-    }
-}
-
 /// Runs a policy command; the result is what goes to stdout.
 pub async fn run(
     command: PolicyCmd,
@@ -404,7 +367,7 @@ pub async fn run(
     output: OutputFormat,
 ) -> Result<String, Failure> {
     if let PolicyCmd::Test { file, input } = &command {
-        return test_locally(file, input).await;
+        return local::test_locally(file, input).await;
     }
     let json_out = output == OutputFormat::Json;
     // A watch lasts until interrupted: no request timeout. An upload compiles the component

@@ -9,8 +9,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use ipvs_agent::link::{Cidr, LinkName};
 use ipvs_proto::v1 as pb;
+use ipvs_types::{Cidr, LinkName};
 
 use super::document::{
     AttachmentEntry, ChecksumWord, DriftWord, FamilyWord, ForwardWord, LinkEntry, ModeWord,
@@ -101,7 +101,7 @@ fn cidr(text: &str) -> Result<String, String> {
     };
     let addr: IpAddr = addr.parse().map_err(|_| bad())?;
     let len = match len {
-        None => ipvs_agent::link::max_prefix_len(addr),
+        None => ipvs_types::max_prefix_len(addr),
         Some(l) => l.parse::<u8>().map_err(|_| bad())?,
     };
     Cidr::new(addr, len)

@@ -2,10 +2,18 @@
 
 use std::{fmt, str::FromStr};
 
-use super::LinkError;
+use thiserror::Error;
 
 /// Longest interface name in bytes: `IFNAMSIZ` (16) less the trailing NUL.
 pub const MAX_NAME_LEN: usize = 15;
+
+/// A name the kernel would refuse, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("link name {name:?} {reason}")]
+pub struct InvalidName {
+    pub name: String,
+    pub reason: String,
+}
 
 /// A name the kernel accepts for a network interface.
 ///
@@ -16,11 +24,11 @@ pub struct LinkName(String);
 impl LinkName {
     /// Validates `name`: non-empty, at most 15 bytes, not `.` or `..`, and free of `/`, `:`,
     /// NUL and whitespace (the kernel's `isspace()`, which also counts byte 0xA0).
-    pub fn new(name: impl Into<String>) -> Result<Self, LinkError> {
+    pub fn new(name: impl Into<String>) -> Result<Self, InvalidName> {
         let name = name.into();
         match invalid_reason(&name) {
             None => Ok(Self(name)),
-            Some(reason) => Err(LinkError::InvalidName { name, reason }),
+            Some(reason) => Err(InvalidName { name, reason }),
         }
     }
 
@@ -50,7 +58,7 @@ fn invalid_reason(name: &str) -> Option<String> {
 }
 
 impl FromStr for LinkName {
-    type Err = LinkError;
+    type Err = InvalidName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::new(s)
@@ -107,7 +115,7 @@ mod tests {
                 None => assert_eq!(got.map(|n| n.to_string()), Ok(name.to_string()), "{name:?}"),
                 Some(reason) => assert_eq!(
                     got,
-                    Err(LinkError::InvalidName {
+                    Err(InvalidName {
                         name: name.into(),
                         reason: reason.into()
                     }),

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ipvs_agent::ipvs::types::Scheduler;
-use ipvs_agent::policy::{
+use ipvs_policy::{
     CompiledPolicy, Decision, Failure, Limits, OutputError, PolicyEngine, PolicyInput, server_name,
     test_component,
 };
+use ipvs_types::Scheduler;
 use support::fixtures::input;
 use support::guests::component;
 
@@ -172,7 +172,7 @@ fn example_components_import_only_what_is_allowed() {
         assert!(
             p.imports()
                 .iter()
-                .all(|i| ipvs_agent::policy::contract::import_allowed(i)),
+                .all(|i| ipvs_policy::contract::import_allowed(i)),
             "{name}: {:?}",
             p.imports()
         );
@@ -205,7 +205,7 @@ fn policy_test_runs_a_file_against_json() {
 
     let bad = test_component(&component("least_connections"), "{}", Limits::default());
     assert!(
-        matches!(&bad, Err(ipvs_agent::policy::TestError::Input(m)) if m.starts_with("missing field `service`")),
+        matches!(&bad, Err(ipvs_policy::TestError::Input(m)) if m.starts_with("missing field `service`")),
         "{bad:?}"
     );
 }
@@ -236,7 +236,7 @@ fn evaluations_run_concurrently_off_the_runtime() {
 }
 
 /// `input(1)` with the chatty fixture's parameters.
-fn chatty(params: &[(&str, &str)]) -> ipvs_agent::policy::Evaluation {
+fn chatty(params: &[(&str, &str)]) -> ipvs_policy::Evaluation {
     let mut i = input(1);
     i.params = params
         .iter()

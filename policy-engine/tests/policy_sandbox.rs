@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ipvs_agent::policy::{
+use ipvs_policy::{
     ArtifactStore, Failure, Limits, LoadError, LogLevel, LogLine, OutputError, PolicyEngine,
     server_name,
 };
@@ -90,7 +90,7 @@ fn infinite_loop_hits_the_deadline() {
             "stopped by its wall-clock deadline of 200ms (fuel used: at least {fuel_at_least})"
         )
     );
-    let report = ipvs_agent::policy::TestReport::new(p.hash_hex(), ev);
+    let report = ipvs_policy::TestReport::new(p.hash_hex(), ev);
     assert!(report.fuel_is_lower_bound);
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ipvs::types::{
+use ipvs_types::{
     Destination, DestinationEntry, Family, ForwardMethod, Protocol, Scheduler, Service,
     ServiceEntry, ServiceKey, Stats,
 };

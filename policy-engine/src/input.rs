@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use crate::ipvs::types::{DestinationEntry, Scheduler, ServiceEntry};
+use ipvs_types::{DestinationEntry, Scheduler, ServiceEntry};
 
 /// The live service a policy decides for, plus the attachment's context.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub struct PolicyInput {
     pub params: Vec<(String, String)>,
     /// The state the previous decision returned (empty at first).
     pub state: Vec<u8>,
-    /// The schedulers the kernel offers ([`crate::ipvs::schedulers`]): a decision may only
+    /// The schedulers the kernel offers (the agent's `ipvs::schedulers`): a decision may only
     /// switch to one of these, or keep the current one.
     pub schedulers: Vec<Scheduler>,
 }

@@ -99,14 +99,14 @@ impl ArtifactStore {
         }
     }
 
-    /// Stores `artifact` for `key` atomically ([`crate::durable`]).
+    /// Stores `artifact` for `key` atomically ([`ipvs_types::durable`]).
     pub fn save(&self, key: &ArtifactKey, artifact: &[u8]) -> std::io::Result<()> {
         let mut bytes = Vec::with_capacity(HEADER + artifact.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&key.component);
         bytes.extend_from_slice(&sha256(artifact));
         bytes.extend_from_slice(artifact);
-        crate::durable::write_atomic(&self.path(key), &bytes)
+        ipvs_types::durable::write_atomic(&self.path(key), &bytes)
     }
 }
 

@@ -16,10 +16,10 @@
 
 use std::path::Path;
 
-use ipvs_agent::ipvs::types::{
+use ipvs_policy::PolicyInput;
+use ipvs_types::{
     Destination, DestinationEntry, Protocol, Scheduler, Service, ServiceEntry, ServiceKey, Stats,
 };
-use ipvs_agent::policy::PolicyInput;
 
 /// Where a fixture's result area starts.
 const RET: u32 = 1024;
@@ -192,7 +192,7 @@ pub fn input(n: usize) -> PolicyInput {
                 u32::from(std::net::Ipv4Addr::new(10, 0, 0, 2)) + i as u32,
             );
             let mut dest = Destination::new(addr.into(), 80);
-            dest.forward = ipvs_agent::ipvs::types::ForwardMethod::Masquerade;
+            dest.forward = ipvs_types::ForwardMethod::Masquerade;
             DestinationEntry {
                 dest,
                 active_conns: (i as u32 * 7) % 13,

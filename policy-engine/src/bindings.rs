@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::UNIX_EPOCH;
 
-use crate::ipvs::types::{
+use ipvs_types::{
     Destination, DestinationEntry, Family, ForwardMethod, Protocol, ServiceEntry, ServiceKey, Stats,
 };
 
@@ -165,7 +165,7 @@ pub fn to_wit(input: &PolicyInput) -> wit::Input {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::types::{Scheduler, Service};
+    use ipvs_types::{Scheduler, Service};
     use std::time::Duration;
 
     #[test]

@@ -757,7 +757,7 @@ mod tests {
     /// Servers of every shape: both families, every forwarding method, distinct values in
     /// every field.
     fn varied_input() -> PolicyInput {
-        use crate::ipvs::types::{
+        use ipvs_types::{
             Destination, DestinationEntry, ForwardMethod, Protocol, Scheduler, Service,
             ServiceEntry, ServiceKey, Stats,
         };

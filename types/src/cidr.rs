@@ -2,7 +2,16 @@
 
 use std::{fmt, net::IpAddr};
 
-use super::LinkError;
+use thiserror::Error;
+
+/// A prefix length longer than the address family allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("prefix length {prefix_len} is invalid for {address}: the maximum is {max}")]
+pub struct InvalidPrefix {
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    pub max: u8,
+}
 
 /// An interface address and its prefix length, checked against the address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -13,10 +22,10 @@ pub struct Cidr {
 
 impl Cidr {
     /// Accepts prefix lengths up to 32 for IPv4 and up to 128 for IPv6.
-    pub fn new(address: IpAddr, prefix_len: u8) -> Result<Self, LinkError> {
+    pub fn new(address: IpAddr, prefix_len: u8) -> Result<Self, InvalidPrefix> {
         let max = max_prefix_len(address);
         if prefix_len > max {
-            return Err(LinkError::InvalidPrefix {
+            return Err(InvalidPrefix {
                 address,
                 prefix_len,
                 max,
@@ -98,7 +107,7 @@ mod tests {
         let address: IpAddr = "10.0.0.1".parse().expect("test address parses");
         assert_eq!(
             Cidr::new(address, 40),
-            Err(LinkError::InvalidPrefix {
+            Err(InvalidPrefix {
                 address,
                 prefix_len: 40,
                 max: 32

@@ -6,7 +6,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::error::ValidationError;
+use crate::ValidationError;
+use crate::uapi::*;
 
 /// Layer-4 protocol of an address-based service (`IPVS_SVC_ATTR_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -228,12 +229,12 @@ impl fmt::Display for Scheduler {
 pub struct ServiceFlags(pub u32);
 
 impl ServiceFlags {
-    pub const PERSISTENT: u32 = 0x1;
-    pub const HASHED: u32 = 0x2;
-    pub const ONEPACKET: u32 = 0x4;
-    pub const SCHED1: u32 = 0x8;
-    pub const SCHED2: u32 = 0x10;
-    pub const SCHED3: u32 = 0x20;
+    pub const PERSISTENT: u32 = IP_VS_SVC_F_PERSISTENT;
+    pub const HASHED: u32 = IP_VS_SVC_F_HASHED;
+    pub const ONEPACKET: u32 = IP_VS_SVC_F_ONEPACKET;
+    pub const SCHED1: u32 = IP_VS_SVC_F_SCHED1;
+    pub const SCHED2: u32 = IP_VS_SVC_F_SCHED2;
+    pub const SCHED3: u32 = IP_VS_SVC_F_SCHED3;
     /// The flags a client may set; HASHED is kernel-owned.
     pub const USER_MASK: u32 =
         Self::PERSISTENT | Self::ONEPACKET | Self::SCHED1 | Self::SCHED2 | Self::SCHED3;
@@ -349,20 +350,20 @@ pub enum ForwardMethod {
 impl ForwardMethod {
     pub fn number(self) -> u32 {
         match self {
-            ForwardMethod::Masquerade => 0,
-            ForwardMethod::Local => 1,
-            ForwardMethod::Tunnel => 2,
-            ForwardMethod::DirectRoute => 3,
+            ForwardMethod::Masquerade => IP_VS_CONN_F_MASQ,
+            ForwardMethod::Local => IP_VS_CONN_F_LOCALNODE,
+            ForwardMethod::Tunnel => IP_VS_CONN_F_TUNNEL,
+            ForwardMethod::DirectRoute => IP_VS_CONN_F_DROUTE,
         }
     }
 
     /// Decodes the low three bits (`IP_VS_CONN_F_FWD_MASK`).
     pub fn from_number(n: u32) -> Option<Self> {
-        match n & 0x7 {
-            0 => Some(ForwardMethod::Masquerade),
-            1 => Some(ForwardMethod::Local),
-            2 => Some(ForwardMethod::Tunnel),
-            3 => Some(ForwardMethod::DirectRoute),
+        match n & IP_VS_CONN_F_FWD_MASK {
+            IP_VS_CONN_F_MASQ => Some(ForwardMethod::Masquerade),
+            IP_VS_CONN_F_LOCALNODE => Some(ForwardMethod::Local),
+            IP_VS_CONN_F_TUNNEL => Some(ForwardMethod::Tunnel),
+            IP_VS_CONN_F_DROUTE => Some(ForwardMethod::DirectRoute),
             _ => None,
         }
     }
@@ -380,17 +381,17 @@ pub enum TunnelType {
 impl TunnelType {
     pub fn number(self) -> u8 {
         match self {
-            TunnelType::Ipip => 0,
-            TunnelType::Gue => 1,
-            TunnelType::Gre => 2,
+            TunnelType::Ipip => IP_VS_CONN_F_TUNNEL_TYPE_IPIP,
+            TunnelType::Gue => IP_VS_CONN_F_TUNNEL_TYPE_GUE,
+            TunnelType::Gre => IP_VS_CONN_F_TUNNEL_TYPE_GRE,
         }
     }
 
     pub fn from_number(n: u8) -> Option<Self> {
         match n {
-            0 => Some(TunnelType::Ipip),
-            1 => Some(TunnelType::Gue),
-            2 => Some(TunnelType::Gre),
+            IP_VS_CONN_F_TUNNEL_TYPE_IPIP => Some(TunnelType::Ipip),
+            IP_VS_CONN_F_TUNNEL_TYPE_GUE => Some(TunnelType::Gue),
+            IP_VS_CONN_F_TUNNEL_TYPE_GRE => Some(TunnelType::Gre),
             _ => None,
         }
     }
@@ -406,19 +407,19 @@ pub enum TunnelChecksum {
 }
 
 impl TunnelChecksum {
-    /// The kernel's flag bits: NOCSUM 0, CSUM 1 << 0, REMCSUM 1 << 1.
+    /// The kernel's flag bits.
     pub fn bits(self) -> u16 {
         match self {
-            TunnelChecksum::None => 0,
-            TunnelChecksum::Csum => 1,
-            TunnelChecksum::RemCsum => 2,
+            TunnelChecksum::None => IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM,
+            TunnelChecksum::Csum => IP_VS_TUNNEL_ENCAP_FLAG_CSUM,
+            TunnelChecksum::RemCsum => IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM,
         }
     }
 
     pub fn from_bits(bits: u16) -> Self {
-        if bits & 2 != 0 {
+        if bits & IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM != 0 {
             TunnelChecksum::RemCsum
-        } else if bits & 1 != 0 {
+        } else if bits & IP_VS_TUNNEL_ENCAP_FLAG_CSUM != 0 {
             TunnelChecksum::Csum
         } else {
             TunnelChecksum::None
@@ -570,15 +571,15 @@ pub enum DaemonState {
 impl DaemonState {
     pub fn number(self) -> u32 {
         match self {
-            DaemonState::Master => 1,
-            DaemonState::Backup => 2,
+            DaemonState::Master => IP_VS_STATE_MASTER,
+            DaemonState::Backup => IP_VS_STATE_BACKUP,
         }
     }
 
     pub fn from_number(n: u32) -> Option<Self> {
         match n {
-            1 => Some(DaemonState::Master),
-            2 => Some(DaemonState::Backup),
+            IP_VS_STATE_MASTER => Some(DaemonState::Master),
+            IP_VS_STATE_BACKUP => Some(DaemonState::Backup),
             _ => None,
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::ipvs::types::{Destination, DestinationEntry, MAX_WEIGHT, Scheduler, ServiceEntry};
+use ipvs_types::{Destination, DestinationEntry, MAX_WEIGHT, Scheduler, ServiceEntry};
 
 use super::bindings::server_name;
 use super::error::OutputError;
@@ -196,7 +196,7 @@ impl<'a, S: AsRef<str>> ServerIndex<'a, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::types::{Protocol, Service, ServiceKey, Stats};
+    use ipvs_types::{Protocol, Service, ServiceKey, Stats};
 
     fn service() -> ServiceEntry {
         ServiceEntry {

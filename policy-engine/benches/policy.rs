@@ -1,7 +1,7 @@
 //! Cost of one policy evaluation: the least-connections example on a 100-real-server service,
 //! including instantiation in a fresh store, input conversion and output validation.
 //!
-//! `cargo bench -p ipvs-agent --bench policy` prints criterion's estimate, then p50/p99 over
+//! `cargo bench -p ipvs-policy --bench policy` prints criterion's estimate, then p50/p99 over
 //! individually timed evaluations, evaluations per second on one core, and the CPU share of
 //! 1000 attached services evaluated once a second.
 
@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use ipvs_agent::policy::{Limits, PolicyEngine};
+use ipvs_policy::{Limits, PolicyEngine};
 
 #[allow(dead_code)]
 #[path = "../tests/support/fixtures.rs"]
