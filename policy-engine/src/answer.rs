@@ -19,6 +19,17 @@
 //! Lifting runs inside wasmtime's call, where only the `LiftContext` is at hand, so the caps
 //! of the current evaluation are passed in a thread-local set around the call
 //! ([`with_caps`]); the evaluation runs on one thread from instantiation to the answer.
+//!
+//! This uses `wasmtime::component::__internal` (`LiftContext` and the ABI types) in every
+//! build: the `fast-lowering` feature, which lets the input fall back to wasmtime's derived
+//! lowering, does not cover it, because the caps bound what a hostile answer costs the host
+//! rather than speed anything up. The derived lifting (`String`, `Vec`) copies whatever the
+//! guest points at before any cap can be checked, up to the call's hostcall fuel (128 MiB
+//! per call at wasmtime's default; [`Limits::hostcall_bytes()`] here), and an answer past
+//! the fuel fails as exhausted fuel rather than by the cap it broke; a `log` line past the
+//! budget would fail the evaluation instead of being dropped. Wasmtime's public lazy types
+//! do not avoid that: `WasmStr` and `WasmList` charge the fuel for their whole length when
+//! lifted, and a `WasmStr` is measured only by `to_str`, which validates all of it.
 
 use std::cell::Cell;
 

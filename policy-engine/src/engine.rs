@@ -19,7 +19,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::answer::{self, Caps, LogMessage};
 use super::artifacts::{ArtifactKey, ArtifactStore, Hash, hex, sha256};
-use super::bindings::{self, PolicyPre, ipvs};
+use super::bindings::{PolicyPre, ipvs};
 use super::contract;
 use super::error::{EngineError, Failure, LoadError, OutputError};
 use super::input::PolicyInput;
@@ -348,17 +348,13 @@ fn call(
         Ok(f) => f,
         Err(e) => return Err(Failure::Instantiate(format!("{e:#}"))),
     };
-    let wire_input = wire::Input::from(bindings::to_wit(input));
+    let wire_input = wire::input(input);
     let answer = match evaluate.call(&mut *store, (&wire_input,)) {
         Ok((a,)) => a,
         Err(e) => return Err(classify(e, store, limits, Stage::Call)),
     };
     // The names the policy was given are the ones its weights must use.
-    let names: Vec<&str> = wire_input
-        .servers
-        .iter()
-        .map(|s| s.0.name.as_str())
-        .collect();
+    let names = wire::server_names(&wire_input);
     match answer {
         Ok(d) => {
             let raw = d.into_raw(names.len(), limits)?;
@@ -821,15 +817,18 @@ mod tests {
         }
     }
 
+    /// The engine's `evaluate` (`wire`: the fast lowering with `fast-lowering`, the derived
+    /// one without) against the generated bindings' `call_evaluate`: the guest must be handed
+    /// the same bytes either way.
     #[test]
-    fn the_fast_lowering_writes_what_the_derived_one_does() {
+    fn the_engine_lowers_the_input_as_the_bindings_do() {
         let engine = PolicyEngine::new(Limits::default(), None).expect("engine");
         let policy = engine
             .load(&memory_dump_component())
             .expect("fixture loads");
         let input = varied_input();
-        let fast = engine.evaluate(&policy, &input);
-        let fast = fast
+        let engine_side = engine.evaluate(&policy, &input);
+        let engine_side = engine_side
             .outcome
             .expect("a decision")
             .state
@@ -852,16 +851,19 @@ mod tests {
         store.set_fuel(limits.fuel).expect("fuel");
         store.set_epoch_deadline(limits.deadline_ticks());
         let instance = policy.pre.instantiate(&mut store).expect("instantiates");
-        let derived = instance
-            .call_evaluate(&mut store, &bindings::to_wit(&input))
+        let bindings_side = instance
+            .call_evaluate(&mut store, &crate::bindings::to_wit(&input))
             .expect("calls")
             .expect("a decision")
             .state
             .expect("the memory dump");
-        assert_eq!(fast.len(), 32768);
+        assert_eq!(engine_side.len(), 32768);
         // The servers are in there: 20 of 136 bytes, and their names.
-        assert!(derived.iter().filter(|&&b| b != 0).count() > 20 * 40);
-        let first_difference = fast.iter().zip(&derived).position(|(a, b)| a != b);
+        assert!(bindings_side.iter().filter(|&&b| b != 0).count() > 20 * 40);
+        let first_difference = engine_side
+            .iter()
+            .zip(&bindings_side)
+            .position(|(a, b)| a != b);
         assert_eq!(first_difference, None);
     }
 

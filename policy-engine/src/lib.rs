@@ -51,7 +51,8 @@
 //!   validated by [`output::validate`] into a [`Decision`] that holds only changes. Failures
 //!   are classified into [`Failure`].
 //! - The input goes into the guest through `wire`: each real server's fixed-size fields in
-//!   one copy rather than one memory access per field, the generated type check unchanged.
+//!   one copy rather than one memory access per field, the generated type check unchanged
+//!   (feature `fast-lowering`, on by default; without it, wasmtime's derived lowering).
 //! - The answer comes out through `answer`: lists and strings are measured where they lie in
 //!   the guest's memory and copied only within their caps (one weight change per real
 //!   server, names, reason, state), so a hostile answer costs the host a bounded amount;
