@@ -7,12 +7,12 @@ use ipvs_proto::v1 as pb;
 use pb::policy_service_server::PolicyService;
 use tonic::{Code, Request};
 
-use super::fake::{FakeIpvs, Write};
 use super::policy::PolicyApi;
 use super::tests::TempDir;
 use crate::attach::{Attachments, PolicyStore, SavedAttachments};
 use crate::convert::ipvs::key_to_proto;
 use crate::ipvs::IpvsOps;
+use crate::ipvs::fake::{FakeIpvs, Write};
 use crate::ipvs::schedulers::KernelSchedulers;
 use crate::ipvs::types::{Destination, Protocol, Scheduler, Service, ServiceKey};
 use crate::policy::{Limits, PolicyEngine};

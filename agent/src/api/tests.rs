@@ -19,11 +19,12 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
 
-use super::fake::{FakeIpvs, FakeLinks, Write};
+use crate::ipvs::fake::{FakeIpvs, Write};
 use crate::ipvs::{
     Destination, ForwardMethod, IpvsError, IpvsOps, Protocol, Scheduler, Service, ServiceFlags,
     ServiceKey, Stats,
 };
+use crate::link::fake::FakeLinks;
 use crate::server::{self, Listeners, ServerError};
 use crate::shutdown::Shutdown;
 

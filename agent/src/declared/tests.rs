@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::drain::{DrainRequest, Progress};
 use super::*;
-use crate::api::fake::{FakeIpvs, FakeLinks, Write};
+use crate::ipvs::fake::{FakeIpvs, Write};
 use crate::ipvs::{Destination, ForwardMethod, IpvsOp, Protocol, Scheduler, Service};
+use crate::link::fake::FakeLinks;
 
 fn tcp(s: &str) -> ServiceKey {
     let sa: SocketAddr = s.parse().expect("test address");

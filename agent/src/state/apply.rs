@@ -234,7 +234,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::api::fake::{FakeIpvs, Write};
+    use crate::ipvs::fake::{FakeIpvs, Write};
     use crate::ipvs::{
         DestinationEntry, ForwardMethod, Protocol, Scheduler, Service, ServiceEntry, Tunnel,
         TunnelType,
