@@ -217,13 +217,9 @@ async fn a_write_based_on_an_old_revision_is_refused() {
 async fn a_refused_change_undoes_everything_and_keeps_the_revision() {
     let (ipvs, links, state) = open(None, DriftMode::Report);
     let s = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1), ("10.0.1.2:80", 1)])]);
-    ipvs.fail_write(
+    ipvs.refuse_write(
         Write::NewDest(tcp("10.0.0.1:80"), masq("10.0.1.2:80", 1)),
-        IpvsError::Kernel {
-            op: "add destination",
-            errno: libc::ENOMEM,
-            message: "Cannot allocate memory".into(),
-        },
+        libc::ENOMEM,
     );
     let err = state.apply(s, apply()).await.expect_err("refused");
     let msg = err.to_string();
@@ -565,7 +561,7 @@ async fn a_drain_the_kernel_cuts_short_ends_with_why() {
         .apply(spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 4)])]), apply())
         .await
         .expect("apply");
-    ipvs.fail_write(Write::DelDest(key, rip, 80), IpvsError::DestinationNotFound);
+    ipvs.refuse_write(Write::DelDest(key, rip, 80), libc::ENOENT);
     let mut rx = state
         .drain(DrainRequest {
             service: key,

@@ -1,13 +1,21 @@
-//! An IPVS table in memory, for tests: it answers as the kernel does (the same errors for the
-//! same mistakes) through [`IpvsOps`], and records every write.
+//! An IPVS table in memory, for tests: it answers through [`IpvsOps`] as the real handle over
+//! the kernel does, and records every write.
+//!
+//! Faithful by construction where it matters most: a refusal is the errno the kernel's
+//! `ip_vs_ctl.c` returns for the same situation, checked in the kernel's order, and named by
+//! the table the real handle uses ([`kernel_error`]), so the same mistake is the same
+//! [`IpvsError`] here and on a node. The tests at the end pin each situation to its errno.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::cmd::Cmd;
+use super::errno::kernel_error;
 use super::{
-    Connection, Daemon, DaemonState, Destination, DestinationEntry, Info, IpvsError, IpvsOps,
-    ModuleError, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, Timeouts, Tunnel,
+    Connection, Daemon, DaemonState, Destination, DestinationEntry, Family, ForwardMethod, Info,
+    IpvsError, IpvsOps, ModuleError, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats,
+    Timeouts, Tunnel,
 };
 
 /// A write that reached the fake IPVS core.
@@ -26,6 +34,50 @@ pub enum Write {
     DelDaemon(DaemonState),
 }
 
+impl Write {
+    /// The netlink command this write is, and the service a NEW/SET_SERVICE carried (what a
+    /// kernel ENOENT is about): what names a refusal, as in the real handle.
+    fn cmd(&self) -> (Cmd, Option<&Service>) {
+        match self {
+            Write::NewService(s) => (Cmd::NewService, Some(s)),
+            Write::SetService(s) => (Cmd::SetService, Some(s)),
+            Write::DelService(_) => (Cmd::DelService, None),
+            Write::NewDest(..) => (Cmd::NewDest, None),
+            Write::SetDest(..) => (Cmd::SetDest, None),
+            Write::DelDest(..) => (Cmd::DelDest, None),
+            Write::Flush => (Cmd::Flush, None),
+            Write::Zero(_) => (Cmd::Zero, None),
+            Write::SetTimeouts(_) => (Cmd::SetConfig, None),
+            Write::NewDaemon(_) => (Cmd::NewDaemon, None),
+            Write::DelDaemon(_) => (Cmd::DelDaemon, None),
+        }
+    }
+
+    /// The kernel's refusal of this write with `errno`, as the real handle names it.
+    pub fn refused(&self, errno: i32) -> IpvsError {
+        let (cmd, service) = self.cmd();
+        kernel_error(cmd, errno, service)
+    }
+}
+
+/// A kernel refusal: the (positive) errno `ip_vs_ctl.c` returns.
+type Errno = i32;
+
+/// What happens behind the back of whoever reads the table, once enough reads were served.
+#[derive(Debug)]
+enum Later {
+    /// Another writer replaces a real server.
+    Dest(ServiceKey, Destination),
+    /// Clients come and go: a real server's connection counts change.
+    Conns {
+        key: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        active: u32,
+        inactive: u32,
+    },
+}
+
 #[derive(Debug)]
 struct Table {
     services: BTreeMap<ServiceKey, (ServiceEntry, Vec<DestinationEntry>)>,
@@ -34,9 +86,13 @@ struct Table {
     fail_next: Option<IpvsError>,
     /// Writes that fail once when they come, whatever the table holds.
     fail_writes: Vec<(Write, IpvsError)>,
+    /// Writes that fail when they come, by their number (from 1, counting every write).
+    fail_at: Vec<(usize, Errno)>,
     /// Schedulers whose module is not loaded, and those a modprobe could load.
     missing: BTreeSet<String>,
     loadable: BTreeSet<String>,
+    /// The persistence engines this kernel has.
+    engines: BTreeSet<String>,
     /// Every scheduler a module load was asked for.
     loads: Vec<String>,
     /// Drops tunnel settings and real servers' own address family, as kernels before 3.18 do.
@@ -44,8 +100,8 @@ struct Table {
     timeouts: Timeouts,
     daemons: Vec<Daemon>,
     connections: Vec<Connection>,
-    /// Real servers another writer replaces once this many reads were served.
-    behind: Vec<(usize, ServiceKey, Destination)>,
+    /// Changes due once this many reads were served.
+    behind: Vec<(usize, Later)>,
 }
 
 impl Default for Table {
@@ -56,8 +112,10 @@ impl Default for Table {
             reads: 0,
             fail_next: None,
             fail_writes: Vec::new(),
+            fail_at: Vec::new(),
             missing: BTreeSet::from(["twos".to_owned()]),
             loadable: BTreeSet::new(),
+            engines: BTreeSet::from(["sip".to_owned()]),
             loads: Vec::new(),
             old_kernel: false,
             timeouts: Timeouts {
@@ -72,8 +130,51 @@ impl Default for Table {
     }
 }
 
+impl Table {
+    fn due(&mut self) {
+        let now = self.reads;
+        let (due, later): (Vec<_>, Vec<_>) = self.behind.drain(..).partition(|(at, _)| *at <= now);
+        self.behind = later;
+        for (_, change) in due {
+            match change {
+                Later::Dest(key, dest) => {
+                    for d in self.dests_mut(&key, dest.addr, dest.port) {
+                        d.dest = dest;
+                    }
+                }
+                Later::Conns {
+                    key,
+                    addr,
+                    port,
+                    active,
+                    inactive,
+                } => {
+                    for d in self.dests_mut(&key, addr, port) {
+                        d.active_conns = active;
+                        d.inactive_conns = inactive;
+                    }
+                }
+            }
+        }
+    }
+
+    fn dests_mut(
+        &mut self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    ) -> impl Iterator<Item = &mut DestinationEntry> {
+        self.services
+            .get_mut(key)
+            .into_iter()
+            .flat_map(|(_, dests)| dests.iter_mut())
+            .filter(move |d| same(d, addr, port))
+    }
+}
+
 /// An IPVS table in memory. Like a kernel without `ip_vs_twos`, it refuses the `twos` scheduler
-/// until its module is loaded, which it cannot be unless [`FakeIpvs::make_loadable`] says so.
+/// until its module is loaded, which it cannot be unless [`FakeIpvs::make_loadable`] says so;
+/// its one persistence engine is `sip`.
 #[derive(Debug, Default)]
 pub struct FakeIpvs(Mutex<Table>);
 
@@ -92,6 +193,21 @@ impl FakeIpvs {
         self.table().reads
     }
 
+    /// Every service with its real servers, as a dump shows them, without counting a read.
+    pub fn contents(&self) -> Vec<(ServiceEntry, Vec<DestinationEntry>)> {
+        self.table().services.values().cloned().collect()
+    }
+
+    /// The sync daemons running, without counting a read.
+    pub fn running_daemons(&self) -> Vec<Daemon> {
+        self.table().daemons.clone()
+    }
+
+    /// The timeouts, without counting a read.
+    pub fn current_timeouts(&self) -> Timeouts {
+        self.table().timeouts
+    }
+
     /// The next call fails with `err`, whatever it is.
     pub fn fail_next(&self, err: IpvsError) {
         self.table().fail_next = Some(err);
@@ -100,6 +216,21 @@ impl FakeIpvs {
     /// `write` fails once with `err` when it comes, before it can change anything.
     pub fn fail_write(&self, write: Write, err: IpvsError) {
         self.table().fail_writes.push((write, err));
+    }
+
+    /// `write` is refused once with `errno` when it comes, before it can change anything, as
+    /// the real handle reports that errno for it.
+    pub fn refuse_write(&self, write: Write, errno: i32) {
+        let err = write.refused(errno);
+        self.fail_write(write, err);
+    }
+
+    /// The `n`th write from now (1 is the next one), whatever it is, is refused with `errno`
+    /// before it can change anything, as the real handle reports that errno for it.
+    pub fn refuse_nth_write(&self, n: usize, errno: i32) {
+        let mut t = self.table();
+        let at = t.writes.len() + n;
+        t.fail_at.push((at, errno));
     }
 
     /// A modprobe of scheduler `name` will work.
@@ -125,11 +256,41 @@ impl FakeIpvs {
 
     /// Sets a real server's active connection count, as clients would.
     pub fn set_active(&self, key: &ServiceKey, addr: IpAddr, port: u16, active: u32) {
-        if let Some((_, dests)) = self.table().services.get_mut(key) {
-            for d in dests.iter_mut().filter(|d| same(d, addr, port)) {
-                d.active_conns = active;
-            }
+        for d in self.table().dests_mut(key, addr, port) {
+            d.active_conns = active;
         }
+    }
+
+    /// Sets a real server's active and inactive connection counts, as clients would.
+    pub fn set_conns(&self, key: &ServiceKey, addr: IpAddr, port: u16, active: u32, inactive: u32) {
+        for d in self.table().dests_mut(key, addr, port) {
+            d.active_conns = active;
+            d.inactive_conns = inactive;
+        }
+    }
+
+    /// Right after the next `reads` reads are served, sets a real server's connection counts,
+    /// as clients coming and going would.
+    pub fn set_conns_after_reads(
+        &self,
+        reads: usize,
+        key: ServiceKey,
+        (addr, port): (IpAddr, u16),
+        active: u32,
+        inactive: u32,
+    ) {
+        let mut t = self.table();
+        let at = t.reads + reads;
+        t.behind.push((
+            at,
+            Later::Conns {
+                key,
+                addr,
+                port,
+                active,
+                inactive,
+            },
+        ));
     }
 
     /// Right after the next `reads` reads are served, replaces the real server `dest` of `key`
@@ -137,13 +298,20 @@ impl FakeIpvs {
     pub fn change_after_reads(&self, reads: usize, key: ServiceKey, dest: Destination) {
         let mut t = self.table();
         let at = t.reads + reads;
-        t.behind.push((at, key, dest));
+        t.behind.push((at, Later::Dest(key, dest)));
     }
 
     /// Sets the counters of a service, as traffic would.
     pub fn set_stats(&self, key: &ServiceKey, stats: Stats) {
         if let Some((entry, _)) = self.table().services.get_mut(key) {
             entry.stats = stats;
+        }
+    }
+
+    /// Sets the counters of a real server, as traffic would.
+    pub fn set_dest_stats(&self, key: &ServiceKey, addr: IpAddr, port: u16, stats: Stats) {
+        for d in self.table().dests_mut(key, addr, port) {
+            d.stats = stats;
         }
     }
 
@@ -154,23 +322,14 @@ impl FakeIpvs {
             return Err(err);
         }
         let answer = f(&t);
-        let now = t.reads;
-        let (due, later): (Vec<_>, Vec<_>) = t.behind.drain(..).partition(|(at, _, _)| *at <= now);
-        t.behind = later;
-        for (_, key, dest) in due {
-            if let Some((_, dests)) = t.services.get_mut(&key) {
-                for d in dests.iter_mut().filter(|d| same(d, dest.addr, dest.port)) {
-                    d.dest = dest;
-                }
-            }
-        }
+        t.due();
         answer
     }
 
     fn write(
         &self,
         w: Write,
-        f: impl FnOnce(&mut Table) -> Result<(), IpvsError>,
+        f: impl FnOnce(&mut Table) -> Result<(), Errno>,
     ) -> Result<(), IpvsError> {
         let mut t = self.table();
         t.writes.push(w.clone());
@@ -180,7 +339,11 @@ impl FakeIpvs {
         if let Some(i) = t.fail_writes.iter().position(|(f, _)| *f == w) {
             return Err(t.fail_writes.remove(i).1);
         }
-        f(&mut t)
+        let number = t.writes.len();
+        if let Some(i) = t.fail_at.iter().position(|(at, _)| *at == number) {
+            return Err(w.refused(t.fail_at.remove(i).1));
+        }
+        f(&mut t).map_err(|errno| w.refused(errno))
     }
 }
 
@@ -194,11 +357,11 @@ fn as_old_kernel_sees(key: &ServiceKey, mut dest: Destination) -> Destination {
 
 fn old_kernel_addr(key: &ServiceKey, addr: IpAddr) -> IpAddr {
     match (key.family(), addr) {
-        (super::Family::Inet, IpAddr::V6(a)) => {
+        (Family::Inet, IpAddr::V6(a)) => {
             let o = a.octets();
             IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], o[3]))
         }
-        (super::Family::Inet6, IpAddr::V4(a)) => {
+        (Family::Inet6, IpAddr::V4(a)) => {
             let mut o = [0u8; 16];
             o[..4].copy_from_slice(&a.octets());
             IpAddr::V6(Ipv6Addr::from(o))
@@ -207,26 +370,74 @@ fn old_kernel_addr(key: &ServiceKey, addr: IpAddr) -> IpAddr {
     }
 }
 
-fn scheduler_missing(t: &Table, svc: &Service) -> Result<(), IpvsError> {
-    let name = svc.scheduler.name();
-    if t.missing.contains(name) {
-        return Err(IpvsError::SchedulerNotFound(name.to_owned()));
+/// `ip_vs_add_service` and `ip_vs_edit_service`, past the service lookup: the scheduler
+/// (ENOENT), the persistence engine (ENOENT), an IPv6 netmask that is no prefix length
+/// (EINVAL), in that order.
+fn check_service(t: &Table, svc: &Service) -> Result<(), Errno> {
+    if t.missing.contains(svc.scheduler.name()) {
+        return Err(libc::ENOENT);
+    }
+    if let Some(pe) = &svc.pe_name
+        && !t.engines.contains(pe)
+    {
+        return Err(libc::ENOENT);
+    }
+    if svc.key.family() == Family::Inet6 && !(1..=128).contains(&svc.netmask) {
+        return Err(libc::EINVAL);
     }
     Ok(())
 }
 
+/// The checks of `ip_vs_genl_set_cmd` and `ip_vs_add_dest`/`ip_vs_edit_dest` before the real
+/// server is looked up: another address family only in tunnel mode and without a sync
+/// daemon (EINVAL), a weight that is negative as the kernel's int (ERANGE), a lower
+/// threshold above the upper (ERANGE).
+fn check_dest(t: &Table, key: &ServiceKey, dest: &Destination) -> Result<(), Errno> {
+    // A kernel before 3.18 has no family of its own for a real server: it takes the service's.
+    if !t.old_kernel
+        && dest.family() != key.family()
+        && (!t.daemons.is_empty() || dest.forward != ForwardMethod::Tunnel)
+    {
+        return Err(libc::EINVAL);
+    }
+    if i32::try_from(dest.weight).is_err() || dest.lower_threshold > dest.upper_threshold {
+        return Err(libc::ERANGE);
+    }
+    Ok(())
+}
+
+/// `ip_vs_new_dest`: a real server must be a unicast address (`inet_addr_type` of an IPv4
+/// broadcast, multicast or 0.0.0.0/8 address, `ipv6_addr_type` of a multicast or unspecified
+/// one).
+fn check_unicast(addr: IpAddr) -> Result<(), Errno> {
+    let unicast = match addr {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.octets()[0] == 0),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    };
+    if unicast { Ok(()) } else { Err(libc::EINVAL) }
+}
+
+/// The service the kernel looks up first for every command that names one (ESRCH).
 fn find<'a>(
     t: &'a Table,
     key: &ServiceKey,
-) -> Result<&'a (ServiceEntry, Vec<DestinationEntry>), IpvsError> {
-    t.services.get(key).ok_or(IpvsError::ServiceNotFound)
+) -> Result<&'a (ServiceEntry, Vec<DestinationEntry>), Errno> {
+    t.services.get(key).ok_or(libc::ESRCH)
 }
 
 fn find_mut<'a>(
     t: &'a mut Table,
     key: &ServiceKey,
-) -> Result<&'a mut (ServiceEntry, Vec<DestinationEntry>), IpvsError> {
-    t.services.get_mut(key).ok_or(IpvsError::ServiceNotFound)
+) -> Result<&'a mut (ServiceEntry, Vec<DestinationEntry>), Errno> {
+    t.services.get_mut(key).ok_or(libc::ESRCH)
+}
+
+/// A read of one service: the real handle's GET_SERVICE, refused with ESRCH when missing.
+fn lookup<'a>(
+    t: &'a Table,
+    key: &ServiceKey,
+) -> Result<&'a (ServiceEntry, Vec<DestinationEntry>), IpvsError> {
+    find(t, key).map_err(|errno| kernel_error(Cmd::GetService, errno, None))
 }
 
 fn same(d: &DestinationEntry, addr: IpAddr, port: u16) -> bool {
@@ -248,23 +459,27 @@ impl IpvsOps for FakeIpvs {
     }
 
     async fn service(&self, key: &ServiceKey) -> Result<ServiceEntry, IpvsError> {
-        self.read(|t| find(t, key).map(|(s, _)| s.clone()))
+        self.read(|t| lookup(t, key).map(|(s, _)| s.clone()))
     }
 
+    /// The real handle asks for the service along with its destinations (a destination dump
+    /// of a missing service is empty), so a missing one is its GET_SERVICE's ESRCH.
     async fn destinations(&self, key: &ServiceKey) -> Result<Vec<DestinationEntry>, IpvsError> {
-        self.read(|t| find(t, key).map(|(_, d)| d.clone()))
+        self.read(|t| lookup(t, key).map(|(_, d)| d.clone()))
     }
 
     async fn table(&self) -> Result<Vec<(ServiceEntry, Vec<DestinationEntry>)>, IpvsError> {
         self.read(|t| Ok(t.services.values().cloned().collect()))
     }
 
+    /// The kernel looks the service up before it checks the scheduler: `-A` of an existing
+    /// service is EEXIST whatever its scheduler.
     async fn new_service(&self, svc: &Service) -> Result<(), IpvsError> {
         self.write(Write::NewService(svc.clone()), |t| {
-            scheduler_missing(t, svc)?;
             if t.services.contains_key(&svc.key) {
-                return Err(IpvsError::ServiceExists);
+                return Err(libc::EEXIST);
             }
+            check_service(t, svc)?;
             let mut service = svc.clone();
             service.flags = service.flags.with(ServiceFlags::HASHED, true);
             let entry = ServiceEntry {
@@ -278,7 +493,8 @@ impl IpvsOps for FakeIpvs {
 
     async fn set_service(&self, svc: &Service) -> Result<(), IpvsError> {
         self.write(Write::SetService(svc.clone()), |t| {
-            scheduler_missing(t, svc)?;
+            find(t, &svc.key)?;
+            check_service(t, svc)?;
             let (entry, _) = find_mut(t, &svc.key)?;
             entry.service = svc.clone();
             entry.service.flags = svc.flags.with(ServiceFlags::HASHED, true);
@@ -288,25 +504,24 @@ impl IpvsOps for FakeIpvs {
 
     async fn del_service(&self, key: &ServiceKey) -> Result<(), IpvsError> {
         self.write(Write::DelService(*key), |t| {
-            t.services
-                .remove(key)
-                .map(|_| ())
-                .ok_or(IpvsError::ServiceNotFound)
+            t.services.remove(key).map(|_| ()).ok_or(libc::ESRCH)
         })
     }
 
     async fn new_dest(&self, key: &ServiceKey, dest: &Destination) -> Result<(), IpvsError> {
         self.write(Write::NewDest(*key, *dest), |t| {
+            find(t, key)?;
+            check_dest(t, key, dest)?;
             let dest = &if t.old_kernel {
                 as_old_kernel_sees(key, *dest)
             } else {
                 *dest
             };
-            // The real handle names the kernel's ESRCH (`ipvs::errno::kernel_error`).
             let (_, dests) = find_mut(t, key)?;
             if dests.iter().any(|d| same(d, dest.addr, dest.port)) {
-                return Err(IpvsError::DestinationExists);
+                return Err(libc::EEXIST);
             }
+            check_unicast(dest.addr)?;
             dests.push(DestinationEntry {
                 dest: *dest,
                 active_conns: 0,
@@ -320,6 +535,8 @@ impl IpvsOps for FakeIpvs {
 
     async fn set_dest(&self, key: &ServiceKey, dest: &Destination) -> Result<(), IpvsError> {
         self.write(Write::SetDest(*key, *dest), |t| {
+            find(t, key)?;
+            check_dest(t, key, dest)?;
             let dest = &if t.old_kernel {
                 as_old_kernel_sees(key, *dest)
             } else {
@@ -329,7 +546,7 @@ impl IpvsOps for FakeIpvs {
             let d = dests
                 .iter_mut()
                 .find(|d| same(d, dest.addr, dest.port))
-                .ok_or(IpvsError::DestinationNotFound)?;
+                .ok_or(libc::ENOENT)?;
             d.dest = *dest;
             Ok(())
         })
@@ -346,7 +563,7 @@ impl IpvsOps for FakeIpvs {
             let before = dests.len();
             dests.retain(|d| !same(d, addr, port));
             if dests.len() == before {
-                return Err(IpvsError::DestinationNotFound);
+                return Err(libc::ENOENT);
             }
             Ok(())
         })
@@ -398,7 +615,7 @@ impl IpvsOps for FakeIpvs {
     async fn new_daemon(&self, d: &Daemon) -> Result<(), IpvsError> {
         self.write(Write::NewDaemon(d.clone()), |t| {
             if t.daemons.iter().any(|r| r.state == d.state) {
-                return Err(IpvsError::DaemonRunning);
+                return Err(libc::EEXIST);
             }
             t.daemons.push(Daemon {
                 sync_maxlen: d.sync_maxlen.or(Some(1472)),
@@ -418,7 +635,7 @@ impl IpvsOps for FakeIpvs {
             let before = t.daemons.len();
             t.daemons.retain(|d| d.state != state);
             if t.daemons.len() == before {
-                return Err(IpvsError::DaemonNotRunning);
+                return Err(libc::ESRCH);
             }
             Ok(())
         })
@@ -440,5 +657,336 @@ impl IpvsOps for FakeIpvs {
         }
         t.missing.remove(name);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::{Protocol, Scheduler};
+
+    fn tcp(addr: &str) -> ServiceKey {
+        let a: std::net::SocketAddr = addr.parse().expect("address");
+        ServiceKey::Endpoint {
+            protocol: Protocol::Tcp,
+            addr: a.ip(),
+            port: a.port(),
+        }
+    }
+
+    fn masq(addr: &str) -> Destination {
+        let a: std::net::SocketAddr = addr.parse().expect("address");
+        Destination {
+            forward: ForwardMethod::Masquerade,
+            ..Destination::new(a.ip(), a.port())
+        }
+    }
+
+    /// A table with one service holding one real server, and no daemon.
+    async fn seeded() -> FakeIpvs {
+        let ipvs = FakeIpvs::default();
+        ipvs.new_service(&Service::new(tcp("10.0.0.1:80"), Scheduler::Wlc))
+            .await
+            .expect("service");
+        ipvs.new_dest(&tcp("10.0.0.1:80"), &masq("10.0.1.1:80"))
+            .await
+            .expect("real server");
+        ipvs
+    }
+
+    /// Each situation refused with the errno `ip_vs_ctl.c` returns for it, and so with the
+    /// error the real handle reports for that errno.
+    #[tokio::test]
+    async fn refusals_are_the_kernels_errnos() {
+        let vip = tcp("10.0.0.1:80");
+        let other = tcp("10.0.0.9:80");
+        let v6 = tcp("[2001:db8::1]:80");
+        let twos = Service::new(vip, Scheduler::Twos);
+        let sip = |key, scheduler| Service {
+            pe_name: Some("sip".into()),
+            ..Service::new(key, scheduler)
+        };
+        let engine = |name: &str| Service {
+            pe_name: Some(name.into()),
+            ..Service::new(other, Scheduler::Rr)
+        };
+        let rip: IpAddr = "10.0.1.1".parse().expect("ip");
+        let rip6 = "[2001:db8::2]:80";
+        let cases: Vec<(&str, Write, i32)> = vec![
+            (
+                "-A of an existing service, even with a missing scheduler",
+                Write::NewService(twos.clone()),
+                libc::EEXIST,
+            ),
+            (
+                "-A with a scheduler whose module is not loaded",
+                Write::NewService(Service::new(other, Scheduler::Twos)),
+                libc::ENOENT,
+            ),
+            (
+                "-A with a missing scheduler and an engine: the engine is named",
+                Write::NewService(sip(other, Scheduler::Twos)),
+                libc::ENOENT,
+            ),
+            (
+                "-A with an unknown persistence engine",
+                Write::NewService(engine("nosuch")),
+                libc::ENOENT,
+            ),
+            (
+                "-A of an IPv6 service whose netmask is no prefix length",
+                Write::NewService(Service {
+                    netmask: 129,
+                    ..Service::new(v6, Scheduler::Rr)
+                }),
+                libc::EINVAL,
+            ),
+            (
+                "-E of a missing service, even with a missing scheduler",
+                Write::SetService(Service::new(other, Scheduler::Twos)),
+                libc::ESRCH,
+            ),
+            (
+                "-E with a scheduler whose module is not loaded",
+                Write::SetService(twos.clone()),
+                libc::ENOENT,
+            ),
+            (
+                "-D of a missing service",
+                Write::DelService(other),
+                libc::ESRCH,
+            ),
+            (
+                "-Z of a missing service",
+                Write::Zero(Some(other)),
+                libc::ESRCH,
+            ),
+            (
+                "-a to a missing service",
+                Write::NewDest(other, masq("10.0.1.1:80")),
+                libc::ESRCH,
+            ),
+            (
+                "-a of an existing real server",
+                Write::NewDest(vip, masq("10.0.1.1:80")),
+                libc::EEXIST,
+            ),
+            (
+                "-a of a real server of another family, not tunnelled",
+                Write::NewDest(vip, masq(rip6)),
+                libc::EINVAL,
+            ),
+            (
+                "-a of a multicast real server",
+                Write::NewDest(vip, masq("224.0.0.1:80")),
+                libc::EINVAL,
+            ),
+            (
+                "-a with the lower threshold above the upper",
+                Write::NewDest(
+                    vip,
+                    Destination {
+                        lower_threshold: 9,
+                        upper_threshold: 1,
+                        ..masq("10.0.1.2:80")
+                    },
+                ),
+                libc::ERANGE,
+            ),
+            (
+                "-a with a weight the kernel reads as negative",
+                Write::NewDest(
+                    vip,
+                    Destination {
+                        weight: 1 << 31,
+                        ..masq("10.0.1.2:80")
+                    },
+                ),
+                libc::ERANGE,
+            ),
+            (
+                "-e on a missing service",
+                Write::SetDest(other, masq("10.0.1.1:80")),
+                libc::ESRCH,
+            ),
+            (
+                "-e of a missing real server",
+                Write::SetDest(vip, masq("10.0.1.9:80")),
+                libc::ENOENT,
+            ),
+            (
+                "-d on a missing service",
+                Write::DelDest(other, rip, 80),
+                libc::ESRCH,
+            ),
+            (
+                "-d of a missing real server",
+                Write::DelDest(vip, rip, 81),
+                libc::ENOENT,
+            ),
+            (
+                "--stop-daemon of a daemon that does not run",
+                Write::DelDaemon(DaemonState::Backup),
+                libc::ESRCH,
+            ),
+        ];
+        for (what, write, errno) in cases {
+            let ipvs = seeded().await;
+            let got = ipvs.write_one(&write).await;
+            assert_eq!(got, Err(write.refused(errno)), "{what}");
+            assert_eq!(
+                ipvs.contents(),
+                seeded().await.contents(),
+                "{what}: unchanged"
+            );
+        }
+
+        // A daemon already running, and a real server of another family while one runs.
+        let ipvs = seeded().await;
+        let master = Daemon {
+            state: DaemonState::Master,
+            mcast_ifn: "eth0".into(),
+            sync_id: 0,
+            sync_maxlen: None,
+            mcast_group: None,
+            mcast_port: None,
+            mcast_ttl: None,
+        };
+        ipvs.new_daemon(&master).await.expect("first daemon");
+        let again = Write::NewDaemon(master);
+        assert_eq!(
+            ipvs.write_one(&again).await,
+            Err(again.refused(libc::EEXIST))
+        );
+        let tunnelled = Write::NewDest(
+            vip,
+            Destination {
+                forward: ForwardMethod::Tunnel,
+                ..masq(rip6)
+            },
+        );
+        assert_eq!(
+            ipvs.write_one(&tunnelled).await,
+            Err(tunnelled.refused(libc::EINVAL)),
+            "mixed families while a sync daemon runs"
+        );
+    }
+
+    /// The errnos above are the named errors of the real handle, libipvs's words.
+    #[tokio::test]
+    async fn refusals_have_the_real_handles_names() {
+        let ipvs = seeded().await;
+        let vip = tcp("10.0.0.1:80");
+        let other = tcp("10.0.0.9:80");
+        let rip: IpAddr = "10.0.1.1".parse().expect("ip");
+        let sip_twos = Service {
+            pe_name: Some("sip".into()),
+            ..Service::new(other, Scheduler::Twos)
+        };
+        let cases: Vec<(IpvsError, IpvsError)> = vec![
+            (
+                ipvs.new_service(&Service::new(vip, Scheduler::Twos))
+                    .await
+                    .expect_err("exists"),
+                IpvsError::ServiceExists,
+            ),
+            (
+                ipvs.new_service(&Service::new(other, Scheduler::Twos))
+                    .await
+                    .expect_err("no scheduler"),
+                IpvsError::SchedulerNotFound("twos".into()),
+            ),
+            (
+                ipvs.new_service(&sip_twos).await.expect_err("no scheduler"),
+                IpvsError::PersistenceEngineNotFound("sip".into()),
+            ),
+            (
+                ipvs.set_service(&Service::new(other, Scheduler::Rr))
+                    .await
+                    .expect_err("missing"),
+                IpvsError::ServiceNotFound,
+            ),
+            (
+                ipvs.service(&other).await.expect_err("missing"),
+                IpvsError::ServiceNotFound,
+            ),
+            (
+                ipvs.destinations(&other).await.expect_err("missing"),
+                IpvsError::ServiceNotFound,
+            ),
+            (
+                ipvs.new_dest(&vip, &masq("10.0.1.1:80"))
+                    .await
+                    .expect_err("exists"),
+                IpvsError::DestinationExists,
+            ),
+            (
+                ipvs.del_dest(&vip, rip, 81).await.expect_err("missing"),
+                IpvsError::DestinationNotFound,
+            ),
+            (
+                ipvs.new_dest(&vip, &masq("255.255.255.255:80"))
+                    .await
+                    .expect_err("broadcast"),
+                IpvsError::Kernel {
+                    op: "add destination",
+                    errno: libc::EINVAL,
+                    message: "Invalid argument".into(),
+                },
+            ),
+            (
+                ipvs.del_daemon(DaemonState::Master)
+                    .await
+                    .expect_err("none"),
+                IpvsError::DaemonNotRunning,
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_can_be_injected_by_errno() {
+        let ipvs = seeded().await;
+        let vip = tcp("10.0.0.1:80");
+        ipvs.refuse_nth_write(2, libc::ENOMEM);
+        ipvs.zero(None).await.expect("first write");
+        assert_eq!(
+            ipvs.new_dest(&vip, &masq("10.0.1.2:80")).await,
+            Err(IpvsError::Kernel {
+                op: "add destination",
+                errno: libc::ENOMEM,
+                message: "Cannot allocate memory".into(),
+            })
+        );
+        ipvs.new_dest(&vip, &masq("10.0.1.2:80"))
+            .await
+            .expect("only once");
+        let del = Write::DelService(vip);
+        ipvs.refuse_write(del, libc::EPERM);
+        assert_eq!(
+            ipvs.del_service(&vip).await,
+            Err(IpvsError::PermissionDenied)
+        );
+        assert_eq!(ipvs.contents().len(), 1);
+    }
+
+    impl FakeIpvs {
+        async fn write_one(&self, w: &Write) -> Result<(), IpvsError> {
+            match w.clone() {
+                Write::NewService(s) => self.new_service(&s).await,
+                Write::SetService(s) => self.set_service(&s).await,
+                Write::DelService(k) => self.del_service(&k).await,
+                Write::NewDest(k, d) => self.new_dest(&k, &d).await,
+                Write::SetDest(k, d) => self.set_dest(&k, &d).await,
+                Write::DelDest(k, a, p) => self.del_dest(&k, a, p).await,
+                Write::Flush => self.flush().await,
+                Write::Zero(k) => self.zero(k.as_ref()).await,
+                Write::SetTimeouts(t) => self.set_timeouts(&t).await,
+                Write::NewDaemon(d) => self.new_daemon(&d).await,
+                Write::DelDaemon(s) => self.del_daemon(s).await,
+            }
+        }
     }
 }
