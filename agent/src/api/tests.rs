@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -28,31 +27,6 @@ use crate::link::fake::FakeLinks;
 use crate::server::{self, Listeners, ServerError};
 use crate::shutdown::Shutdown;
 
-static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh directory under the system temp dir, removed on drop.
-#[derive(Debug)]
-pub(crate) struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub(crate) fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "ipvs-agent-test-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create test dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A client channel to a unix socket.
 pub(crate) async fn connect(socket: &Path) -> Channel {
     let path = socket.to_owned();
@@ -73,7 +47,7 @@ pub(crate) struct TestServer {
     pub channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -83,8 +57,8 @@ impl TestServer {
 
     /// With `policies`, also PolicyService over a real engine (no artifact cache).
     pub(crate) async fn start_with(policies: bool) -> Self {
-        let dir = TempDir::new();
-        let socket = dir.0.join("run").join("agent.sock");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("run").join("agent.sock");
         let ipvs = Arc::new(FakeIpvs::default());
         let links = Arc::new(FakeLinks::default());
         let (trigger, shutdown) = Shutdown::new();
@@ -92,9 +66,10 @@ impl TestServer {
         let attachments = if policies {
             let engine = crate::policy::PolicyEngine::new(crate::policy::Limits::default(), None)
                 .expect("engine");
-            let store = crate::attach::PolicyStore::open(Some(dir.0.join("policies")), &engine)
-                .await
-                .expect("store");
+            let store =
+                crate::attach::PolicyStore::open(Some(dir.path().join("policies")), &engine)
+                    .await
+                    .expect("store");
             Some(Arc::new(crate::attach::Attachments::new(
                 engine,
                 store,

@@ -615,13 +615,13 @@ async fn draining_a_missing_server_says_so() {
 mod attachments {
     use super::*;
     use crate::api::policy_tests::fixture;
-    use crate::api::tests::TempDir;
     use crate::attach::{Attachments, Mode, PolicyStore};
     use crate::policy::{Limits, PolicyEngine};
+    use tempfile::TempDir;
 
     async fn policies(dir: &TempDir, kernel: Arc<Kernel<FakeIpvs>>) -> Arc<Attachments<FakeIpvs>> {
         let engine = PolicyEngine::new(Limits::default(), None).expect("engine");
-        let store = PolicyStore::open(Some(dir.0.join("policies")), &engine)
+        let store = PolicyStore::open(Some(dir.path().join("policies")), &engine)
             .await
             .expect("store");
         Arc::new(Attachments::new(engine, store, kernel))
@@ -644,7 +644,7 @@ mod attachments {
     /// weights, so repair never undoes its decision and the node is not reported as drifted.
     #[tokio::test]
     async fn drift_enforcement_and_an_enforcing_policy_do_not_fight() {
-        let dir = TempDir::new();
+        let dir = tempfile::tempdir().expect("temp dir");
         let ipvs = Arc::new(FakeIpvs::default());
         let links = Arc::new(FakeLinks::default());
         let k = kernel(&ipvs);
@@ -724,7 +724,7 @@ mod attachments {
 
     #[tokio::test]
     async fn declared_attachments_are_made_kept_pruned_and_remade_after_a_restart() {
-        let dir = TempDir::new();
+        let dir = tempfile::tempdir().expect("temp dir");
         let ipvs = Arc::new(FakeIpvs::default());
         let links = Arc::new(FakeLinks::default());
         let k = kernel(&ipvs);
@@ -734,7 +734,7 @@ mod attachments {
             .await
             .expect("upload")
             .hash;
-        let revisions = Some(dir.0.join("revisions"));
+        let revisions = Some(dir.path().join("revisions"));
         let state = Declared::open(
             k,
             links.clone(),
