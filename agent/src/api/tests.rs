@@ -1,21 +1,17 @@
 //! The API end to end through gRPC: a real tonic client over a unix socket, the real server
 //! wiring, and in-memory cores underneath.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use ipvs_proto::v1 as pb;
 use pb::ip_address::Ip;
 use pb::ipvs_service_client::IpvsServiceClient;
 use pb::link_service_client::LinkServiceClient;
 use pb::service_key::Key;
 use pb::stats_service_client::StatsServiceClient;
-use tokio::net::UnixStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::ipvs::fake::{FakeIpvs, Write};
@@ -23,31 +19,16 @@ use crate::ipvs::{
     Destination, ForwardMethod, IpvsError, IpvsOps, Protocol, Scheduler, Service, ServiceFlags,
     ServiceKey, Stats,
 };
-use crate::link::fake::FakeLinks;
-use crate::server::{self, Listeners, ServerError};
-use crate::shutdown::Shutdown;
+use crate::server::ServerError;
+use crate::testing::{Services, TestAgent};
 
-/// A client channel to a unix socket.
-pub(crate) async fn connect(socket: &Path) -> Channel {
-    let path = socket.to_owned();
-    Endpoint::try_from("http://agent.invalid")
-        .expect("endpoint")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
-        .await
-        .expect("connect to the test server")
-}
-
-/// The agent's routes over fake cores, served on a unix socket in a temp dir.
+/// The agent's routes over fake cores, served on a unix socket in a temp dir
+/// ([`crate::testing`]), with a client channel to it.
 pub(crate) struct TestServer {
     pub ipvs: Arc<FakeIpvs>,
     pub socket: PathBuf,
     pub channel: Channel,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServerError>>,
-    _dir: tempfile::TempDir,
+    agent: TestAgent,
 }
 
 impl TestServer {
@@ -57,64 +38,16 @@ impl TestServer {
 
     /// With `policies`, also PolicyService over a real engine (no artifact cache).
     pub(crate) async fn start_with(policies: bool) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let socket = dir.path().join("run").join("agent.sock");
-        let ipvs = Arc::new(FakeIpvs::default());
-        let links = Arc::new(FakeLinks::default());
-        let (trigger, shutdown) = Shutdown::new();
-        let kernel = Arc::new(crate::kernel::Kernel::new(ipvs.clone()));
-        let attachments = if policies {
-            let engine = crate::policy::PolicyEngine::new(crate::policy::Limits::default(), None)
-                .expect("engine");
-            let store =
-                crate::attach::PolicyStore::open(Some(dir.path().join("policies")), &engine)
-                    .await
-                    .expect("store");
-            Some(Arc::new(crate::attach::Attachments::new(
-                engine,
-                store,
-                kernel.clone(),
-            )))
-        } else {
-            None
-        };
-        let node = server::Node {
-            kernel,
-            links,
-            policies: attachments,
-            state: None,
-        };
-        let routes = server::routes(node, shutdown.clone()).expect("routes");
-        let (listener, file) = server::bind_unix(&socket).expect("bind");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let listeners = Listeners {
-                unix: Some(listener),
-                tcp: None,
-            };
-            let stop = async {
-                let _ = stopped.await;
-            };
-            let result = server::serve(
-                routes,
-                listeners,
-                trigger,
-                shutdown,
-                stop,
-                Duration::from_secs(5),
-            )
-            .await;
-            drop(file);
-            result
-        });
-        let channel = connect(&socket).await;
+        let agent = TestAgent::start(Services {
+            policies,
+            state: false,
+        })
+        .await;
         TestServer {
-            ipvs,
-            socket,
-            channel,
-            stop: Some(stop),
-            task,
-            _dir: dir,
+            ipvs: agent.ipvs.clone(),
+            socket: agent.server.socket().to_owned(),
+            channel: agent.channel().await,
+            agent,
         }
     }
 
@@ -131,11 +64,8 @@ impl TestServer {
     }
 
     /// Stops the server as a signal would and waits for it to finish.
-    pub(crate) async fn stop(mut self) -> Result<(), ServerError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await.expect("server task")
+    pub(crate) async fn stop(self) -> Result<(), ServerError> {
+        self.agent.stop().await
     }
 }
 
