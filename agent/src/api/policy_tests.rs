@@ -515,7 +515,7 @@ async fn uploads_reload_from_the_state_dir() {
     assert_eq!(listed, vec![(p.hash, "kept".to_owned(), p.size)]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_interval_task_applies_on_its_own() {
     let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     let p = upload(&f.api, fixture("", "10.0.0.2:80", 4, "tick"), "tick").await;
@@ -525,10 +525,14 @@ async fn the_interval_task_applies_on_its_own() {
         nanos: 100_000_000,
     });
     f.api.attach(Request::new(req)).await.expect("attach");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while set_dest_writes(&f.ipvs).is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(
+        set_dest_writes(&f.ipvs),
+        vec![],
+        "written before its interval"
+    );
+    // Paused time: the interval passes (the clock stands still while the policy runs on a
+    // blocking thread), and the task has applied the decision.
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(set_dest_writes(&f.ipvs), vec![("10.0.0.2".into(), 4)]);
     let dests = f.ipvs.destinations(&key()).await.expect("dests");
     let weights: Vec<u32> = dests.iter().map(|d| d.dest.weight).collect();

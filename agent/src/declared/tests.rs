@@ -552,6 +552,57 @@ fn a_drain_survives_a_restart_and_finishes() {
     assert_eq!(third.kernel.drains(), []);
 }
 
+/// In paused time: a count every poll, and the server left in place at the timeout exactly.
+#[tokio::test(start_paused = true)]
+async fn a_drain_that_times_out_keeps_its_timing() {
+    let (ipvs, _, state) = open(None, DriftMode::Report);
+    let key = tcp("10.0.0.1:80");
+    let rip = "10.0.1.1".parse().expect("ip");
+    state
+        .apply(spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 4)])]), apply())
+        .await
+        .expect("apply");
+    ipvs.set_conns(&key, rip, 80, 2, 1);
+    let mut rx = state
+        .drain(DrainRequest {
+            service: key,
+            addr: rip,
+            port: 80,
+            timeout: Duration::from_millis(2500),
+            keep: true,
+            expected: None,
+            poll: Duration::from_secs(1),
+        })
+        .await
+        .expect("drain");
+    let mut reports = Vec::new();
+    while let Some(r) = rx.recv().await {
+        reports.push(r.expect("no error"));
+    }
+    let waiting = |ms| Progress::Waiting {
+        active: 2,
+        inactive: 1,
+        elapsed: Duration::from_millis(ms),
+    };
+    assert_eq!(
+        reports,
+        vec![
+            Progress::WeightZero { previous: 4 },
+            waiting(0),
+            waiting(1000),
+            waiting(2000),
+            Progress::Done {
+                active: 2,
+                inactive: 1,
+                elapsed: Duration::from_millis(2500),
+                timed_out: true,
+                removed: false,
+                revision: 2,
+            },
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_drain_the_kernel_cuts_short_ends_with_why() {
     let (ipvs, _, state) = open(None, DriftMode::Report);
