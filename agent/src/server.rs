@@ -82,7 +82,11 @@ pub fn routes<I: IpvsOps, L: LinkOps>(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     if let Some(state) = state {
-        routes.add_service(StateApi::new(state).into_server());
+        routes.add_service(
+            StateApi::new(state)
+                .with_shutdown(shutdown.clone())
+                .into_server(),
+        );
     }
     if let Some(policies) = policies {
         routes.add_service(

@@ -1127,6 +1127,41 @@ async fn stopping_ends_watches_and_removes_the_socket() {
 }
 
 #[tokio::test]
+async fn stopping_ends_state_event_watches() {
+    use pb::state_service_client::StateServiceClient;
+    let agent = TestAgent::start(Services {
+        policies: false,
+        state: true,
+    })
+    .await;
+    let mut client = StateServiceClient::new(agent.channel().await);
+    let mut events = client
+        .watch_events(pb::WatchStateEventsRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    client
+        .apply(pb::ApplyStateRequest {
+            spec: Some(pb::NodeSpec::default()),
+            ..Default::default()
+        })
+        .await
+        .expect("apply");
+    let applied = events.message().await.expect("an event").expect("open");
+    assert!(
+        matches!(applied.event, Some(pb::state_event::Event::Applied(_))),
+        "{applied:?}"
+    );
+    agent.stop().await.expect("clean stop");
+    // Ended cleanly by the stop. A watch the stop does not end outlives it (the connection
+    // stays up after the grace period), so the wait is bounded to fail rather than hang.
+    match tokio::time::timeout(Duration::from_secs(60), events.message()).await {
+        Ok(Ok(None)) => {}
+        other => panic!("the watch was not ended by the stop: {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn an_upload_larger_than_grpcs_default_limit_reaches_the_engine() {
     use pb::policy_service_client::PolicyServiceClient;
     let server = TestServer::start_with(true).await;
