@@ -14,8 +14,8 @@ use super::cmd::Cmd;
 use super::errno::kernel_error;
 use super::{
     Connection, Daemon, DaemonState, Destination, DestinationEntry, Family, ForwardMethod, Info,
-    IpvsError, IpvsOps, ModuleError, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats,
-    Timeouts, Tunnel,
+    IpvsError, IpvsOp, IpvsOps, ModuleError, Service, ServiceEntry, ServiceFlags, ServiceKey,
+    Stats, Timeouts, Tunnel,
 };
 
 /// A write that reached the fake IPVS core.
@@ -53,10 +53,38 @@ impl Write {
         }
     }
 
+    /// The write as a value of the real write path.
+    pub fn op(&self) -> IpvsOp {
+        match self.clone() {
+            Write::NewService(s) => IpvsOp::NewService(s),
+            Write::SetService(s) => IpvsOp::SetService(s),
+            Write::DelService(k) => IpvsOp::DelService(k),
+            Write::NewDest(k, d) => IpvsOp::NewDest(k, d),
+            Write::SetDest(k, d) => IpvsOp::SetDest(k, d),
+            Write::DelDest(service, addr, port) => IpvsOp::DelDest {
+                service,
+                addr,
+                port,
+            },
+            Write::Flush => IpvsOp::Flush,
+            Write::Zero(k) => IpvsOp::Zero(k),
+            Write::SetTimeouts(t) => IpvsOp::SetTimeouts(t),
+            Write::NewDaemon(d) => IpvsOp::NewDaemon(d),
+            Write::DelDaemon(s) => IpvsOp::DelDaemon(s),
+        }
+    }
+
     /// The kernel's refusal of this write with `errno`, as the real handle names it.
     pub fn refused(&self, errno: i32) -> IpvsError {
         let (cmd, service) = self.cmd();
         kernel_error(cmd, errno, service)
+    }
+}
+
+/// In ipvsadm's words: `-a -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 1`.
+impl std::fmt::Display for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.op().fmt(f)
     }
 }
 
@@ -186,6 +214,27 @@ impl FakeIpvs {
     /// Every write that reached this core so far, in order, whether it succeeded or not.
     pub fn writes(&self) -> Vec<Write> {
         self.table().writes.clone()
+    }
+
+    /// Every write so far in ipvsadm's words, in order, whether it succeeded or not.
+    pub fn written(&self) -> Vec<String> {
+        self.table().writes.iter().map(Write::to_string).collect()
+    }
+
+    /// The table as `ipvsadm -Sn` would save it: each service's `-A`, then its real servers'
+    /// `-a`, without counting a read.
+    pub fn rules(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (entry, dests) in self.table().services.values() {
+            let s = &entry.service;
+            out.push(IpvsOp::NewService(s.clone()).to_string());
+            out.extend(
+                dests
+                    .iter()
+                    .map(|d| IpvsOp::NewDest(s.key, d.dest).to_string()),
+            );
+        }
+        out
     }
 
     /// How many reads (of any kind) were served.
@@ -970,6 +1019,29 @@ mod tests {
             Err(IpvsError::PermissionDenied)
         );
         assert_eq!(ipvs.contents().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn writes_and_the_table_read_as_ipvsadm_lines() {
+        let ipvs = seeded().await;
+        let _ = ipvs
+            .del_dest(&tcp("10.0.0.1:80"), "10.0.1.9".parse().expect("ip"), 80)
+            .await;
+        assert_eq!(
+            ipvs.written(),
+            [
+                "-A -t 10.0.0.1:80 -s wlc",
+                "-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 1",
+                "-d -t 10.0.0.1:80 -r 10.0.1.9:80",
+            ]
+        );
+        assert_eq!(
+            ipvs.rules(),
+            [
+                "-A -t 10.0.0.1:80 -s wlc",
+                "-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 1"
+            ]
+        );
     }
 
     impl FakeIpvs {
