@@ -15,6 +15,9 @@ pub mod link;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+/// The agent over in-memory cores, for tests (feature `test-support`).
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 /// The policy engine: a crate of its own so that ipvsctl can run it without the agent.
 pub use ipvs_policy as policy;

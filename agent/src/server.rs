@@ -82,7 +82,11 @@ pub fn routes<I: IpvsOps, L: LinkOps>(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     if let Some(state) = state {
-        routes.add_service(StateApi::new(state).into_server());
+        routes.add_service(
+            StateApi::new(state)
+                .with_shutdown(shutdown.clone())
+                .into_server(),
+        );
     }
     if let Some(policies) = policies {
         routes.add_service(
@@ -227,16 +231,15 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::tests::TempDir;
 
     #[tokio::test]
     async fn unix_socket_is_private_and_replaces_only_stale_sockets() {
-        let dir = TempDir::new();
-        let path = dir.0.join("a").join("b").join("agent.sock");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("a").join("b").join("agent.sock");
         let (listener, file) = bind_unix(&path).expect("first bind");
         let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
         assert_eq!(mode(&path).ok(), Some(0o600));
-        assert_eq!(mode(&dir.0.join("a").join("b")).ok(), Some(0o700));
+        assert_eq!(mode(&dir.path().join("a").join("b")).ok(), Some(0o700));
 
         // Served: refused, and the socket is left alone.
         assert!(matches!(bind_unix(&path), Err(ServerError::SocketInUse(p)) if p == path));
@@ -250,7 +253,7 @@ mod tests {
         drop(file);
         assert!(!path.exists(), "dropping the guard removes the socket");
 
-        let regular = dir.0.join("not-a-socket");
+        let regular = dir.path().join("not-a-socket");
         std::fs::write(&regular, b"data").expect("write file");
         let err = bind_unix(&regular).map(|_| ()).map_err(|e| e.to_string());
         assert_eq!(
@@ -265,8 +268,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_replaced_socket_is_not_removed_by_the_old_guard() {
-        let dir = TempDir::new();
-        let path = dir.0.join("agent.sock");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("agent.sock");
         let (old_listener, old_file) = bind_unix(&path).expect("first bind");
         drop(old_listener);
         let (_listener, _file) = bind_unix(&path).expect("second bind");

@@ -35,7 +35,7 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn fires_every_clone_and_only_when_asked() {
         let (trigger, shutdown) = Shutdown::new();
         let other = shutdown.clone();
@@ -50,7 +50,7 @@ mod tests {
             .expect("second waiter");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_dropped_trigger_stops_the_waiters() {
         let (trigger, shutdown) = Shutdown::new();
         drop(trigger);

@@ -1,28 +1,16 @@
 //! Fleet mode of the real `ipvsctl` binary: nodes whose agents do not exist, and a fleet where
-//! one node's agent (an in-process fake serving links) answers and another does not.
+//! some nodes' agents (the real agent over in-memory cores) answer and another does not.
+
+mod support;
 
 use std::path::Path;
 use std::process::Output;
 
-use ipvs_proto::v1 as pb;
-use ipvs_proto::v1::link_service_server::{LinkService, LinkServiceServer};
-use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::{Request, Response, Status};
-
-const PROGRAM: &str = env!("CARGO_BIN_EXE_ipvsctl");
+use ipvs_agent::link::{LinkName, LinkOps};
+use support::{TestAgent, text};
 
 async fn ipvsctl(args: &[&str]) -> Output {
-    tokio::process::Command::new(PROGRAM)
-        .args(args)
-        .env_remove("IPVSCTL_AGENT")
-        .output()
-        .await
-        .expect("run ipvsctl")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    support::ipvsctl(None, args).await
 }
 
 fn write_inventory(dir: &Path, yaml: &str) -> String {
@@ -173,84 +161,22 @@ async fn help_mentions_the_fleet_flags() {
     }
 }
 
-/// An agent that serves only links: one dummy link, named for the node.
-#[derive(Clone)]
-struct Links(&'static str);
-
-#[tonic::async_trait]
-impl LinkService for Links {
-    async fn create_dummy(
-        &self,
-        _: Request<pb::CreateDummyRequest>,
-    ) -> Result<Response<pb::CreateDummyResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+/// An agent (the real one over in-memory links) with a dummy link named for the node.
+async fn node_agent(link: &str) -> TestAgent {
+    let agent = support::agent().await;
+    for name in ["dummy0", link] {
+        let name = LinkName::new(name).expect("link name");
+        agent.links.create_dummy(&name).await.expect("create link");
+        agent.links.set_up(&name, true).await.expect("link up");
     }
-    async fn delete_link(
-        &self,
-        _: Request<pb::DeleteLinkRequest>,
-    ) -> Result<Response<pb::DeleteLinkResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn set_link_state(
-        &self,
-        _: Request<pb::SetLinkStateRequest>,
-    ) -> Result<Response<pb::SetLinkStateResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn list_links(
-        &self,
-        _: Request<pb::ListLinksRequest>,
-    ) -> Result<Response<pb::ListLinksResponse>, Status> {
-        let link = |index: u32, name: &str| pb::Link {
-            index,
-            name: name.to_string(),
-            kind: "dummy".into(),
-            up: true,
-            mtu: 1500,
-            ..pb::Link::default()
-        };
-        Ok(Response::new(pb::ListLinksResponse {
-            links: vec![link(2, "dummy0"), link(3, self.0)],
-        }))
-    }
-    async fn add_address(
-        &self,
-        _: Request<pb::AddAddressRequest>,
-    ) -> Result<Response<pb::AddAddressResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn delete_address(
-        &self,
-        _: Request<pb::DeleteAddressRequest>,
-    ) -> Result<Response<pb::DeleteAddressResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-    async fn list_addresses(
-        &self,
-        _: Request<pb::ListAddressesRequest>,
-    ) -> Result<Response<pb::ListAddressesResponse>, Status> {
-        Err(Status::unimplemented("fake"))
-    }
-}
-
-/// Serves `links` on `dir/NAME.sock` until the returned task is dropped.
-fn serve(dir: &Path, name: &str, links: Links) -> (String, tokio::task::JoinHandle<()>) {
-    let path = dir.join(format!("{name}.sock"));
-    let listener = UnixListener::bind(&path).expect("bind the fake agent's socket");
-    let server = tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(LinkServiceServer::new(links))
-            .serve_with_incoming(UnixListenerStream::new(listener))
-            .await;
-    });
-    (format!("unix:{}", path.display()), server)
+    agent
 }
 
 #[tokio::test]
 async fn each_node_answers_from_its_own_agent_in_inventory_order() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (a, server_a) = serve(dir.path(), "a", Links("vip-a"));
-    let (c, server_c) = serve(dir.path(), "c", Links("vip-c"));
+    let (agent_a, agent_c) = (node_agent("vip-a").await, node_agent("vip-c").await);
+    let (a, c) = (agent_a.address(), agent_c.address());
     let missing = "unix:/nonexistent/ipvsctl-fleet/b.sock";
     let inv = write_inventory(
         dir.path(),
@@ -311,6 +237,4 @@ async fn each_node_answers_from_its_own_agent_in_inventory_order() {
             format!("{a}: ok\n{c}: ok\nfleet: 2 of 2 nodes ok\n")
         )
     );
-    server_a.abort();
-    server_c.abort();
 }

@@ -126,9 +126,9 @@ mod tests {
     use tonic::transport::Channel;
 
     use super::*;
-    use crate::api::fake::Write;
     use crate::api::tests::TestServer;
     use crate::ipvs::conn::parse_line;
+    use crate::ipvs::fake::Write;
     use crate::ipvs::{Daemon, DaemonState, Timeouts};
 
     fn client(server: &TestServer) -> ConfigServiceClient<Channel> {

@@ -16,8 +16,6 @@ pub mod table;
 pub mod upload;
 
 #[cfg(test)]
-pub(crate) mod fake;
-#[cfg(test)]
 pub(crate) mod policy_tests;
 #[cfg(test)]
 pub(crate) mod tests;

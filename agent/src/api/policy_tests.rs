@@ -7,15 +7,15 @@ use ipvs_proto::v1 as pb;
 use pb::policy_service_server::PolicyService;
 use tonic::{Code, Request};
 
-use super::fake::{FakeIpvs, Write};
 use super::policy::PolicyApi;
-use super::tests::TempDir;
 use crate::attach::{Attachments, PolicyStore, SavedAttachments};
 use crate::convert::ipvs::key_to_proto;
 use crate::ipvs::IpvsOps;
+use crate::ipvs::fake::{FakeIpvs, Write};
 use crate::ipvs::schedulers::KernelSchedulers;
 use crate::ipvs::types::{Destination, Protocol, Scheduler, Service, ServiceKey};
 use crate::policy::{Limits, PolicyEngine};
+use tempfile::TempDir;
 
 /// Result area and heap of the fixture modules (see `policy-engine/tests/support/fixtures.rs` for
 /// the layout of `result<decision, string>`).
@@ -131,7 +131,7 @@ async fn setup_in(dir: TempDir) -> Fixture {
         let dest = Destination::new(host.parse().expect("addr"), 80);
         ipvs.new_dest(&key(), &dest).await.expect("dest");
     }
-    let attachments = Arc::new(attachments_in(&dir.0, ipvs.clone()).await);
+    let attachments = Arc::new(attachments_in(dir.path(), ipvs.clone()).await);
     Fixture {
         ipvs,
         api: PolicyApi::new(attachments.clone()),
@@ -199,7 +199,7 @@ fn set_dest_writes(ipvs: &FakeIpvs) -> Vec<(String, u32)> {
 
 #[tokio::test]
 async fn enforce_writes_only_changed_weights_and_reports_them() {
-    let f = setup_in(TempDir::new()).await;
+    let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     let p = upload(&f.api, fixture("", "10.0.0.3:80", 5, "busy"), "five").await;
     assert_eq!(p.name, "five");
     assert_eq!(p.hash.len(), 64);
@@ -305,7 +305,7 @@ async fn evaluate_once(api: &PolicyApi<FakeIpvs>, id: &str) -> pb::evaluation_re
 
 #[tokio::test]
 async fn schedulers_are_those_the_kernel_offers_loaded_on_demand() {
-    let f = setup_in(TempDir::new()).await;
+    let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     f.ipvs.make_loadable("twos");
     let twos = upload(
         &f.api,
@@ -364,7 +364,7 @@ async fn schedulers_are_those_the_kernel_offers_loaded_on_demand() {
 
 #[tokio::test]
 async fn dry_run_writes_nothing() {
-    let f = setup_in(TempDir::new()).await;
+    let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     let p = upload(&f.api, fixture("", "10.0.0.2:80", 9, "dry"), "").await;
     let a = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::DryRun)).await;
     let r = f
@@ -385,7 +385,7 @@ async fn dry_run_writes_nothing() {
 
 #[tokio::test]
 async fn a_trapping_policy_is_quarantined_and_the_weights_stay() {
-    let f = setup_in(TempDir::new()).await;
+    let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     let p = upload(
         &f.api,
         fixture("unreachable", "10.0.0.2:80", 9, "x"),
@@ -430,7 +430,7 @@ async fn a_trapping_policy_is_quarantined_and_the_weights_stay() {
 
 #[tokio::test]
 async fn bad_requests_get_exact_errors() {
-    let f = setup_in(TempDir::new()).await;
+    let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     let err = f
         .api
         .upload_policy(Request::new(pb::UploadPolicyRequest {
@@ -494,8 +494,8 @@ async fn bad_requests_get_exact_errors() {
 
 #[tokio::test]
 async fn uploads_reload_from_the_state_dir() {
-    let dir = TempDir::new();
-    let path = dir.0.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_owned();
     let bytes = fixture("", "10.0.0.2:80", 3, "kept");
     let f = setup_in(dir).await;
     let p = upload(&f.api, bytes.clone(), "kept").await;
@@ -515,9 +515,9 @@ async fn uploads_reload_from_the_state_dir() {
     assert_eq!(listed, vec![(p.hash, "kept".to_owned(), p.size)]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_interval_task_applies_on_its_own() {
-    let f = setup_in(TempDir::new()).await;
+    let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     let p = upload(&f.api, fixture("", "10.0.0.2:80", 4, "tick"), "tick").await;
     let mut req = attach_request(&p.hash, pb::PolicyMode::Enforce);
     req.interval = Some(prost_types::Duration {
@@ -525,10 +525,14 @@ async fn the_interval_task_applies_on_its_own() {
         nanos: 100_000_000,
     });
     f.api.attach(Request::new(req)).await.expect("attach");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while set_dest_writes(&f.ipvs).is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(
+        set_dest_writes(&f.ipvs),
+        vec![],
+        "written before its interval"
+    );
+    // Paused time: the interval passes (the clock stands still while the policy runs on a
+    // blocking thread), and the task has applied the decision.
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(set_dest_writes(&f.ipvs), vec![("10.0.0.2".into(), 4)]);
     let dests = f.ipvs.destinations(&key()).await.expect("dests");
     let weights: Vec<u32> = dests.iter().map(|d| d.dest.weight).collect();
@@ -545,7 +549,7 @@ async fn listed(api: &PolicyApi<FakeIpvs>) -> Vec<pb::Attachment> {
 
 #[tokio::test]
 async fn attachments_made_through_the_api_survive_a_restart() {
-    let f = setup_in(TempDir::new()).await;
+    let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     let p = upload(&f.api, fixture("", "10.0.0.2:80", 3, "kept"), "kept").await;
     let gone = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::Enforce)).await;
     let mut req = attach_request(&p.hash, pb::PolicyMode::DryRun);
@@ -564,7 +568,7 @@ async fn attachments_made_through_the_api_survive_a_restart() {
     assert_eq!(f.attachments.attach(spec).await.expect("declared"), "a3");
 
     // A second agent on the same state directory.
-    let again = Arc::new(attachments_in(&f._dir.0, f.ipvs.clone()).await);
+    let again = Arc::new(attachments_in(f._dir.path(), f.ipvs.clone()).await);
     let api = PolicyApi::new(again.clone());
     assert_eq!(listed(&api).await, vec![kept.clone()]);
     let next = api
@@ -589,11 +593,11 @@ async fn attachments_made_through_the_api_survive_a_restart() {
 
 #[tokio::test]
 async fn an_attachment_that_cannot_be_saved_is_not_made() {
-    let f = setup_in(TempDir::new()).await;
+    let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     let p = upload(&f.api, fixture("", "10.0.0.2:80", 3, "r"), "r").await;
     let kept = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::Enforce)).await;
     // The file cannot be replaced: a directory stands in its way.
-    let path = f._dir.0.join("attachments.pb");
+    let path = f._dir.path().join("attachments.pb");
     std::fs::remove_file(&path).expect("rm");
     std::fs::create_dir(&path).expect("mkdir");
     let err = f
@@ -629,7 +633,7 @@ async fn an_attachment_that_cannot_be_saved_is_not_made() {
 /// makes the decision stale, and nothing is written.
 #[tokio::test]
 async fn a_write_during_an_evaluation_is_not_reverted() {
-    let f = setup_in(TempDir::new()).await;
+    let f = setup_in(tempfile::tempdir().expect("temp dir")).await;
     let p = upload(&f.api, fixture("", "10.0.0.2:80", 5, "r"), "five").await;
     let a = attach(&f.api, attach_request(&p.hash, pb::PolicyMode::Enforce)).await;
     let server = |ipvs: &FakeIpvs| {

@@ -19,6 +19,7 @@ use crate::declared::drain::{DrainRequest, Progress};
 use crate::declared::{ApplyOptions, Declared, EventKind, Outcome, Step, revision_info};
 use crate::ipvs::IpvsOps;
 use crate::link::LinkOps;
+use crate::shutdown::Shutdown;
 use crate::state::DriftMode;
 
 /// A drain waits this long for active connections when the request does not say.
@@ -29,11 +30,22 @@ pub const DRAIN_POLL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct StateApi<I, L> {
     state: Arc<Declared<I, L>>,
+    shutdown: Option<Shutdown>,
 }
 
 impl<I: IpvsOps, L: LinkOps> StateApi<I, L> {
     pub fn new(state: Arc<Declared<I, L>>) -> Self {
-        StateApi { state }
+        StateApi {
+            state,
+            shutdown: None,
+        }
+    }
+
+    /// Ends every WatchEvents stream when `shutdown` fires, so a stopping server need not wait
+    /// for watchers. (A drain in progress is no watch: it goes on in the agent either way.)
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
     }
 
     pub fn into_server(self) -> StateServiceServer<Self> {
@@ -249,9 +261,22 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
         _req: Request<pb::WatchStateEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let mut rx = self.state.subscribe();
+        let shutdown = self.shutdown.clone();
         let stream = async_stream(move |tx| async move {
+            let stopped = async {
+                match shutdown {
+                    Some(s) => s.requested().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(stopped);
             loop {
-                let e = match rx.recv().await {
+                let received = tokio::select! {
+                    () = &mut stopped => break,
+                    () = tx.closed() => break,
+                    e = rx.recv() => e,
+                };
+                let e = match received {
                     Ok(e) => e,
                     Err(RecvError::Lagged(_)) => continue,
                     Err(RecvError::Closed) => break,

@@ -1,78 +1,35 @@
 //! The API end to end through gRPC: a real tonic client over a unix socket, the real server
 //! wiring, and in-memory cores underneath.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use ipvs_proto::v1 as pb;
 use pb::ip_address::Ip;
 use pb::ipvs_service_client::IpvsServiceClient;
 use pb::link_service_client::LinkServiceClient;
 use pb::service_key::Key;
 use pb::stats_service_client::StatsServiceClient;
-use tokio::net::UnixStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use super::fake::{FakeIpvs, FakeLinks, Write};
+use crate::ipvs::fake::{FakeIpvs, Write};
 use crate::ipvs::{
     Destination, ForwardMethod, IpvsError, IpvsOps, Protocol, Scheduler, Service, ServiceFlags,
     ServiceKey, Stats,
 };
-use crate::server::{self, Listeners, ServerError};
+use crate::server::ServerError;
 use crate::shutdown::Shutdown;
+use crate::testing::{Services, TestAgent};
 
-static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh directory under the system temp dir, removed on drop.
-#[derive(Debug)]
-pub(crate) struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub(crate) fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "ipvs-agent-test-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create test dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A client channel to a unix socket.
-pub(crate) async fn connect(socket: &Path) -> Channel {
-    let path = socket.to_owned();
-    Endpoint::try_from("http://agent.invalid")
-        .expect("endpoint")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
-        .await
-        .expect("connect to the test server")
-}
-
-/// The agent's routes over fake cores, served on a unix socket in a temp dir.
+/// The agent's routes over fake cores, served on a unix socket in a temp dir
+/// ([`crate::testing`]), with a client channel to it.
 pub(crate) struct TestServer {
     pub ipvs: Arc<FakeIpvs>,
     pub socket: PathBuf,
     pub channel: Channel,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServerError>>,
-    _dir: TempDir,
+    agent: TestAgent,
 }
 
 impl TestServer {
@@ -82,63 +39,16 @@ impl TestServer {
 
     /// With `policies`, also PolicyService over a real engine (no artifact cache).
     pub(crate) async fn start_with(policies: bool) -> Self {
-        let dir = TempDir::new();
-        let socket = dir.0.join("run").join("agent.sock");
-        let ipvs = Arc::new(FakeIpvs::default());
-        let links = Arc::new(FakeLinks::default());
-        let (trigger, shutdown) = Shutdown::new();
-        let kernel = Arc::new(crate::kernel::Kernel::new(ipvs.clone()));
-        let attachments = if policies {
-            let engine = crate::policy::PolicyEngine::new(crate::policy::Limits::default(), None)
-                .expect("engine");
-            let store = crate::attach::PolicyStore::open(Some(dir.0.join("policies")), &engine)
-                .await
-                .expect("store");
-            Some(Arc::new(crate::attach::Attachments::new(
-                engine,
-                store,
-                kernel.clone(),
-            )))
-        } else {
-            None
-        };
-        let node = server::Node {
-            kernel,
-            links,
-            policies: attachments,
-            state: None,
-        };
-        let routes = server::routes(node, shutdown.clone()).expect("routes");
-        let (listener, file) = server::bind_unix(&socket).expect("bind");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let listeners = Listeners {
-                unix: Some(listener),
-                tcp: None,
-            };
-            let stop = async {
-                let _ = stopped.await;
-            };
-            let result = server::serve(
-                routes,
-                listeners,
-                trigger,
-                shutdown,
-                stop,
-                Duration::from_secs(5),
-            )
-            .await;
-            drop(file);
-            result
-        });
-        let channel = connect(&socket).await;
+        let agent = TestAgent::start(Services {
+            policies,
+            state: false,
+        })
+        .await;
         TestServer {
-            ipvs,
-            socket,
-            channel,
-            stop: Some(stop),
-            task,
-            _dir: dir,
+            ipvs: agent.ipvs.clone(),
+            socket: agent.server.socket().to_owned(),
+            channel: agent.channel().await,
+            agent,
         }
     }
 
@@ -155,11 +65,8 @@ impl TestServer {
     }
 
     /// Stops the server as a signal would and waits for it to finish.
-    pub(crate) async fn stop(mut self) -> Result<(), ServerError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await.expect("server task")
+    pub(crate) async fn stop(self) -> Result<(), ServerError> {
+        self.agent.stop().await
     }
 }
 
@@ -845,44 +752,64 @@ async fn stats_snapshots() {
     );
 }
 
-#[tokio::test]
+/// A StatsService over a fake core holding the seed's service, called in process: with
+/// the clock paused, a watch's timing shows exactly (over a socket, the paused clock jumps to
+/// the next timer whenever the runtime waits for I/O).
+async fn stats_in_process(
+    shutdown: Option<Shutdown>,
+) -> (Arc<FakeIpvs>, super::StatsApi<FakeIpvs>) {
+    let ipvs = Arc::new(FakeIpvs::default());
+    ipvs.new_service(&Service::new(vip_key(), Scheduler::Rr))
+        .await
+        .expect("service");
+    let api = super::StatsApi::new(Arc::new(crate::kernel::Kernel::new(ipvs.clone())));
+    let api = match shutdown {
+        Some(s) => api.with_shutdown(s),
+        None => api,
+    };
+    (ipvs, api)
+}
+
+fn every(millis: i32) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration {
+        seconds: 0,
+        nanos: millis * 1_000_000,
+    })
+}
+
+#[tokio::test(start_paused = true)]
 async fn watch_stats_samples_now_then_every_interval() {
-    let server = TestServer::start().await;
-    seed(&server).await;
-    let mut stats = server.stats_client();
+    use pb::stats_service_server::StatsService;
+    use tokio_stream::StreamExt;
+    let (ipvs, api) = stats_in_process(None).await;
     let started = tokio::time::Instant::now();
-    let mut stream = stats
-        .watch_stats(pb::WatchStatsRequest {
+    let mut stream = api
+        .watch_stats(tonic::Request::new(pb::WatchStatsRequest {
             service: None,
-            interval: Some(prost_types::Duration {
-                seconds: 0,
-                nanos: 200_000_000,
-            }),
-        })
+            interval: every(200),
+        }))
         .await
         .expect("watch")
         .into_inner();
-    let first = stream.message().await.expect("first").expect("a sample");
-    assert!(
-        started.elapsed() < Duration::from_millis(150),
+    let first = stream.next().await.expect("a sample").expect("first");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
         "first sample is immediate"
     );
     assert_eq!(first.services.len(), 1);
-    server.ipvs.set_stats(
+    ipvs.set_stats(
         &vip_key(),
         Stats {
             conns: 3,
             ..Stats::default()
         },
     );
-    let second = stream.message().await.expect("second").expect("a sample");
-    assert!(
-        started.elapsed() >= Duration::from_millis(200),
-        "waits an interval"
-    );
-    assert!(
-        second.timestamp_ms >= first.timestamp_ms + 150,
-        "{first:?} {second:?}"
+    let second = stream.next().await.expect("a sample").expect("second");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(200),
+        "waits one interval"
     );
     let conns = second.services[0]
         .stats
@@ -893,12 +820,33 @@ async fn watch_stats_samples_now_then_every_interval() {
     // The client goes away: sampling stops.
     drop(stream);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let reads = server.ipvs.reads();
+    let reads = ipvs.reads();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ipvs.reads(), reads, "still sampling after the client left");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_ends_a_watch_at_once() {
+    use pb::stats_service_server::StatsService;
+    use tokio_stream::StreamExt;
+    let (trigger, shutdown) = Shutdown::new();
+    let (_, api) = stats_in_process(Some(shutdown)).await;
+    let mut stream = api
+        .watch_stats(tonic::Request::new(pb::WatchStatsRequest {
+            service: None,
+            interval: None,
+        }))
+        .await
+        .expect("watch")
+        .into_inner();
+    stream.next().await.expect("a sample").expect("first");
+    let started = tokio::time::Instant::now();
+    trigger.fire();
+    assert!(stream.next().await.is_none(), "a sample after the stop");
     assert_eq!(
-        server.ipvs.reads(),
-        reads,
-        "still sampling after the client left"
+        started.elapsed(),
+        Duration::ZERO,
+        "the watch waited after the stop"
     );
 }
 
@@ -1168,15 +1116,49 @@ async fn stopping_ends_watches_and_removes_the_socket() {
     stream.message().await.expect("first").expect("a sample");
     let socket = server.socket.clone();
     assert!(socket.exists());
-    let started = tokio::time::Instant::now();
     server.stop().await.expect("clean stop");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "the open watch held the stop for {:?}",
-        started.elapsed()
-    );
     assert!(!socket.exists(), "socket left behind");
-    assert_eq!(stream.message().await.ok().flatten(), None, "stream ended");
+    // Ended cleanly by the stop: had the watch held the stop for its grace period, the server
+    // would have dropped the connection (an error here) or left the stream sampling.
+    match stream.message().await {
+        Ok(None) => {}
+        other => panic!("the watch was not ended by the stop: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn stopping_ends_state_event_watches() {
+    use pb::state_service_client::StateServiceClient;
+    let agent = TestAgent::start(Services {
+        policies: false,
+        state: true,
+    })
+    .await;
+    let mut client = StateServiceClient::new(agent.channel().await);
+    let mut events = client
+        .watch_events(pb::WatchStateEventsRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    client
+        .apply(pb::ApplyStateRequest {
+            spec: Some(pb::NodeSpec::default()),
+            ..Default::default()
+        })
+        .await
+        .expect("apply");
+    let applied = events.message().await.expect("an event").expect("open");
+    assert!(
+        matches!(applied.event, Some(pb::state_event::Event::Applied(_))),
+        "{applied:?}"
+    );
+    agent.stop().await.expect("clean stop");
+    // Ended cleanly by the stop. A watch the stop does not end outlives it (the connection
+    // stays up after the grace period), so the wait is bounded to fail rather than hang.
+    match tokio::time::timeout(Duration::from_secs(60), events.message()).await {
+        Ok(Ok(None)) => {}
+        other => panic!("the watch was not ended by the stop: {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
@@ -275,7 +275,8 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
         r: &DrainRequest,
         tx: &mpsc::Sender<Report>,
     ) -> Result<Progress, StateError> {
-        let start = Instant::now();
+        // The runtime's clock, like the sleeps between counts: tests pause it.
+        let start = tokio::time::Instant::now();
         let (mut active, mut inactive);
         loop {
             match self.counts(r).await? {

@@ -336,6 +336,13 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
         self.events.subscribe()
     }
 
+    /// How many receivers of [`Declared::subscribe`] are open: a test knows when a client's
+    /// watch has started, so the events it causes next reach it.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn watchers(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     fn emit(&self, kind: EventKind) {
         // No subscriber is fine.
         let _ = self.events.send(Event {

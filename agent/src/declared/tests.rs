@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::drain::{DrainRequest, Progress};
 use super::*;
-use crate::api::fake::{FakeIpvs, FakeLinks, Write};
+use crate::ipvs::fake::{FakeIpvs, Write};
 use crate::ipvs::{Destination, ForwardMethod, IpvsOp, Protocol, Scheduler, Service};
+use crate::link::fake::FakeLinks;
 
 fn tcp(s: &str) -> ServiceKey {
     let sa: SocketAddr = s.parse().expect("test address");
@@ -216,13 +217,9 @@ async fn a_write_based_on_an_old_revision_is_refused() {
 async fn a_refused_change_undoes_everything_and_keeps_the_revision() {
     let (ipvs, links, state) = open(None, DriftMode::Report);
     let s = spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 1), ("10.0.1.2:80", 1)])]);
-    ipvs.fail_write(
+    ipvs.refuse_write(
         Write::NewDest(tcp("10.0.0.1:80"), masq("10.0.1.2:80", 1)),
-        IpvsError::Kernel {
-            op: "add destination",
-            errno: libc::ENOMEM,
-            message: "Cannot allocate memory".into(),
-        },
+        libc::ENOMEM,
     );
     let err = state.apply(s, apply()).await.expect_err("refused");
     let msg = err.to_string();
@@ -555,6 +552,57 @@ fn a_drain_survives_a_restart_and_finishes() {
     assert_eq!(third.kernel.drains(), []);
 }
 
+/// In paused time: a count every poll, and the server left in place at the timeout exactly.
+#[tokio::test(start_paused = true)]
+async fn a_drain_that_times_out_keeps_its_timing() {
+    let (ipvs, _, state) = open(None, DriftMode::Report);
+    let key = tcp("10.0.0.1:80");
+    let rip = "10.0.1.1".parse().expect("ip");
+    state
+        .apply(spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 4)])]), apply())
+        .await
+        .expect("apply");
+    ipvs.set_conns(&key, rip, 80, 2, 1);
+    let mut rx = state
+        .drain(DrainRequest {
+            service: key,
+            addr: rip,
+            port: 80,
+            timeout: Duration::from_millis(2500),
+            keep: true,
+            expected: None,
+            poll: Duration::from_secs(1),
+        })
+        .await
+        .expect("drain");
+    let mut reports = Vec::new();
+    while let Some(r) = rx.recv().await {
+        reports.push(r.expect("no error"));
+    }
+    let waiting = |ms| Progress::Waiting {
+        active: 2,
+        inactive: 1,
+        elapsed: Duration::from_millis(ms),
+    };
+    assert_eq!(
+        reports,
+        vec![
+            Progress::WeightZero { previous: 4 },
+            waiting(0),
+            waiting(1000),
+            waiting(2000),
+            Progress::Done {
+                active: 2,
+                inactive: 1,
+                elapsed: Duration::from_millis(2500),
+                timed_out: true,
+                removed: false,
+                revision: 2,
+            },
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_drain_the_kernel_cuts_short_ends_with_why() {
     let (ipvs, _, state) = open(None, DriftMode::Report);
@@ -564,7 +612,7 @@ async fn a_drain_the_kernel_cuts_short_ends_with_why() {
         .apply(spec(&[("10.0.0.1:80", &[("10.0.1.1:80", 4)])]), apply())
         .await
         .expect("apply");
-    ipvs.fail_write(Write::DelDest(key, rip, 80), IpvsError::DestinationNotFound);
+    ipvs.refuse_write(Write::DelDest(key, rip, 80), libc::ENOENT);
     let mut rx = state
         .drain(DrainRequest {
             service: key,
@@ -618,13 +666,13 @@ async fn draining_a_missing_server_says_so() {
 mod attachments {
     use super::*;
     use crate::api::policy_tests::fixture;
-    use crate::api::tests::TempDir;
     use crate::attach::{Attachments, Mode, PolicyStore};
     use crate::policy::{Limits, PolicyEngine};
+    use tempfile::TempDir;
 
     async fn policies(dir: &TempDir, kernel: Arc<Kernel<FakeIpvs>>) -> Arc<Attachments<FakeIpvs>> {
         let engine = PolicyEngine::new(Limits::default(), None).expect("engine");
-        let store = PolicyStore::open(Some(dir.0.join("policies")), &engine)
+        let store = PolicyStore::open(Some(dir.path().join("policies")), &engine)
             .await
             .expect("store");
         Arc::new(Attachments::new(engine, store, kernel))
@@ -647,7 +695,7 @@ mod attachments {
     /// weights, so repair never undoes its decision and the node is not reported as drifted.
     #[tokio::test]
     async fn drift_enforcement_and_an_enforcing_policy_do_not_fight() {
-        let dir = TempDir::new();
+        let dir = tempfile::tempdir().expect("temp dir");
         let ipvs = Arc::new(FakeIpvs::default());
         let links = Arc::new(FakeLinks::default());
         let k = kernel(&ipvs);
@@ -727,7 +775,7 @@ mod attachments {
 
     #[tokio::test]
     async fn declared_attachments_are_made_kept_pruned_and_remade_after_a_restart() {
-        let dir = TempDir::new();
+        let dir = tempfile::tempdir().expect("temp dir");
         let ipvs = Arc::new(FakeIpvs::default());
         let links = Arc::new(FakeLinks::default());
         let k = kernel(&ipvs);
@@ -737,7 +785,7 @@ mod attachments {
             .await
             .expect("upload")
             .hash;
-        let revisions = Some(dir.0.join("revisions"));
+        let revisions = Some(dir.path().join("revisions"));
         let state = Declared::open(
             k,
             links.clone(),

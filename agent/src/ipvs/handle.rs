@@ -489,8 +489,8 @@ mod tests {
 
     #[tokio::test]
     async fn connection_table_file() {
-        let dir = crate::api::tests::TempDir::new();
-        let path = dir.0.join("ip_vs_conn");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ip_vs_conn");
         assert_eq!(
             read_conn_table(&path).await,
             Err(IpvsError::Unavailable),

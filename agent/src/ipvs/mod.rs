@@ -14,6 +14,9 @@ pub mod cmd;
 pub mod conn;
 pub mod errno;
 pub mod error;
+/// An IPVS table in memory that answers as the kernel does, for tests (feature `test-support`).
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;
 mod family;
 mod frame;
 pub mod handle;

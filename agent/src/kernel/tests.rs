@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::api::fake::{FakeIpvs, Write};
+use crate::ipvs::fake::{FakeIpvs, Write};
 use crate::ipvs::{Destination, ForwardMethod, Protocol, Service};
 
 fn key() -> ServiceKey {

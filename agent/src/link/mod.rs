@@ -7,6 +7,9 @@
 mod address;
 mod device;
 mod error;
+/// Links in memory that answer as the kernel does, for tests (feature `test-support`).
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;
 mod handle;
 mod ops;
 

@@ -234,7 +234,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::api::fake::{FakeIpvs, Write};
+    use crate::ipvs::fake::{FakeIpvs, Write};
     use crate::ipvs::{
         DestinationEntry, ForwardMethod, Protocol, Scheduler, Service, ServiceEntry, Tunnel,
         TunnelType,
@@ -401,13 +401,9 @@ mod tests {
             ),
         ];
         let changes = planned(&ipvs, want, false).await;
-        ipvs.fail_write(
+        ipvs.refuse_write(
             Write::NewDest(tcp("10.0.0.2:80"), masq("10.0.1.4:8080", 1)),
-            IpvsError::Kernel {
-                op: "add destination",
-                errno: libc::ENOMEM,
-                message: "Cannot allocate memory".into(),
-            },
+            libc::ENOMEM,
         );
         ipvs.fail_write(
             Write::DelDest(a, "10.0.1.3".parse().expect("ip"), 8080),
