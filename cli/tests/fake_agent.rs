@@ -393,9 +393,14 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn v4(a: [u8; 4]) -> Option<pb::IpAddress> {
-    Some(pb::IpAddress {
-        ip: Some(pb::ip_address::Ip::V4(a.to_vec())),
+fn v4(a: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(a).to_string()
+}
+
+fn secs(n: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration {
+        seconds: n,
+        nanos: 0,
     })
 }
 
@@ -422,11 +427,11 @@ fn seed_service() -> pb::Service {
     };
     pb::Service {
         key: Some(pb::ServiceKey {
-            key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-                protocol: pb::Protocol::Tcp as i32,
-                address: v4([192, 168, 100, 1]),
-                port: 80,
-            })),
+            protocol: pb::Protocol::Tcp as i32,
+            address: v4([192, 168, 100, 1]),
+            port: 80,
+            fwmark: 0,
+            family: pb::AddressFamily::Inet as i32,
         }),
         scheduler: pb::Scheduler::Rr as i32,
         stats: stats([6, 38, 35, 2486, 3248]),
@@ -526,19 +531,19 @@ async fn seed_changes_send_the_right_requests() {
             "{line}"
         );
     }
-    let vip = "service: Some(ServiceKey { key: Some(Endpoint(Endpoint { protocol: Tcp, address: Some(IpAddress { ip: Some(V4([192, 168, 100, 1])) }), port: 80 })) })";
-    let key = "key: Some(ServiceKey { key: Some(Endpoint(Endpoint { protocol: Tcp, address: Some(IpAddress { ip: Some(V4([192, 168, 100, 1])) }), port: 80 })) })";
+    let vip = "service: Some(ServiceKey { protocol: Tcp, address: \"192.168.100.1\", port: 80, fwmark: 0, family: Inet })";
+    let key = "key: Some(ServiceKey { protocol: Tcp, address: \"192.168.100.1\", port: 80, fwmark: 0, family: Inet })";
     let calls = agent.calls();
     let want_prefixes = [
-        "CreateService CreateServiceRequest { service: Some(Service { key: Some(ServiceKey { key: Some(Endpoint(",
+        "CreateService CreateServiceRequest { service: Some(Service { key: Some(ServiceKey { protocol: Tcp, address: \"192.168.100.1\", port: 80, fwmark: 0, family: Inet }),",
         &format!(
-            "AddDestination AddDestinationRequest {{ {vip}, destination: Some(Destination {{ address: Some(IpAddress {{ ip: Some(V4([127, 0, 0, 1])) }}), port: 8081, forwarding: Masquerade, weight: Some(1),"
+            "AddDestination AddDestinationRequest {{ {vip}, destination: Some(Destination {{ address: \"127.0.0.1\", port: 8081, forwarding: Masquerade, weight: Some(1),"
         ),
         &format!(
-            "UpdateDestination UpdateDestinationRequest {{ {vip}, destination: Some(Destination {{ address: Some(IpAddress {{ ip: Some(V4([127, 0, 0, 1])) }}), port: 8081, forwarding: Masquerade, weight: Some(0),"
+            "UpdateDestination UpdateDestinationRequest {{ {vip}, destination: Some(Destination {{ address: \"127.0.0.1\", port: 8081, forwarding: Masquerade, weight: Some(0),"
         ),
         &format!(
-            "DeleteDestination DeleteDestinationRequest {{ {vip}, address: Some(IpAddress {{ ip: Some(V4([127, 0, 0, 1])) }}), port: 8081 }}"
+            "DeleteDestination DeleteDestinationRequest {{ {vip}, destination: Some(Destination {{ address: \"127.0.0.1\", port: 8081, forwarding: Unspecified, weight: None, upper_threshold: 0, lower_threshold: 0, tunnel: None, active_connections: 0, inactive_connections: 0, persistent_connections: 0, stats: None }}) }}"
         ),
         "UpdateService UpdateServiceRequest { service: Some(Service {",
         "Zero ZeroRequest { service: None }",
@@ -552,16 +557,19 @@ async fn seed_changes_send_the_right_requests() {
             "call {call}\nshould start with {want}"
         );
     }
-    // No -M leaves the mask unset (the default); -M 0.0.0.0 is sent as 0.
+    // No -M leaves the mask empty (the default); -M 0.0.0.0 is sent as such.
     assert!(
-        calls[0].contains("scheduler: Rr") && calls[0].contains("netmask: None"),
+        calls[0].contains("scheduler: Rr")
+            && calls[0]
+                .contains("persistence_timeout: None, ipv4_netmask: \"\", ipv6_prefix_length: 0,"),
         "{}",
         calls[0]
     );
     assert!(
         calls[4].contains("scheduler: Wrr")
-            && calls[4].contains("persistence_timeout: 60")
-            && calls[4].contains("netmask: Some(0),"),
+            && calls[4].contains(
+                "persistence_timeout: Some(Duration { seconds: 60, nanos: 0 }), ipv4_netmask: \"0.0.0.0\", ipv6_prefix_length: 0,"
+            ),
         "{}",
         calls[4]
     );
@@ -814,7 +822,7 @@ async fn link_and_addr_commands() {
     );
     assert_eq!(
         calls[1],
-        "AddAddress AddAddressRequest { link: \"dummy1\", address: Some(IpAddress { ip: Some(V4([192, 168, 100, 1])) }), prefix_length: 32 }"
+        "AddAddress AddAddressRequest { link: \"dummy1\", address: \"192.168.100.1\", prefix_length: 32 }"
     );
     assert_eq!(
         calls[2],
@@ -837,9 +845,9 @@ async fn settings_send_the_right_requests_and_list_like_ipvsadm() {
         &dir.0,
         Fake {
             timeouts: pb::Timeouts {
-                tcp: 900,
-                tcp_fin: 120,
-                udp: 300,
+                tcp: secs(900),
+                tcp_fin: secs(120),
+                udp: secs(300),
             },
             daemons: vec![
                 pb::Daemon {
@@ -864,7 +872,7 @@ async fn settings_send_the_right_requests_and_list_like_ipvsadm() {
                 destination_address: v4([127, 0, 0, 1]),
                 destination_port: 8081,
                 state: "ESTABLISHED".into(),
-                expires_seconds: 899,
+                expires: secs(899),
                 ..Default::default()
             }],
             ..Default::default()
@@ -899,9 +907,9 @@ async fn settings_send_the_right_requests_and_list_like_ipvsadm() {
     assert_eq!(
         agent.calls(),
         vec![
-            "SetTimeoutsRequest { timeouts: Some(Timeouts { tcp: 900, tcp_fin: 120, udp: 300 }) }",
-            "StartDaemonRequest { daemon: Some(Daemon { role: Backup, interface: \"dummy1\", sync_id: 255, sync_maxlen: 1400, group: Some(IpAddress { ip: Some(V4([239, 1, 1, 1])) }), port: 8849, ttl: 2 }) }",
-            "StartDaemonRequest { daemon: Some(Daemon { role: Master, interface: \"eth0\", sync_id: 0, sync_maxlen: 0, group: None, port: 0, ttl: 0 }) }",
+            "SetTimeoutsRequest { timeouts: Some(Timeouts { tcp: Some(Duration { seconds: 900, nanos: 0 }), tcp_fin: Some(Duration { seconds: 120, nanos: 0 }), udp: Some(Duration { seconds: 300, nanos: 0 }) }) }",
+            "StartDaemonRequest { daemon: Some(Daemon { role: Backup, interface: \"dummy1\", sync_id: 255, sync_maxlen: 1400, group: \"239.1.1.1\", port: 8849, ttl: 2 }) }",
+            "StartDaemonRequest { daemon: Some(Daemon { role: Master, interface: \"eth0\", sync_id: 0, sync_maxlen: 0, group: \"\", port: 0, ttl: 0 }) }",
             "StopDaemonRequest { role: Backup }",
             "GetTimeoutsRequest",
             "ListDaemonsRequest",
@@ -1159,20 +1167,22 @@ async fn restore_replace_sends_the_whole_table_then_the_settings() {
     );
     let apply = &calls[0];
     assert!(
-        apply.contains("prune: true, dry_run: false, commands: [], mode: OnTop }"),
+        apply.contains("prune: true, dry_run: false, commands: [], mode: Unspecified }"),
         "{apply}"
     );
     assert!(
-        apply.contains("Endpoint(Endpoint { protocol: Tcp, address: Some(IpAddress { ip: Some(V4([10, 0, 0, 1])) }), port: 80 })"),
+        apply.contains(
+            "ServiceKey { protocol: Tcp, address: \"10.0.0.1\", port: 80, fwmark: 0, family: Inet }"
+        ),
         "{apply}"
     );
     assert!(
-        apply.contains("destinations: [Destination { address: Some(IpAddress { ip: Some(V4([10, 0, 1, 1])) }), port: 8080, forwarding: Masquerade, weight: Some(3),"),
+        apply.contains("destinations: [Destination { address: \"10.0.1.1\", port: 8080, forwarding: Masquerade, weight: Some(3),"),
         "{apply}"
     );
     assert!(apply.contains("scheduler: Wlc"), "{apply}");
     assert_eq!(apply.matches("Service { key:").count(), 2, "{apply}");
-    assert!(calls[2].contains("V4([10, 0, 0, 2])"), "{}", calls[2]);
+    assert!(calls[2].contains("address: \"10.0.0.2\""), "{}", calls[2]);
 
     // Run as ipvsctl-restore, the same request.
     let out = ipvsctl_named("ipvsctl-restore", &agent.socket, &[], RESTORE_INPUT).await;
@@ -1239,7 +1249,7 @@ async fn restore_dry_run_prints_the_plan_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let calls = agent.calls();
     assert!(
-        calls[1].ends_with("prune: true, dry_run: true, commands: [], mode: OnTop }"),
+        calls[1].ends_with("prune: true, dry_run: true, commands: [], mode: Unspecified }"),
         "{}",
         calls[1]
     );
@@ -1556,10 +1566,8 @@ async fn a_table_larger_than_grpc_default_message_limit_lists() {
         .map(|i| {
             let mut s = seed_service();
             let b = i.to_be_bytes();
-            if let Some(pb::service_key::Key::Endpoint(e)) =
-                s.key.as_mut().and_then(|k| k.key.as_mut())
-            {
-                e.address = v4([10, b[1], b[2], b[3]]);
+            if let Some(k) = s.key.as_mut() {
+                k.address = v4([10, b[1], b[2], b[3]]);
             }
             let real = s.destinations[0].clone();
             s.destinations = (0..10u32)

@@ -22,15 +22,15 @@ type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 #[derive(Clone, Default)]
 struct Fake {
     log: Log,
-    /// The answer of Apply and Rollback.
+    /// The answer of ApplyState and Rollback.
     plan: pb::ApplyStateResponse,
-    state: pb::NodeState,
+    state: pb::GetStateResponse,
     export: pb::NodeSpec,
     revisions: Vec<pb::Revision>,
-    drain: Vec<pb::DrainProgress>,
+    drain: Vec<pb::DrainResponse>,
     /// What the drain stream ends with after its steps, if it fails.
     drain_error: Option<(Code, &'static str)>,
-    events: Vec<pb::StateEvent>,
+    events: Vec<pb::WatchStateEventsResponse>,
     /// Calls that fail, with the status they fail with.
     failures: Vec<(&'static str, Code, &'static str)>,
 }
@@ -66,16 +66,16 @@ fn stream<T: Send + 'static>(items: Vec<T>) -> Streamed<T> {
 
 #[tonic::async_trait]
 impl StateService for Fake {
-    async fn apply(
+    async fn apply_state(
         &self,
         r: Request<pb::ApplyStateRequest>,
     ) -> Result<Response<pb::ApplyStateResponse>, Status> {
-        self.answer("Apply", r, self.plan.clone())
+        self.answer("ApplyState", r, self.plan.clone())
     }
     async fn get_state(
         &self,
         r: Request<pb::GetStateRequest>,
-    ) -> Result<Response<pb::NodeState>, Status> {
+    ) -> Result<Response<pb::GetStateResponse>, Status> {
         self.answer("GetState", r, self.state.clone())
     }
     async fn export(
@@ -88,8 +88,15 @@ impl StateService for Fake {
     async fn rollback(
         &self,
         r: Request<pb::RollbackRequest>,
-    ) -> Result<Response<pb::ApplyStateResponse>, Status> {
-        self.answer("Rollback", r, self.plan.clone())
+    ) -> Result<Response<pb::RollbackResponse>, Status> {
+        let p = self.plan.clone();
+        let answer = pb::RollbackResponse {
+            changes: p.changes,
+            applied: p.applied,
+            revision: p.revision,
+            recorded: p.recorded,
+        };
+        self.answer("Rollback", r, answer)
     }
     async fn list_revisions(
         &self,
@@ -99,7 +106,7 @@ impl StateService for Fake {
         self.answer("ListRevisions", r, pb::ListRevisionsResponse { revisions })
     }
 
-    type DrainStream = Streamed<pb::DrainProgress>;
+    type DrainStream = Streamed<pb::DrainResponse>;
 
     async fn drain(
         &self,
@@ -107,18 +114,18 @@ impl StateService for Fake {
     ) -> Result<Response<Self::DrainStream>, Status> {
         let steps = self.drain.clone().into_iter().map(Ok);
         let error = self.drain_error.map(|(code, m)| Err(Status::new(code, m)));
-        let items: Vec<Result<pb::DrainProgress, Status>> = steps.chain(error).collect();
+        let items: Vec<Result<pb::DrainResponse, Status>> = steps.chain(error).collect();
         let stream: Self::DrainStream = Box::pin(tokio_stream::iter(items));
         self.answer("Drain", r, stream)
     }
 
-    type WatchEventsStream = Streamed<pb::StateEvent>;
+    type WatchStateEventsStream = Streamed<pb::WatchStateEventsResponse>;
 
-    async fn watch_events(
+    async fn watch_state_events(
         &self,
         r: Request<pb::WatchStateEventsRequest>,
-    ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        self.answer("WatchEvents", r, stream(self.events.clone()))
+    ) -> Result<Response<Self::WatchStateEventsStream>, Status> {
+        self.answer("WatchStateEvents", r, stream(self.events.clone()))
     }
 }
 
@@ -200,19 +207,17 @@ fn ok(stdout: &str) -> (Option<i32>, String, String) {
     (Some(0), stdout.to_string(), String::new())
 }
 
-fn v4(a: [u8; 4]) -> Option<pb::IpAddress> {
-    Some(pb::IpAddress {
-        ip: Some(pb::ip_address::Ip::V4(a.to_vec())),
-    })
+fn v4(a: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(a).to_string()
 }
 
 fn tcp(a: [u8; 4], port: u32) -> pb::ServiceKey {
     pb::ServiceKey {
-        key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-            protocol: pb::Protocol::Tcp.into(),
-            address: v4(a),
-            port,
-        })),
+        protocol: pb::Protocol::Tcp.into(),
+        address: v4(a),
+        port,
+        fwmark: 0,
+        family: pb::AddressFamily::Inet.into(),
     }
 }
 
@@ -233,7 +238,10 @@ fn node_spec() -> pb::NodeSpec {
     pb::NodeSpec {
         links: vec![pb::LinkSpec {
             name: "ipvs0".into(),
-            addresses: vec!["10.0.0.1/32".into()],
+            addresses: vec![pb::Prefix {
+                address: "10.0.0.1".into(),
+                prefix_length: 32,
+            }],
         }],
         services: vec![pb::Service {
             key: Some(tcp([10, 0, 0, 1], 80)),
@@ -306,7 +314,7 @@ async fn apply_sends_the_file_and_prints_the_changes() {
         dry_run: false,
         expected_revision: Some(6),
     };
-    assert_eq!(agent.calls(), vec![format!("Apply {sent:?}")]);
+    assert_eq!(agent.calls(), vec![format!("ApplyState {sent:?}")]);
 
     // The same file on stdin, as JSON.
     let out = ipvsctl(
@@ -335,7 +343,7 @@ async fn apply_sends_the_file_and_prints_the_changes() {
         dry_run: false,
         expected_revision: None,
     };
-    assert_eq!(agent.calls().get(1), Some(&format!("Apply {sent:?}")));
+    assert_eq!(agent.calls().get(1), Some(&format!("ApplyState {sent:?}")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -370,8 +378,8 @@ async fn dry_runs_and_diffs_change_nothing() {
     assert_eq!(
         agent.calls(),
         vec![
-            format!("Apply {:?}", dry(false)),
-            format!("Apply {:?}", dry(true))
+            format!("ApplyState {:?}", dry(false)),
+            format!("ApplyState {:?}", dry(true))
         ]
     );
 
@@ -462,7 +470,7 @@ async fn refusals_map_to_exit_statuses() {
     ];
     for (code, message, status) in cases {
         let agent = start(Fake {
-            failures: vec![("Apply", code, message)],
+            failures: vec![("ApplyState", code, message)],
             ..Default::default()
         });
         let file = agent.file("node.yaml", NODE_YAML);
@@ -473,7 +481,7 @@ async fn refusals_map_to_exit_statuses() {
         )
         .await;
         let stderr = if code == Code::Unimplemented {
-            "ipvsctl: the agent does not implement StateService.Apply\n".to_string()
+            "ipvsctl: the agent does not implement StateService.ApplyState\n".to_string()
         } else {
             format!("ipvsctl: {message}\n")
         };
@@ -538,7 +546,7 @@ async fn export_writes_a_file_that_applies_back_unchanged() {
         dry_run: false,
         expected_revision: None,
     };
-    assert_eq!(agent.calls().last(), Some(&format!("Apply {sent:?}")));
+    assert_eq!(agent.calls().last(), Some(&format!("ApplyState {sent:?}")));
 
     let out = ipvsctl(&agent.socket, &["-o", "json", "export", "-f", &path], "").await;
     assert_eq!(
@@ -564,10 +572,10 @@ fn at(seconds: i64) -> Option<prost_types::Timestamp> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn state_revisions_rollback_and_events() {
-    use pb::state_event::Event;
+    use pb::watch_state_events_response::Event;
     let t0 = 1_795_600_800;
     let agent = start(Fake {
-        state: pb::NodeState {
+        state: pb::GetStateResponse {
             revision: 7,
             spec: Some(node_spec()),
             applied_at: at(t0),
@@ -591,7 +599,7 @@ async fn state_revisions_rollback_and_events() {
         ],
         plan: plan(true, 8),
         events: vec![
-            pb::StateEvent {
+            pb::WatchStateEventsResponse {
                 time: at(t0),
                 event: Some(Event::Applied(pb::Revision {
                     revision: 7,
@@ -599,7 +607,7 @@ async fn state_revisions_rollback_and_events() {
                     origin: "apply".into(),
                 })),
             },
-            pb::StateEvent {
+            pb::WatchStateEventsResponse {
                 time: at(t0 + 30),
                 event: Some(Event::DriftFound(pb::DriftFound {
                     drift: vec![pb::Drift {
@@ -670,32 +678,38 @@ async fn state_revisions_rollback_and_events() {
                     expected_revision: Some(7)
                 }
             ),
-            "WatchEvents WatchStateEventsRequest".to_string(),
-            "WatchEvents WatchStateEventsRequest".to_string(),
+            "WatchStateEvents WatchStateEventsRequest".to_string(),
+            "WatchStateEvents WatchStateEventsRequest".to_string(),
         ]
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drain_streams_its_progress() {
-    let step = |phase: pb::DrainPhase| pb::DrainProgress {
+    let step = |phase: pb::DrainPhase| pb::DrainResponse {
         phase: phase.into(),
         ..Default::default()
     };
     let agent = start(Fake {
         drain: vec![
-            pb::DrainProgress {
+            pb::DrainResponse {
                 previous_weight: 5,
                 ..step(pb::DrainPhase::WeightZero)
             },
-            pb::DrainProgress {
+            pb::DrainResponse {
                 active_connections: 2,
                 inactive_connections: 1,
-                elapsed_ms: 12_000,
+                elapsed: Some(prost_types::Duration {
+                    seconds: 12,
+                    nanos: 0,
+                }),
                 ..step(pb::DrainPhase::Waiting)
             },
-            pb::DrainProgress {
-                elapsed_ms: 31_000,
+            pb::DrainResponse {
+                elapsed: Some(prost_types::Duration {
+                    seconds: 31,
+                    nanos: 0,
+                }),
                 removed: true,
                 revision: 7,
                 ..step(pb::DrainPhase::Done)
@@ -727,9 +741,15 @@ async fn drain_streams_its_progress() {
     );
     let sent = pb::DrainRequest {
         service: Some(tcp([10, 0, 0, 1], 80)),
-        address: v4([10, 0, 1, 1]),
-        port: 80,
-        timeout_ms: 90_000,
+        destination: Some(pb::Destination {
+            address: v4([10, 0, 1, 1]),
+            port: 80,
+            ..Default::default()
+        }),
+        timeout: Some(prost_types::Duration {
+            seconds: 90,
+            nanos: 0,
+        }),
         keep: false,
         expected_revision: Some(6),
     };
@@ -788,7 +808,7 @@ async fn drain_streams_its_progress() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drain_cut_short_fails() {
-    let weight_zero = pb::DrainProgress {
+    let weight_zero = pb::DrainResponse {
         phase: pb::DrainPhase::WeightZero.into(),
         previous_weight: 5,
         ..Default::default()
@@ -829,7 +849,7 @@ async fn a_drain_cut_short_fails() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_closed_stdout_ends_a_stream_quietly() {
     let agent = start(Fake {
-        events: vec![pb::StateEvent::default(); 3],
+        events: vec![pb::WatchStateEventsResponse::default(); 3],
         ..Default::default()
     });
     let (reader, writer) = std::io::pipe().expect("pipe");

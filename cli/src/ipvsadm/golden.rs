@@ -292,11 +292,7 @@ fn save_matches_ipvsadm() {
 /// The seed's service as the agent sends it: `ipvsadm -A -t 192.168.100.1:80 -s rr`, two
 /// masquerading real servers, after six requests.
 fn seed_from_agent() -> pb::Service {
-    let addr = |a: [u8; 4]| {
-        Some(pb::IpAddress {
-            ip: Some(pb::ip_address::Ip::V4(a.to_vec())),
-        })
-    };
+    let addr = |a: [u8; 4]| Ipv4Addr::from(a).to_string();
     let stats = |c: [u64; 5]| {
         Some(pb::Stats {
             counters: Some(pb::Counters {
@@ -319,11 +315,11 @@ fn seed_from_agent() -> pb::Service {
     };
     pb::Service {
         key: Some(pb::ServiceKey {
-            key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-                protocol: pb::Protocol::Tcp as i32,
-                address: addr([192, 168, 100, 1]),
-                port: 80,
-            })),
+            protocol: pb::Protocol::Tcp as i32,
+            address: addr([192, 168, 100, 1]),
+            port: 80,
+            fwmark: 0,
+            family: pb::AddressFamily::Inet as i32,
         }),
         scheduler: pb::Scheduler::Rr as i32,
         options: Some(pb::ServiceOptions::default()),
@@ -410,7 +406,7 @@ fn seed_without_n_uses_names() {
 fn connections() -> Vec<ConnView> {
     let ip = |s: &str| {
         let a: IpAddr = s.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        Some(request::ip(a))
+        request::ip(a)
     };
     #[allow(clippy::type_complexity)]
     let rows: &[(&str, &str, u32, &str, u32, &str, u32, &str, u32, &str, &str)] = &[
@@ -533,7 +529,7 @@ fn connections() -> Vec<ConnView> {
                 destination_address: ip(r.5),
                 destination_port: r.6,
                 state: r.7.into(),
-                expires_seconds: r.8,
+                expires: crate::durations::from_secs(r.8),
                 pe_name: r.9.into(),
                 pe_data: r.10.into(),
             })
@@ -563,9 +559,9 @@ fn connection_views_match_ipvsadm() {
 #[test]
 fn timeout_and_daemon_views_match_ipvsadm() {
     let t = TimeoutsView::from(pb::Timeouts {
-        tcp: 900,
-        tcp_fin: 120,
-        udp: 300,
+        tcp: crate::durations::from_secs(900),
+        tcp_fin: crate::durations::from_secs(120),
+        udp: crate::durations::from_secs(300),
     });
     assert_eq!(
         settings::timeouts_line(&t),
