@@ -99,6 +99,11 @@ pub fn field_violations(status: &Status) -> Vec<FieldViolation> {
         .collect()
 }
 
+/// `status` with `message` instead of its own; its code and details stay.
+pub fn status_like(status: &Status, message: String) -> Status {
+    encode(status.code(), message, details(status))
+}
+
 /// `status` with its detail changed by `f` (a detail is added if it had none); its other
 /// details stay.
 pub fn with_detail(status: Status, f: impl FnOnce(&mut ErrorDetail)) -> Status {

@@ -8,7 +8,8 @@ use pb::ipvs_service_server::{IpvsService, IpvsServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
-use crate::convert::{self, ipvs::DestinationChange};
+use crate::convert::{self, FieldError, Problem, ipvs::DestinationChange};
+use ipvs_proto::details;
 use crate::ipvs::module::with_scheduler;
 use crate::ipvs::{Destination, IpvsError, IpvsOp, IpvsOps, Service, ServiceKey};
 use crate::kernel::Kernel;
@@ -33,7 +34,15 @@ impl<I: IpvsOps> IpvsApi<I> {
     /// back (the write itself succeeded, so failing the call would invite a wrong retry).
     async fn read_back(&self, requested: &Service) -> pb::Service {
         match self.kernel.read().service(&requested.key).await {
-            Ok(entry) => convert::ipvs::service_to_proto(&entry, &[]),
+            Ok(entry) => {
+                let dests = self
+                    .kernel
+                    .read()
+                    .destinations(&requested.key)
+                    .await
+                    .unwrap_or_default();
+                convert::ipvs::service_to_proto(&entry, &dests)
+            }
             Err(e) => {
                 tracing::warn!(key = %requested.key, error = %e, "cannot read back service");
                 convert::ipvs::service_to_proto(
@@ -47,11 +56,59 @@ impl<I: IpvsOps> IpvsApi<I> {
         }
     }
 
-    async fn create(&self, svc: Service) -> Result<pb::CreateServiceResponse, Status> {
+    /// Creates `svc` and then its real servers, all checked first; if the kernel refuses a
+    /// real server, the service goes again, so the call makes all of it or nothing.
+    async fn create(
+        &self,
+        (svc, dests): (Service, Vec<Destination>),
+    ) -> Result<pb::CreateServiceResponse, Status> {
         svc.validate().map_err(IpvsError::from)?;
+        let dests: Vec<_> = dests.into_iter().map(|d| d.normalized_for(&svc.key)).collect();
+        for (i, d) in dests.iter().enumerate() {
+            d.validate_for(&svc.key).map_err(|e| {
+                FieldError::new(
+                    format!("service.destinations[{i}]"),
+                    Problem::Invalid(e.to_string()),
+                )
+            })?;
+        }
         let turn = self.kernel.turn().await;
         let ipvs = turn.ipvs();
         with_scheduler(ipvs, || ipvs.new_service(&svc)).await?;
+        for (i, dest) in dests.iter().enumerate() {
+            let added = match ipvs.new_dest(&svc.key, dest).await {
+                Ok(()) if readback::needs_readback(&svc.key, dest) => {
+                    let undo = IpvsOp::DelService(svc.key);
+                    Self::verify(ipvs, &svc.key, dest, undo, "the service was removed again")
+                        .await
+                        .map_err(|s| (s, true))
+                }
+                Ok(()) => Ok(()),
+                Err(e) => Err((Status::from(e), false)),
+            };
+            if let Err((status, undone)) = added {
+                let outcome = if undone {
+                    String::new()
+                } else {
+                    match ipvs.del_service(&svc.key).await {
+                        Ok(()) => "; the service was removed again".to_owned(),
+                        Err(e) => format!("; removing the service again failed: {e}"),
+                    }
+                };
+                let message = format!(
+                    "real server {} of {} ({}): {}{outcome}",
+                    i + 1,
+                    dests.len(),
+                    endpoint(dest.addr, dest.port),
+                    status.message()
+                );
+                let status = details::status_like(&status, message);
+                return Err(details::with_detail(status, |d| {
+                    d.change = u32::try_from(i + 2).unwrap_or(u32::MAX);
+                    d.changes = u32::try_from(dests.len() + 1).unwrap_or(u32::MAX);
+                }));
+            }
+        }
         Ok(pb::CreateServiceResponse {
             service: Some(self.read_back(&svc).await),
         })
@@ -169,7 +226,7 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
         logged(
             "CreateService",
             parsed,
-            |s| s.key.to_string(),
+            |(s, _)| s.key.to_string(),
             |s| self.create(s),
         )
         .await

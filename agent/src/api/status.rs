@@ -2,7 +2,7 @@
 //!
 //! | error | code |
 //! |---|---|
-//! | malformed request field ([`FieldError`]), `IpvsError::Invalid`, `LinkError::InvalidName`/`InvalidPrefix` | `INVALID_ARGUMENT` |
+//! | malformed request field ([`FieldError`]: also a `google.rpc.BadRequest` naming it), `IpvsError::Invalid`, `LinkError::InvalidName`/`InvalidPrefix` | `INVALID_ARGUMENT` |
 //! | `ServiceNotFound`, `DestinationNotFound`, `DaemonNotRunning`, `LinkNotFound`, `AddressNotFound` | `NOT_FOUND` |
 //! | `ServiceExists`, `DestinationExists`, `DaemonRunning`, `LinkExists`, `AddressExists` | `ALREADY_EXISTS` |
 //! | `SchedulerNotFound`, `PersistenceEngineNotFound`, `LinkError::NotSupported`/`Ipv6Disabled` | `FAILED_PRECONDITION` |
@@ -156,7 +156,11 @@ impl From<FieldError> for Status {
             object: e.field.clone(),
             ..detail("INVALID_ARGUMENT", 0, "")
         };
-        status(Code::InvalidArgument, e.to_string(), d)
+        let violation = ipvs_proto::details::FieldViolation {
+            field: e.field.clone(),
+            description: e.problem.to_string(),
+        };
+        ipvs_proto::details::bad_request(e.to_string(), &d, violation)
     }
 }
 
@@ -749,6 +753,14 @@ mod tests {
         assert_eq!(
             (status.code(), status.message()),
             (Code::InvalidArgument, "invalid service.key: is required")
+        );
+        let violations = ipvs_proto::details::field_violations(&status);
+        assert_eq!(
+            violations
+                .iter()
+                .map(|v| (v.field.as_str(), v.description.as_str()))
+                .collect::<Vec<_>>(),
+            [("service.key", "is required")]
         );
     }
 }

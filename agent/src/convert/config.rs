@@ -2,30 +2,32 @@
 
 use ipvs_proto::v1 as pb;
 
-use super::ipvs::{ip_address, ip_to_proto};
-use super::{Field, FieldError, Problem, nested, optional};
+use super::{
+    Field, FieldError, Problem, nested, optional_ip_address, seconds_to_proto, whole_seconds,
+};
 use crate::ipvs::conn::Connection;
 use crate::ipvs::{Daemon, DaemonState, Timeouts};
 
 /// The longest interface name the kernel takes: its buffer less the NUL.
 const MAX_IFNAME: usize = ipvs_types::uapi::IP_VS_IFNAME_MAXLEN - 1;
 
-/// `SetTimeoutsRequest`: the timeouts to set; 0 leaves a value as it is.
+/// `SetTimeoutsRequest`: the timeouts to set, in whole seconds; unset or 0 leaves a value as
+/// it is.
 pub fn set_timeouts(req: &pb::SetTimeoutsRequest) -> Result<Timeouts, FieldError> {
     nested(req.timeouts.as_ref(), "timeouts", |t| {
         Ok(Timeouts {
-            tcp: t.tcp,
-            tcp_fin: t.tcp_fin,
-            udp: t.udp,
+            tcp: whole_seconds(t.tcp.as_ref()).field("tcp")?,
+            tcp_fin: whole_seconds(t.tcp_fin.as_ref()).field("tcp_fin")?,
+            udp: whole_seconds(t.udp.as_ref()).field("udp")?,
         })
     })
 }
 
 pub fn timeouts_to_proto(t: &Timeouts) -> pb::Timeouts {
     pb::Timeouts {
-        tcp: t.tcp,
-        tcp_fin: t.tcp_fin,
-        udp: t.udp,
+        tcp: Some(seconds_to_proto(t.tcp)),
+        tcp_fin: Some(seconds_to_proto(t.tcp_fin)),
+        udp: Some(seconds_to_proto(t.udp)),
     }
 }
 
@@ -90,7 +92,7 @@ fn daemon(d: &pb::Daemon) -> Result<Daemon, FieldError> {
             },
         ));
     }
-    let group = optional(d.group.as_ref(), "group", ip_address)?;
+    let group = optional_ip_address(&d.group).field("group")?;
     if let Some(g) = group
         && !g.is_multicast()
     {
@@ -121,7 +123,7 @@ pub fn daemon_to_proto(d: &Daemon) -> pb::Daemon {
         interface: d.mcast_ifn.clone(),
         sync_id: d.sync_id,
         sync_maxlen: d.sync_maxlen.map_or(0, u32::from),
-        group: d.mcast_group.map(ip_to_proto),
+        group: d.mcast_group.map(|g| g.to_string()).unwrap_or_default(),
         port: d.mcast_port.map_or(0, u32::from),
         ttl: d.mcast_ttl.map_or(0, u32::from),
     }
@@ -134,14 +136,14 @@ pub fn connection_to_proto(c: &Connection) -> pb::Connection {
             .unwrap_or_default();
     pb::Connection {
         protocol: c.protocol.clone(),
-        client_address: Some(ip_to_proto(c.client.ip())),
+        client_address: c.client.ip().to_string(),
         client_port: c.client.port().into(),
-        virtual_address: Some(ip_to_proto(c.vip.ip())),
+        virtual_address: c.vip.ip().to_string(),
         virtual_port: c.vip.port().into(),
-        destination_address: Some(ip_to_proto(c.dest.ip())),
+        destination_address: c.dest.ip().to_string(),
         destination_port: c.dest.port().into(),
         state: c.state.clone(),
-        expires_seconds: c.expires,
+        expires: Some(seconds_to_proto(c.expires)),
         pe_name,
         pe_data,
     }

@@ -5,12 +5,14 @@
 //! Read-only fields (flags, counters, connection counts) are ignored on input, so a service read
 //! with `GetService` can be edited and sent back to `UpdateService`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipvs_proto::v1 as pb;
-use pb::{ip_address::Ip, service_key::Key};
 
-use super::{At, Field, FieldError, Problem, nested, optional, u16_field};
+use super::{
+    At, Field, FieldError, Problem, ip_address, nested, optional, quote, seconds_to_proto,
+    u16_field, whole_seconds,
+};
 use crate::ipvs::{
     Destination, DestinationEntry, Family, ForwardMethod, Info, MAX_WEIGHT, Protocol, Scheduler,
     Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, Tunnel, TunnelChecksum, TunnelType,
@@ -47,24 +49,33 @@ pub struct DestinationChange {
 
 // ---- requests -------------------------------------------------------------------------------
 
-/// `CreateServiceRequest`: the service to create. Real servers are added one by one, so a
-/// service carrying some is refused rather than created without them.
-pub fn create_service(req: &pb::CreateServiceRequest) -> Result<Service, FieldError> {
+/// `CreateServiceRequest`: the service to create and the real servers to add with it.
+pub fn create_service(
+    req: &pb::CreateServiceRequest,
+) -> Result<(Service, Vec<Destination>), FieldError> {
     nested(req.service.as_ref(), "service", |s| {
-        if !s.destinations.is_empty() {
-            return Err(FieldError::new(
-                "destinations",
-                Problem::ReadOnly("add real servers with AddDestination"),
-            ));
-        }
-        service(s)
+        let dests = s
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| destination(d).at(&format!("destinations[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((service(s)?, dests))
     })
 }
 
 /// `UpdateServiceRequest`: the full configuration to replace the current one with (the kernel
-/// takes no partial update).
+/// takes no partial update). Real servers are not touched, so none may be given.
 pub fn update_service(req: &pb::UpdateServiceRequest) -> Result<Service, FieldError> {
-    nested(req.service.as_ref(), "service", service)
+    nested(req.service.as_ref(), "service", |s| {
+        if !s.destinations.is_empty() {
+            return Err(FieldError::new(
+                "destinations",
+                Problem::ReadOnly("change real servers with UpdateDestination"),
+            ));
+        }
+        service(s)
+    })
 }
 
 /// A required service key under `field`.
@@ -105,66 +116,81 @@ fn destination_change(
 pub fn delete_destination(
     req: &pb::DeleteDestinationRequest,
 ) -> Result<(ServiceKey, IpAddr, u16), FieldError> {
+    let service = key_field(req.service.as_ref(), "service")?;
+    let (addr, port) = nested(req.destination.as_ref(), "destination", destination_address)?;
+    Ok((service, addr, port))
+}
+
+/// A real server's address and port alone, for a request that names one.
+pub fn destination_address(d: &pb::Destination) -> Result<(IpAddr, u16), FieldError> {
     Ok((
-        key_field(req.service.as_ref(), "service")?,
-        nested(req.address.as_ref(), "address", ip_address)?,
-        u16_field(req.port).field("port")?,
+        ip_address(&d.address).field("address")?,
+        u16_field(d.port).field("port")?,
     ))
 }
 
 // ---- messages -------------------------------------------------------------------------------
 
-/// An address in network byte order: exactly 4 or 16 bytes.
-pub fn ip_address(a: &pb::IpAddress) -> Result<IpAddr, FieldError> {
-    match &a.ip {
-        None => Err(FieldError::new("", Problem::Missing)),
-        Some(Ip::V4(b)) => <[u8; 4]>::try_from(b.as_slice())
-            .map(|o| IpAddr::V4(Ipv4Addr::from(o)))
-            .map_err(|_| FieldError::new("v4", Problem::AddressLength(b.len()))),
-        Some(Ip::V6(b)) => <[u8; 16]>::try_from(b.as_slice())
-            .map(|o| IpAddr::V6(Ipv6Addr::from(o)))
-            .map_err(|_| FieldError::new("v6", Problem::AddressLength(b.len()))),
-    }
-}
-
+/// A service key: a fwmark and a family, or a protocol, an address and a port.
 pub fn service_key(k: &pb::ServiceKey) -> Result<ServiceKey, FieldError> {
-    match &k.key {
-        None => Err(FieldError::new("", Problem::Missing)),
-        Some(Key::Endpoint(e)) => endpoint(e).at("endpoint"),
-        Some(Key::Fwmark(f)) => fwmark(f).at("fwmark"),
+    let family = address_family(k.family).field("family")?;
+    if k.fwmark != 0 {
+        let unused = |field: &str| {
+            FieldError::new(field, Problem::Invalid("must be unset for a fwmark service".into()))
+        };
+        if k.protocol != 0 {
+            return Err(unused("protocol"));
+        }
+        if !k.address.is_empty() {
+            return Err(unused("address"));
+        }
+        if k.port != 0 {
+            return Err(unused("port"));
+        }
+        let family = family.unwrap_or(Family::Inet);
+        return ServiceKey::fwmark(k.fwmark, family)
+            .map_err(|_| FieldError::new("fwmark", Problem::Zero));
     }
-}
-
-fn endpoint(e: &pb::Endpoint) -> Result<ServiceKey, FieldError> {
+    let addr = ip_address(&k.address).field("address")?;
+    if let Some(family) = family {
+        if family != Family::of(&addr) {
+            return Err(FieldError::new(
+                "family",
+                Problem::Invalid(format!("does not match the address {}", quote(&k.address))),
+            ));
+        }
+    }
     Ok(ServiceKey::Endpoint {
-        protocol: protocol(e.protocol).field("protocol")?,
-        addr: nested(e.address.as_ref(), "address", ip_address)?,
-        port: u16_field(e.port).field("port")?,
+        protocol: protocol(k.protocol).field("protocol")?,
+        addr,
+        port: u16_field(k.port).field("port")?,
     })
 }
 
-fn fwmark(f: &pb::FirewallMark) -> Result<ServiceKey, FieldError> {
-    let family = match pb::AddressFamily::try_from(f.family) {
-        Ok(pb::AddressFamily::Unspecified | pb::AddressFamily::Inet) => Family::Inet,
-        Ok(pb::AddressFamily::Inet6) => Family::Inet6,
-        Err(_) => return Err(FieldError::new("family", Problem::UnknownEnum(f.family))),
-    };
-    ServiceKey::fwmark(f.mark, family).map_err(|_| FieldError::new("mark", Problem::Zero))
-}
-
-fn protocol(v: i32) -> Result<Protocol, Problem> {
-    match pb::Protocol::try_from(v) {
-        Ok(pb::Protocol::Tcp) => Ok(Protocol::Tcp),
-        Ok(pb::Protocol::Udp) => Ok(Protocol::Udp),
-        Ok(pb::Protocol::Sctp) => Ok(Protocol::Sctp),
-        Ok(pb::Protocol::Unspecified) => Err(Problem::Unspecified("PROTOCOL_UNSPECIFIED")),
+/// A family, if one was given.
+fn address_family(v: i32) -> Result<Option<Family>, Problem> {
+    match pb::AddressFamily::try_from(v) {
+        Ok(pb::AddressFamily::Unspecified) => Ok(None),
+        Ok(pb::AddressFamily::Inet) => Ok(Some(Family::Inet)),
+        Ok(pb::AddressFamily::Inet6) => Ok(Some(Family::Inet6)),
         Err(_) => Err(Problem::UnknownEnum(v)),
     }
 }
 
+/// TCP when unspecified.
+fn protocol(v: i32) -> Result<Protocol, Problem> {
+    match pb::Protocol::try_from(v) {
+        Ok(pb::Protocol::Tcp | pb::Protocol::Unspecified) => Ok(Protocol::Tcp),
+        Ok(pb::Protocol::Udp) => Ok(Protocol::Udp),
+        Ok(pb::Protocol::Sctp) => Ok(Protocol::Sctp),
+        Err(_) => Err(Problem::UnknownEnum(v)),
+    }
+}
+
+/// Weighted least connection, the kernel's default, when unspecified.
 fn scheduler(v: i32) -> Result<Scheduler, Problem> {
     match pb::Scheduler::try_from(v) {
-        Ok(pb::Scheduler::Unspecified) => Err(Problem::Unspecified("SCHEDULER_UNSPECIFIED")),
+        Ok(pb::Scheduler::Unspecified) => Ok(Scheduler::Wlc),
         Ok(wire) => SCHEDULERS
             .iter()
             .find(|(w, _)| *w == wire)
@@ -181,42 +207,70 @@ pub fn service(s: &pb::Service) -> Result<Service, FieldError> {
     let Some(o) = &s.options else {
         return Ok(svc);
     };
-    svc.timeout = o.persistence_timeout;
+    svc.timeout = whole_seconds(o.persistence_timeout.as_ref())
+        .field("persistence_timeout")
+        .at("options")?;
     svc.flags = ServiceFlags::default()
-        .with(ServiceFlags::PERSISTENT, o.persistence_timeout > 0)
+        .with(ServiceFlags::PERSISTENT, svc.timeout > 0)
         .with(ServiceFlags::ONEPACKET, o.one_packet)
         .with(ServiceFlags::SCHED1, o.sched_flag_1)
         .with(ServiceFlags::SCHED2, o.sched_flag_2)
         .with(ServiceFlags::SCHED3, o.sched_flag_3);
-    svc.netmask = netmask(key.family(), o.netmask)
-        .field("netmask")
-        .at("options")?;
+    svc.netmask = netmask(key.family(), o).at("options")?;
     svc.pe_name = (!o.persistence_engine.is_empty()).then(|| o.persistence_engine.clone());
     Ok(svc)
 }
 
-/// Persistence granularity: unset is the kernel default; IPv4 takes any netmask (0.0.0.0 makes
-/// one template for all clients), IPv6 a prefix length of 1..128, as the kernel checks.
-fn netmask(family: Family, value: Option<u32>) -> Result<u32, Problem> {
-    match (family, value) {
-        (_, None) => Ok(default_netmask(family)),
-        (Family::Inet6, Some(0)) => Err(Problem::Zero),
-        (Family::Inet6, Some(v)) if v > 128 => Err(Problem::TooLarge {
-            value: v.into(),
-            max: 128,
-        }),
-        (_, Some(v)) => Ok(v),
+/// Persistence granularity, as the kernel keeps it: an IPv4 netmask as a host-order integer,
+/// or an IPv6 prefix length. Empty or zero is the kernel's default; IPv4 takes any netmask
+/// ("0.0.0.0" makes one template for all clients), IPv6 a prefix length of 1..128.
+fn netmask(family: Family, o: &pb::ServiceOptions) -> Result<u32, FieldError> {
+    let other_family = |field: &str, family: &str| {
+        FieldError::new(field, Problem::Invalid(format!("is for {family} services only")))
+    };
+    match family {
+        Family::Inet => {
+            if o.ipv6_prefix_length != 0 {
+                return Err(other_family("ipv6_prefix_length", "IPv6"));
+            }
+            if o.ipv4_netmask.is_empty() {
+                return Ok(default_netmask(family));
+            }
+            match o.ipv4_netmask.parse::<Ipv4Addr>() {
+                Ok(mask) => Ok(u32::from(mask)),
+                Err(_) => Err(FieldError::new(
+                    "ipv4_netmask",
+                    Problem::Invalid(format!("{} is not a netmask", quote(&o.ipv4_netmask))),
+                )),
+            }
+        }
+        Family::Inet6 => {
+            if !o.ipv4_netmask.is_empty() {
+                return Err(other_family("ipv4_netmask", "IPv4"));
+            }
+            match o.ipv6_prefix_length {
+                0 => Ok(default_netmask(family)),
+                v if v > 128 => Err(FieldError::new(
+                    "ipv6_prefix_length",
+                    Problem::TooLarge {
+                        value: v.into(),
+                        max: 128,
+                    },
+                )),
+                v => Ok(v),
+            }
+        }
     }
 }
 
+/// Direct routing, the kernel's default, when unspecified.
 fn forwarding(v: i32) -> Result<ForwardMethod, Problem> {
     match pb::ForwardingMethod::try_from(v) {
         Ok(pb::ForwardingMethod::Masquerade) => Ok(ForwardMethod::Masquerade),
         Ok(pb::ForwardingMethod::Local) => Ok(ForwardMethod::Local),
         Ok(pb::ForwardingMethod::Tunnel) => Ok(ForwardMethod::Tunnel),
-        Ok(pb::ForwardingMethod::DirectRoute) => Ok(ForwardMethod::DirectRoute),
-        Ok(pb::ForwardingMethod::Unspecified) => {
-            Err(Problem::Unspecified("FORWARDING_METHOD_UNSPECIFIED"))
+        Ok(pb::ForwardingMethod::DirectRoute | pb::ForwardingMethod::Unspecified) => {
+            Ok(ForwardMethod::DirectRoute)
         }
         Err(_) => Err(Problem::UnknownEnum(v)),
     }
@@ -224,10 +278,8 @@ fn forwarding(v: i32) -> Result<ForwardMethod, Problem> {
 
 /// A real server; an unset weight becomes ipvsadm's default, 1.
 pub fn destination(d: &pb::Destination) -> Result<Destination, FieldError> {
-    let mut dest = Destination::new(
-        nested(d.address.as_ref(), "address", ip_address)?,
-        u16_field(d.port).field("port")?,
-    );
+    let (addr, port) = destination_address(d)?;
+    let mut dest = Destination::new(addr, port);
     dest.forward = forwarding(d.forwarding).field("forwarding")?;
     if let Some(weight) = d.weight {
         if weight > MAX_WEIGHT {
@@ -249,13 +301,13 @@ pub fn destination(d: &pb::Destination) -> Result<Destination, FieldError> {
 
 fn tunnel(t: &pb::Tunnel) -> Result<Tunnel, FieldError> {
     let kind = match pb::TunnelType::try_from(t.r#type) {
-        Ok(pb::TunnelType::Ipip) => TunnelType::Ipip,
+        Ok(pb::TunnelType::Ipip | pb::TunnelType::Unspecified) => TunnelType::Ipip,
         Ok(pb::TunnelType::Gue) => TunnelType::Gue,
         Ok(pb::TunnelType::Gre) => TunnelType::Gre,
         Err(_) => return Err(FieldError::new("type", Problem::UnknownEnum(t.r#type))),
     };
     let checksum = match pb::TunnelChecksum::try_from(t.checksum) {
-        Ok(pb::TunnelChecksum::None) => TunnelChecksum::None,
+        Ok(pb::TunnelChecksum::None | pb::TunnelChecksum::Unspecified) => TunnelChecksum::None,
         Ok(pb::TunnelChecksum::Csum) => TunnelChecksum::Csum,
         Ok(pb::TunnelChecksum::Remcsum) => TunnelChecksum::RemCsum,
         Err(_) => {
@@ -274,40 +326,37 @@ fn tunnel(t: &pb::Tunnel) -> Result<Tunnel, FieldError> {
 
 // ---- replies --------------------------------------------------------------------------------
 
-pub fn ip_to_proto(addr: IpAddr) -> pb::IpAddress {
-    let ip = match addr {
-        IpAddr::V4(a) => Ip::V4(a.octets().to_vec()),
-        IpAddr::V6(a) => Ip::V6(a.octets().to_vec()),
-    };
-    pb::IpAddress { ip: Some(ip) }
+fn family_to_proto(family: Family) -> pb::AddressFamily {
+    match family {
+        Family::Inet => pb::AddressFamily::Inet,
+        Family::Inet6 => pb::AddressFamily::Inet6,
+    }
 }
 
 pub fn key_to_proto(key: &ServiceKey) -> pb::ServiceKey {
-    let key = match *key {
+    match *key {
         ServiceKey::Endpoint {
             protocol,
             addr,
             port,
-        } => Key::Endpoint(pb::Endpoint {
+        } => pb::ServiceKey {
             protocol: match protocol {
                 Protocol::Tcp => pb::Protocol::Tcp,
                 Protocol::Udp => pb::Protocol::Udp,
                 Protocol::Sctp => pb::Protocol::Sctp,
             }
             .into(),
-            address: Some(ip_to_proto(addr)),
+            address: addr.to_string(),
             port: port.into(),
-        }),
-        ServiceKey::FwMark { mark, family } => Key::Fwmark(pb::FirewallMark {
-            mark,
-            family: match family {
-                Family::Inet => pb::AddressFamily::Inet,
-                Family::Inet6 => pb::AddressFamily::Inet6,
-            }
-            .into(),
-        }),
-    };
-    pb::ServiceKey { key: Some(key) }
+            fwmark: 0,
+            family: family_to_proto(Family::of(&addr)).into(),
+        },
+        ServiceKey::FwMark { mark, family } => pb::ServiceKey {
+            fwmark: mark,
+            family: family_to_proto(family).into(),
+            ..pb::ServiceKey::default()
+        },
+    }
 }
 
 /// A scheduler the API does not name (a newer kernel's) reads as `SCHEDULER_UNSPECIFIED`.
@@ -333,8 +382,17 @@ pub fn service_config_to_proto(svc: &Service) -> pb::Service {
         key: Some(key_to_proto(&svc.key)),
         scheduler: scheduler_to_proto(&svc.scheduler).into(),
         options: Some(pb::ServiceOptions {
-            persistence_timeout: svc.timeout,
-            netmask: Some(svc.netmask),
+            persistence_timeout: (svc.timeout > 0).then(|| seconds_to_proto(svc.timeout)),
+            ipv4_netmask: match svc.key.family() {
+                Family::Inet if svc.netmask != default_netmask(Family::Inet) => {
+                    Ipv4Addr::from(svc.netmask).to_string()
+                }
+                _ => String::new(),
+            },
+            ipv6_prefix_length: match svc.key.family() {
+                Family::Inet6 if svc.netmask != default_netmask(Family::Inet6) => svc.netmask,
+                _ => 0,
+            },
             one_packet: svc.flags.contains(ServiceFlags::ONEPACKET),
             sched_flag_1: svc.flags.contains(ServiceFlags::SCHED1),
             sched_flag_2: svc.flags.contains(ServiceFlags::SCHED2),
@@ -375,7 +433,7 @@ pub fn dest_config_to_proto(d: &Destination) -> pb::Destination {
         .into(),
     });
     pb::Destination {
-        address: Some(ip_to_proto(d.addr)),
+        address: d.addr.to_string(),
         port: d.port.into(),
         forwarding: match d.forward {
             ForwardMethod::Masquerade => pb::ForwardingMethod::Masquerade,

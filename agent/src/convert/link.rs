@@ -2,7 +2,7 @@
 
 use ipvs_proto::v1 as pb;
 
-use super::{FieldError, Problem, ipvs::ip_address, ipvs::ip_to_proto, nested};
+use super::{Field, FieldError, Problem, ip_address};
 use crate::link::{Cidr, InterfaceAddress, Link, LinkName, max_prefix_len};
 
 /// A link name under `field`, checked as the kernel checks it.
@@ -23,11 +23,11 @@ pub fn set_link_state(req: &pb::SetLinkStateRequest) -> Result<(LinkName, bool),
 }
 
 pub fn add_address(req: &pb::AddAddressRequest) -> Result<(LinkName, Cidr), FieldError> {
-    link_address(&req.link, req.address.as_ref(), req.prefix_length)
+    link_address(&req.link, &req.address, req.prefix_length)
 }
 
 pub fn delete_address(req: &pb::DeleteAddressRequest) -> Result<(LinkName, Cidr), FieldError> {
-    link_address(&req.link, req.address.as_ref(), req.prefix_length)
+    link_address(&req.link, &req.address, req.prefix_length)
 }
 
 /// `ListAddressesRequest`: one link, or every link when the name is empty.
@@ -40,12 +40,21 @@ pub fn list_addresses(req: &pb::ListAddressesRequest) -> Result<Option<LinkName>
 
 fn link_address(
     link: &str,
-    address: Option<&pb::IpAddress>,
+    address: &str,
     prefix_length: u32,
 ) -> Result<(LinkName, Cidr), FieldError> {
     let name = link_name(link, "link")?;
-    let address = nested(address, "address", ip_address)?;
+    Ok((name, prefix(address, prefix_length)?))
+}
+
+/// An address and its prefix length; 0 is the whole address (/32, /128).
+pub fn prefix(address: &str, prefix_length: u32) -> Result<Cidr, FieldError> {
+    let address = ip_address(address).field("address")?;
     let max = max_prefix_len(address);
+    let prefix_length = match prefix_length {
+        0 => max.into(),
+        p => p,
+    };
     let prefix = u8::try_from(prefix_length)
         .ok()
         .filter(|p| *p <= max)
@@ -58,9 +67,15 @@ fn link_address(
                 },
             )
         })?;
-    let cidr = Cidr::new(address, prefix)
-        .map_err(|e| FieldError::new("prefix_length", Problem::Invalid(e.to_string())))?;
-    Ok((name, cidr))
+    Cidr::new(address, prefix)
+        .map_err(|e| FieldError::new("prefix_length", Problem::Invalid(e.to_string())))
+}
+
+pub fn prefix_to_proto(c: &Cidr) -> pb::Prefix {
+    pb::Prefix {
+        address: c.address().to_string(),
+        prefix_length: c.prefix_len().into(),
+    }
 }
 
 pub fn link_to_proto(link: &Link) -> pb::Link {
@@ -79,7 +94,7 @@ pub fn link_to_proto(link: &Link) -> pb::Link {
 
 pub fn address_to_proto(a: &InterfaceAddress) -> pb::InterfaceAddress {
     pb::InterfaceAddress {
-        address: Some(ip_to_proto(a.address)),
+        address: a.address.to_string(),
         prefix_length: a.prefix_len.into(),
         link: a.link.clone(),
         link_index: a.link_index,

@@ -14,7 +14,10 @@ pub mod stats;
 pub mod table;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
+
+pub use ipvs_types::quote;
 
 /// A request field that cannot become a domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,8 +37,9 @@ pub enum Problem {
     Unspecified(&'static str),
     #[error("{0} is not a known value")]
     UnknownEnum(i32),
-    #[error("must be 4 bytes (IPv4) or 16 bytes (IPv6), got {0}")]
-    AddressLength(usize),
+    /// Not an IP address as people write it; the text is quoted ([`quote`]).
+    #[error("{0} is not an IP address")]
+    NotAnAddress(String),
     #[error("{value} is above the maximum {max}")]
     TooLarge { value: u64, max: u64 },
     #[error("must be non-zero")]
@@ -116,6 +120,57 @@ pub fn optional<M, T>(
     convert: impl FnOnce(&M) -> Result<T, FieldError>,
 ) -> Result<Option<T>, FieldError> {
     message.map(|m| convert(m).at(field)).transpose()
+}
+
+/// An IP address as people write it: "192.168.100.1", "2001:db8::1". Required.
+pub fn ip_address(s: &str) -> Result<IpAddr, Problem> {
+    if s.is_empty() {
+        return Err(Problem::Missing);
+    }
+    s.parse().map_err(|_| Problem::NotAnAddress(quote(s)))
+}
+
+/// An optional IP address: empty is none.
+pub fn optional_ip_address(s: &str) -> Result<Option<IpAddr>, Problem> {
+    (!s.is_empty()).then(|| ip_address(s)).transpose()
+}
+
+/// A non-negative `google.protobuf.Duration`.
+pub fn duration(d: &prost_types::Duration) -> Result<Duration, Problem> {
+    Duration::try_from(*d).map_err(|_| Problem::Invalid(format!("{d} is not a non-negative duration")))
+}
+
+/// A duration whose unset or zero value means `default`.
+pub fn duration_or(d: Option<&prost_types::Duration>, default: Duration) -> Result<Duration, Problem> {
+    match d.map(duration).transpose()? {
+        None => Ok(default),
+        Some(v) if v.is_zero() => Ok(default),
+        Some(v) => Ok(v),
+    }
+}
+
+/// A duration the kernel keeps in whole seconds (timeouts); unset is 0.
+pub fn whole_seconds(d: Option<&prost_types::Duration>) -> Result<u32, Problem> {
+    let Some(d) = d else { return Ok(0) };
+    let value = duration(d)?;
+    if value.subsec_nanos() != 0 {
+        return Err(Problem::Invalid(format!("{d} is not a whole number of seconds")));
+    }
+    u32::try_from(value.as_secs()).map_err(|_| Problem::TooLarge {
+        value: value.as_secs(),
+        max: u32::MAX.into(),
+    })
+}
+
+pub fn duration_to_proto(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn seconds_to_proto(seconds: u32) -> prost_types::Duration {
+    duration_to_proto(Duration::from_secs(seconds.into()))
 }
 
 /// A `u32` wire value that must fit `u16` (ports).

@@ -1,11 +1,13 @@
 //! PolicyService messages ↔ the attachments' domain: requests parsed (refusals name the
 //! field), replies and events built. The saved attachments file uses the same messages.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use ipvs_proto::v1 as pb;
 
-use super::{FieldError, Problem, ipvs::key_to_proto, ipvs::service_key};
+use super::{
+    Field, FieldError, Problem, duration_or, duration_to_proto, ipvs::key_to_proto, ipvs::service_key,
+};
 use crate::attach::{
     DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, DecisionRecord, Event, Mode, RunRecord, Spec,
     StoredPolicy,
@@ -16,13 +18,6 @@ pub fn policy_to_proto(p: &StoredPolicy) -> pb::Policy {
         hash: p.hash.clone(),
         name: p.name.clone(),
         size: p.size,
-    }
-}
-
-pub fn duration_to_proto(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }
 
@@ -50,22 +45,7 @@ pub fn attach_spec(req: &pb::AttachRequest) -> Result<Spec, FieldError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let interval = match &req.interval {
-        None => DEFAULT_INTERVAL,
-        Some(d) => {
-            let secs = u64::try_from(d.seconds);
-            let nanos = u32::try_from(d.nanos);
-            match (secs, nanos) {
-                (Ok(s), Ok(n)) if n < 1_000_000_000 => Duration::new(s, n),
-                _ => {
-                    return Err(field(
-                        "interval",
-                        Problem::Invalid("must be a non-negative duration".into()),
-                    ));
-                }
-            }
-        }
-    };
+    let interval = duration_or(req.interval.as_ref(), DEFAULT_INTERVAL).field("interval")?;
     let mode = match pb::PolicyMode::try_from(req.mode) {
         Ok(pb::PolicyMode::Unspecified | pb::PolicyMode::Enforce) => Mode::Enforce,
         Ok(pb::PolicyMode::DryRun) => Mode::DryRun,
@@ -163,8 +143,8 @@ pub fn run_to_proto(r: &RunRecord) -> pb::EvaluationResult {
     }
 }
 
-pub fn event_to_proto(e: &Event, missed: u64) -> pb::PolicyEvent {
-    pb::PolicyEvent {
+pub fn event_to_proto(e: &Event, missed: u64) -> pb::WatchPolicyEventsResponse {
+    pb::WatchPolicyEventsResponse {
         attachment_id: e.attachment.clone(),
         result: Some(run_to_proto(&e.run)),
         quarantined: e.quarantined,

@@ -2,16 +2,16 @@
 //! agent also keeps its revisions on disk in this form.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipvs_proto::v1 as pb;
 
 use super::ipvs::{
-    dest_config_to_proto, destination, key_to_proto, service, service_config_to_proto, service_key,
+    dest_config_to_proto, destination, destination_address, key_to_proto, service,
+    service_config_to_proto, service_key,
 };
-use super::link::link_name;
-use super::{At, FieldError, Problem};
+use super::link::{link_name, prefix, prefix_to_proto};
+use super::{At, Field, FieldError, Problem, duration_or, duration_to_proto};
 use crate::attach::{DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, Mode};
 use crate::link::Cidr;
 use crate::state::{AttachmentSpec, DesiredTable, DriftMode, Managed, NodeSpec, SpecError};
@@ -25,14 +25,6 @@ pub enum SpecInputError {
     Spec(#[from] SpecError),
 }
 
-/// `10.0.0.1/32`, `2001:db8::1/128`.
-fn cidr(s: &str) -> Result<Cidr, Problem> {
-    let bad = || Problem::Invalid(format!("{s:?} is not ADDRESS/PREFIX"));
-    let (a, p) = s.split_once('/').ok_or_else(bad)?;
-    let address: IpAddr = a.parse().map_err(|_| bad())?;
-    let prefix: u8 = p.parse().map_err(|_| bad())?;
-    Cidr::new(address, prefix).map_err(|e| Problem::Invalid(e.to_string()))
-}
 
 fn drift_mode(v: i32) -> Result<Option<DriftMode>, Problem> {
     match pb::DriftMode::try_from(v) {
@@ -74,10 +66,7 @@ fn attachment(a: &pb::AttachmentSpec) -> Result<AttachmentSpec, FieldError> {
             .iter()
             .map(|p| (p.key.clone(), p.value.clone()))
             .collect(),
-        interval: match a.interval_ms {
-            0 => DEFAULT_INTERVAL,
-            ms => Duration::from_millis(ms),
-        },
+        interval: duration_or(a.interval.as_ref(), DEFAULT_INTERVAL).field("interval")?,
         mode,
         quarantine_after: match a.quarantine_after {
             0 => DEFAULT_QUARANTINE_AFTER,
@@ -96,7 +85,7 @@ pub fn node_spec(s: &pb::NodeSpec) -> Result<NodeSpec, SpecInputError> {
             .addresses
             .iter()
             .enumerate()
-            .map(|(j, a)| cidr(a).map_err(|p| FieldError::new(format!("{at}.addresses[{j}]"), p)))
+            .map(|(j, a)| prefix(&a.address, a.prefix_length).at(&format!("{at}.addresses[{j}]")))
             .collect::<Result<Vec<_>, _>>()?;
         links.push((name, addresses));
     }
@@ -139,7 +128,7 @@ pub fn attachment_to_proto(a: &AttachmentSpec) -> pb::AttachmentSpec {
                 value: v.clone(),
             })
             .collect(),
-        interval_ms: u64::try_from(a.interval.as_millis()).unwrap_or(u64::MAX),
+        interval: Some(duration_to_proto(a.interval)),
         mode: match a.mode {
             Mode::Enforce => pb::PolicyMode::Enforce,
             Mode::DryRun => pb::PolicyMode::DryRun,
@@ -155,7 +144,7 @@ fn links_to_proto<'a>(
     links
         .map(|(name, addresses)| pb::LinkSpec {
             name: name.as_str().to_owned(),
-            addresses: addresses.iter().map(ToString::to_string).collect(),
+            addresses: addresses.iter().map(prefix_to_proto).collect(),
         })
         .collect()
 }
@@ -200,7 +189,7 @@ pub fn managed_to_proto(m: &Managed) -> pb::NodeSpec {
                 .iter()
                 .filter(|(s, _)| s == k)
                 .map(|(_, (addr, port))| pb::Destination {
-                    address: Some(super::ipvs::ip_to_proto(*addr)),
+                    address: addr.to_string(),
                     port: (*port).into(),
                     ..Default::default()
                 })
@@ -223,7 +212,7 @@ pub fn managed(s: &pb::NodeSpec) -> Result<Managed, FieldError> {
         let at = format!("links[{i}]");
         let name = link_name(&l.name, "name").at(&at)?;
         for (j, a) in l.addresses.iter().enumerate() {
-            let c = cidr(a).map_err(|p| FieldError::new(format!("{at}.addresses[{j}]"), p))?;
+            let c = prefix(&a.address, a.prefix_length).at(&format!("{at}.addresses[{j}]"))?;
             m.addresses.insert((name.clone(), c));
         }
         m.links.insert(name);
@@ -233,11 +222,8 @@ pub fn managed(s: &pb::NodeSpec) -> Result<Managed, FieldError> {
         let key = super::nested(svc.key.as_ref(), "key", service_key).at(&at)?;
         m.services.insert(key);
         for (j, d) in svc.destinations.iter().enumerate() {
-            let addr = super::nested(d.address.as_ref(), "address", super::ipvs::ip_address)
-                .at(&format!("{at}.destinations[{j}]"))?;
-            let port = super::u16_field(d.port)
-                .map_err(|p| FieldError::new(format!("{at}.destinations[{j}].port"), p))?;
-            m.dests.insert((key, (addr, port)));
+            let dest = destination_address(d).at(&format!("{at}.destinations[{j}]"))?;
+            m.dests.insert((key, dest));
         }
     }
     Ok(m)

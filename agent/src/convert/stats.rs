@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ipvs_proto::v1 as pb;
 
-use super::ipvs::{ip_to_proto, key_to_proto, optional_key, stats_to_proto};
+use super::ipvs::{key_to_proto, optional_key, stats_to_proto};
 use super::{FieldError, Problem};
 use crate::ipvs::{DestinationEntry, ServiceEntry, ServiceKey};
 
@@ -60,7 +60,7 @@ pub fn service_stats_to_proto(
         destinations: dests
             .iter()
             .map(|d| pb::DestinationStats {
-                address: Some(ip_to_proto(d.dest.addr)),
+                address: d.dest.addr.to_string(),
                 port: d.dest.port.into(),
                 stats: Some(stats_to_proto(&d.stats)),
                 active_connections: d.active_conns,

@@ -3,10 +3,10 @@
 use ipvs_proto::v1 as pb;
 
 use super::ipvs::{
-    dest_config_to_proto, destination, ip_address, ip_to_proto, key_to_proto, service,
+    dest_config_to_proto, destination, destination_address, key_to_proto, service,
     service_config_to_proto, service_key,
 };
-use super::{At, Field, FieldError, Problem, nested, u16_field};
+use super::{At, FieldError, Problem, nested};
 use crate::ipvs::{Destination, Service};
 use crate::state::{Change, ChangeKind, Command, Numbered, Start};
 
@@ -38,21 +38,21 @@ pub enum Form {
 /// command at `commands[i]`. `services`/`prune` and `commands` do not mix: which table the
 /// commands would run against would be ambiguous. REPLACE without commands is the commands
 /// form too (an empty input replacing the table empties it, as `ipvsadm-restore` does);
-/// without commands or a mode, the request is the desired-table form it always was.
+/// without commands, and with a mode other than REPLACE, the request is the desired-table form.
 pub fn apply_request(req: &pb::ApplyRequest) -> Result<ApplyInput, FieldError> {
-    if !req.commands.is_empty() || req.mode != i32::from(pb::ApplyMode::OnTop) {
+    let start = match pb::ApplyMode::try_from(req.mode) {
+        Ok(pb::ApplyMode::Unspecified | pb::ApplyMode::OnTop) => Start::Current,
+        Ok(pb::ApplyMode::Replace) => Start::Empty,
+        Err(_) => return Err(FieldError::new("mode", Problem::UnknownEnum(req.mode))),
+    };
+    if !req.commands.is_empty() || start == Start::Empty {
         if !req.services.is_empty() || req.prune {
             let field = if req.prune { "prune" } else { "services" };
             return Err(FieldError::new(
                 field,
-                Problem::Invalid("must be left unset with commands or a mode".into()),
+                Problem::Invalid("must be left unset with commands or REPLACE".into()),
             ));
         }
-        let start = match pb::ApplyMode::try_from(req.mode) {
-            Ok(pb::ApplyMode::OnTop) => Start::Current,
-            Ok(pb::ApplyMode::Replace) => Start::Empty,
-            Err(_) => return Err(FieldError::new("mode", Problem::UnknownEnum(req.mode))),
-        };
         let commands = req
             .commands
             .iter()
@@ -128,17 +128,8 @@ fn table_command(c: &pb::TableCommand) -> Result<Numbered, FieldError> {
         Some(C::DeleteDestination(d)) => {
             let at = "delete_destination";
             let service = nested(d.service.as_ref(), "service", service_key).at(at)?;
-            let (addr, port) = nested(
-                d.destination.as_ref(),
-                "destination",
-                |d: &pb::Destination| {
-                    Ok((
-                        nested(d.address.as_ref(), "address", ip_address)?,
-                        u16_field(d.port).field("port")?,
-                    ))
-                },
-            )
-            .at(at)?;
+            let (addr, port) =
+                nested(d.destination.as_ref(), "destination", destination_address).at(at)?;
             Command::DeleteDest {
                 service,
                 addr,
@@ -178,7 +169,7 @@ pub fn change_to_proto(c: &Change) -> pb::Change {
         Change::DeleteDestination { dest, .. } => (
             None,
             Some(pb::Destination {
-                address: Some(ip_to_proto(dest.addr)),
+                address: dest.addr.to_string(),
                 port: dest.port.into(),
                 ..Default::default()
             }),
