@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use ipvs_proto::v1 as pb;
-use pb::ip_address::Ip;
 use pb::ipvs_service_client::IpvsServiceClient;
 use pb::link_service_client::LinkServiceClient;
-use pb::service_key::Key;
 use pb::stats_service_client::StatsServiceClient;
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
@@ -163,19 +161,18 @@ impl TestServer {
     }
 }
 
-fn v4(octets: [u8; 4]) -> Option<pb::IpAddress> {
-    Some(pb::IpAddress {
-        ip: Some(Ip::V4(octets.to_vec())),
-    })
+fn v4(octets: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(octets).to_string()
 }
 
+/// A TCP service key as replies carry it (with its family).
 fn tcp_key(octets: [u8; 4], port: u32) -> Option<pb::ServiceKey> {
     Some(pb::ServiceKey {
-        key: Some(Key::Endpoint(pb::Endpoint {
-            protocol: pb::Protocol::Tcp.into(),
-            address: v4(octets),
-            port,
-        })),
+        protocol: pb::Protocol::Tcp.into(),
+        address: v4(octets),
+        port,
+        family: pb::AddressFamily::Inet.into(),
+        ..Default::default()
     })
 }
 
@@ -252,7 +249,13 @@ async fn seed_scenario_reads_back_with_defaults() {
     assert_eq!(created.scheduler, i32::from(pb::Scheduler::Rr));
     // The kernel's view: HASHED is set by the kernel, not by the request.
     assert_eq!(created.flags, ServiceFlags::HASHED);
-    assert_eq!(created.options.and_then(|o| o.netmask), Some(u32::MAX));
+    // Not persistent, default granularity: both left at their zero values.
+    assert_eq!(
+        created
+            .options
+            .map(|o| (o.persistence_timeout, o.ipv4_netmask, o.ipv6_prefix_length)),
+        Some((None, String::new(), 0))
+    );
     for port in [8081, 8082] {
         ipvs.add_destination(add_dest(masq([127, 0, 0, 1], port, None)))
             .await
@@ -268,7 +271,7 @@ async fn seed_scenario_reads_back_with_defaults() {
     let [svc] = listed.as_slice() else {
         panic!("one service expected: {listed:?}");
     };
-    let dests: Vec<(Option<pb::IpAddress>, u32, Option<u32>, i32)> = svc
+    let dests: Vec<(String, u32, Option<u32>, i32)> = svc
         .destinations
         .iter()
         .map(|d| (d.address.clone(), d.port, d.weight, d.forwarding))
@@ -313,39 +316,40 @@ async fn malformed_requests_are_refused_before_the_core() {
         (rr(None), "invalid service.key: is required"),
         (
             rr(Some(pb::ServiceKey {
-                key: Some(Key::Endpoint(pb::Endpoint {
-                    protocol: pb::Protocol::Tcp.into(),
-                    address: Some(pb::IpAddress {
-                        ip: Some(Ip::V4(vec![10, 1, 0])),
-                    }),
-                    port: 80,
-                })),
+                address: "10.1.0".into(),
+                port: 80,
+                ..Default::default()
             })),
-            "invalid service.key.endpoint.address.v4: must be 4 bytes (IPv4) or 16 bytes (IPv6), got 3",
+            "invalid service.key.address: \"10.1.0\" is not an IP address",
         ),
         (
             rr(Some(pb::ServiceKey {
-                key: Some(Key::Endpoint(pb::Endpoint {
-                    protocol: 0,
-                    address: v4(VIP),
-                    port: 80,
-                })),
+                address: "x".repeat(4096),
+                port: 80,
+                ..Default::default()
             })),
-            "invalid service.key.endpoint.protocol: must be set (PROTOCOL_UNSPECIFIED is not a choice)",
+            "invalid service.key.address: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"... (4096 bytes) is not an IP address",
+        ),
+        (
+            rr(Some(pb::ServiceKey {
+                address: v4(VIP),
+                port: 80,
+                family: pb::AddressFamily::Inet6.into(),
+                ..Default::default()
+            })),
+            "invalid service.key.family: does not match the address \"192.168.100.1\"",
+        ),
+        (
+            rr(Some(pb::ServiceKey {
+                address: v4(VIP),
+                fwmark: 7,
+                ..Default::default()
+            })),
+            "invalid service.key.address: must be unset for a fwmark service",
         ),
         (
             rr(tcp_key(VIP, 65536)),
-            "invalid service.key.endpoint.port: 65536 is above the maximum 65535",
-        ),
-        (
-            pb::CreateServiceRequest {
-                service: Some(pb::Service {
-                    key: tcp_key(VIP, 80),
-                    scheduler: 0,
-                    ..Default::default()
-                }),
-            },
-            "invalid service.scheduler: must be set (SCHEDULER_UNSPECIFIED is not a choice)",
+            "invalid service.key.port: 65536 is above the maximum 65535",
         ),
         (
             pb::CreateServiceRequest {
@@ -484,8 +488,11 @@ async fn kernel_refusals_keep_their_meaning() {
     refused(
         ipvs.delete_destination(pb::DeleteDestinationRequest {
             service: tcp_key(VIP, 80),
-            address: v4([127, 0, 0, 9]),
-            port: 8081,
+            destination: Some(pb::Destination {
+                address: v4([127, 0, 0, 9]),
+                port: 8081,
+                ..Default::default()
+            }),
         })
         .await,
         Code::NotFound,
@@ -709,8 +716,11 @@ async fn update_service_sends_the_full_configuration() {
                 key: tcp_key(VIP, 80),
                 scheduler: pb::Scheduler::Sh.into(),
                 options: Some(pb::ServiceOptions {
-                    persistence_timeout: 300,
-                    netmask: Some(0xffff_ff00),
+                    persistence_timeout: Some(prost_types::Duration {
+                        seconds: 300,
+                        nanos: 0,
+                    }),
+                    ipv4_netmask: "255.255.255.0".into(),
                     sched_flag_1: true,
                     ..Default::default()
                 }),
@@ -735,8 +745,15 @@ async fn update_service_sends_the_full_configuration() {
     assert_eq!(
         updated
             .options
-            .map(|o| (o.persistence_timeout, o.netmask, o.sched_flag_1)),
-        Some((300, Some(0xffff_ff00), true))
+            .map(|o| (o.persistence_timeout, o.ipv4_netmask, o.sched_flag_1)),
+        Some((
+            Some(prost_types::Duration {
+                seconds: 300,
+                nanos: 0
+            }),
+            "255.255.255.0".into(),
+            true
+        ))
     );
 
     refused(
@@ -756,8 +773,11 @@ async fn deletes_flush_and_zero() {
     let mut ipvs = server.ipvs_client();
     ipvs.delete_destination(pb::DeleteDestinationRequest {
         service: tcp_key(VIP, 80),
-        address: v4([127, 0, 0, 1]),
-        port: 8082,
+        destination: Some(pb::Destination {
+            address: v4([127, 0, 0, 1]),
+            port: 8082,
+            ..Default::default()
+        }),
     })
     .await
     .expect("delete destination");
@@ -880,8 +900,12 @@ async fn watch_stats_samples_now_then_every_interval() {
         started.elapsed() >= Duration::from_millis(200),
         "waits an interval"
     );
+    let millis = |t: Option<prost_types::Timestamp>| {
+        t.map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+            .expect("a sample time")
+    };
     assert!(
-        second.timestamp_ms >= first.timestamp_ms + 150,
+        millis(second.time) >= millis(first.time) + 150,
         "{first:?} {second:?}"
     );
     let conns = second.services[0]
@@ -1010,7 +1034,7 @@ async fn links_and_addresses() {
         .expect("list")
         .into_inner()
         .addresses;
-    let got: Vec<(Option<pb::IpAddress>, u32, &str)> = addresses
+    let got: Vec<(String, u32, &str)> = addresses
         .iter()
         .map(|a| (a.address.clone(), a.prefix_length, a.link.as_str()))
         .collect();
