@@ -63,3 +63,47 @@ async fn probe<I: IpvsOps>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic::Request;
+    use tonic_health::pb::health_check_response::ServingStatus as Wire;
+    use tonic_health::pb::{HealthCheckRequest, health_server::Health as _};
+    use tonic_health::server::HealthService;
+
+    use super::*;
+    use crate::api::fake::FakeIpvs;
+    use crate::ipvs::IpvsError;
+
+    async fn status(health: &HealthService, service: &str) -> Wire {
+        let reply = health
+            .check(Request::new(HealthCheckRequest {
+                service: service.into(),
+            }))
+            .await
+            .expect("a known service");
+        reply.into_inner().status()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_service_follows_the_kernel() {
+        let ipvs = Arc::new(FakeIpvs::default());
+        let kernel = Arc::new(Kernel::new(ipvs.clone()));
+        let (reporter, _) = health_reporter();
+        let health = HealthService::from_health_reporter(reporter.clone());
+        let (trigger, shutdown) = Shutdown::new();
+        let names = ["", "ipvs.agent.v1.IpvsService"];
+        ipvs.fail_next(IpvsError::Unavailable);
+        let task = tokio::spawn(probe(kernel, reporter, vec![names[1]], shutdown));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for name in names {
+            assert_eq!(status(&health, name).await, Wire::NotServing, "{name:?}");
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        for name in names {
+            assert_eq!(status(&health, name).await, Wire::Serving, "{name:?}");
+        }
+        trigger.fire();
+        task.await.expect("the probe stops");
+    }
+}
