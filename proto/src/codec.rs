@@ -83,6 +83,9 @@ mod tests {
             s.message()
         );
         let e = GetServiceResponse::decode(bytes).map(|_| ()).unwrap_err();
-        assert_eq!(decode_error::<GetServiceResponse>(&e).code(), Code::Internal);
+        assert_eq!(
+            decode_error::<GetServiceResponse>(&e).code(),
+            Code::Internal
+        );
     }
 }

@@ -165,7 +165,11 @@ mod tests {
             field: "service.key.port".into(),
             description: "must be non-zero".into(),
         };
-        let s = bad_request("invalid service.key.port: must be non-zero".into(), &d, v.clone());
+        let s = bad_request(
+            "invalid service.key.port: must be non-zero".into(),
+            &d,
+            v.clone(),
+        );
         assert_eq!(s.code(), Code::InvalidArgument);
         assert_eq!(detail(&s), Some(d));
         assert_eq!(field_violations(&s), vec![v.clone()]);

@@ -28,7 +28,10 @@ mod tests {
             ("dummy0", "\"dummy0\"".into()),
             (&long, format!("{:?}... (4096 bytes)", &long[..QUOTE_BYTES])),
             // é straddles the cut: it goes whole.
-            (&multibyte, format!("{:?}... (49 bytes)", &multibyte[..QUOTE_BYTES - 1])),
+            (
+                &multibyte,
+                format!("{:?}... (49 bytes)", &multibyte[..QUOTE_BYTES - 1]),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(quote(input), want, "{input:?}");

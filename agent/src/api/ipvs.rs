@@ -8,12 +8,9 @@ use pb::ipvs_service_server::{IpvsService, IpvsServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
-use crate::convert::{self, FieldError, Problem, ipvs::DestinationChange};
-use ipvs_proto::details;
-use crate::ipvs::module::with_scheduler;
-use crate::ipvs::{Destination, IpvsError, IpvsOp, IpvsOps, Service, ServiceKey};
+use crate::convert::{self, ipvs::DestinationChange};
+use crate::ipvs::{Destination, IpvsOps, Service, ServiceKey};
 use crate::kernel::Kernel;
-use crate::state::readback;
 
 /// The IPVS table service, generic over the core so tests can run it on a fake table.
 #[derive(Debug)]
@@ -56,154 +53,25 @@ impl<I: IpvsOps> IpvsApi<I> {
         }
     }
 
-    /// Creates `svc` and then its real servers, all checked first; if the kernel refuses a
-    /// real server, the service goes again, so the call makes all of it or nothing.
     async fn create(
         &self,
         (svc, dests): (Service, Vec<Destination>),
     ) -> Result<pb::CreateServiceResponse, Status> {
-        svc.validate().map_err(IpvsError::from)?;
-        let dests: Vec<_> = dests.into_iter().map(|d| d.normalized_for(&svc.key)).collect();
-        for (i, d) in dests.iter().enumerate() {
-            d.validate_for(&svc.key).map_err(|e| {
-                FieldError::new(
-                    format!("service.destinations[{i}]"),
-                    Problem::Invalid(e.to_string()),
-                )
-            })?;
-        }
-        let turn = self.kernel.turn().await;
-        let ipvs = turn.ipvs();
-        with_scheduler(ipvs, || ipvs.new_service(&svc)).await?;
-        for (i, dest) in dests.iter().enumerate() {
-            let added = match ipvs.new_dest(&svc.key, dest).await {
-                Ok(()) if readback::needs_readback(&svc.key, dest) => {
-                    let undo = IpvsOp::DelService(svc.key);
-                    Self::verify(ipvs, &svc.key, dest, undo, "the service was removed again")
-                        .await
-                        .map_err(|s| (s, true))
-                }
-                Ok(()) => Ok(()),
-                Err(e) => Err((Status::from(e), false)),
-            };
-            if let Err((status, undone)) = added {
-                let outcome = if undone {
-                    String::new()
-                } else {
-                    match ipvs.del_service(&svc.key).await {
-                        Ok(()) => "; the service was removed again".to_owned(),
-                        Err(e) => format!("; removing the service again failed: {e}"),
-                    }
-                };
-                let message = format!(
-                    "real server {} of {} ({}): {}{outcome}",
-                    i + 1,
-                    dests.len(),
-                    endpoint(dest.addr, dest.port),
-                    status.message()
-                );
-                let status = details::status_like(&status, message);
-                return Err(details::with_detail(status, |d| {
-                    d.change = u32::try_from(i + 2).unwrap_or(u32::MAX);
-                    d.changes = u32::try_from(dests.len() + 1).unwrap_or(u32::MAX);
-                }));
-            }
-        }
+        self.kernel
+            .turn()
+            .await
+            .create_service(&svc, &dests)
+            .await?;
         Ok(pb::CreateServiceResponse {
             service: Some(self.read_back(&svc).await),
         })
     }
 
     async fn update(&self, svc: Service) -> Result<pb::UpdateServiceResponse, Status> {
-        svc.validate().map_err(IpvsError::from)?;
-        let turn = self.kernel.turn().await;
-        let ipvs = turn.ipvs();
-        with_scheduler(ipvs, || ipvs.set_service(&svc)).await?;
+        self.kernel.turn().await.update_service(&svc).await?;
         Ok(pb::UpdateServiceResponse {
             service: Some(self.read_back(&svc).await),
         })
-    }
-
-    async fn add_dest(&self, change: DestinationChange) -> Result<(), Status> {
-        let key = change.service;
-        let dest = change.dest.normalized_for(&key);
-        dest.validate_for(&key).map_err(IpvsError::from)?;
-        let turn = self.kernel.turn().await;
-        let ipvs = turn.ipvs();
-        ipvs.new_dest(&key, &dest).await?;
-        if readback::needs_readback(&key, &dest) {
-            let undo = IpvsOp::DelDest {
-                service: key,
-                addr: dest.addr,
-                port: dest.port,
-            };
-            Self::verify(ipvs, &key, &dest, undo, "the real server was removed again").await?;
-        }
-        Ok(())
-    }
-
-    async fn update_dest(&self, change: DestinationChange) -> Result<(), Status> {
-        let key = change.service;
-        let mut dest = change.dest.normalized_for(&key);
-        let check = readback::needs_readback(&key, &dest);
-        let turn = self.kernel.turn().await;
-        let ipvs = turn.ipvs();
-        // SET_DEST needs a weight (an update without one keeps the kernel's), and a write
-        // the kernel may cut short needs the settings to go back to.
-        let previous = if !change.weight_given || check {
-            let found = ipvs
-                .destinations(&key)
-                .await?
-                .into_iter()
-                .find(|d| d.dest.addr == dest.addr && d.dest.port == dest.port)
-                .map(|d| d.dest)
-                .ok_or(IpvsError::DestinationNotFound)?;
-            Some(found)
-        } else {
-            None
-        };
-        if let (false, Some(p)) = (change.weight_given, previous) {
-            dest.weight = p.weight;
-        }
-        dest.validate_for(&key).map_err(IpvsError::from)?;
-        ipvs.set_dest(&key, &dest).await?;
-        if let (true, Some(p)) = (check, previous) {
-            Self::verify(
-                ipvs,
-                &key,
-                &dest,
-                IpvsOp::SetDest(key, p),
-                "its settings were restored",
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Reads `dest` back; if the kernel dropped part of it, takes the write back with `undo`
-    /// and fails with `FAILED_PRECONDITION`.
-    async fn verify(
-        ipvs: &I,
-        key: &ServiceKey,
-        dest: &Destination,
-        undo: IpvsOp,
-        undone: &str,
-    ) -> Result<(), Status> {
-        let back = match ipvs.destinations(key).await {
-            Ok(back) => back,
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "cannot read back real server");
-                return Ok(());
-            }
-        };
-        let Err(ignored) = readback::check(key, dest, &back) else {
-            return Ok(());
-        };
-        let outcome = match ipvs.write(&undo).await {
-            Ok(()) => undone.to_owned(),
-            Err(e) => format!("taking the write back (\"{undo}\") failed: {e}"),
-        };
-        Err(super::status::ignored(format!("{ignored}; {outcome}")))
     }
 }
 
@@ -294,7 +162,8 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
     ) -> Result<Response<pb::AddDestinationResponse>, Status> {
         let parsed = convert::ipvs::add_destination(request.get_ref());
         logged("AddDestination", parsed, dest_target, |c| async move {
-            self.add_dest(c).await?;
+            let turn = self.kernel.turn().await;
+            turn.add_destination(&c.service, &c.dest).await?;
             Ok(pb::AddDestinationResponse {})
         })
         .await
@@ -306,7 +175,9 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
     ) -> Result<Response<pb::UpdateDestinationResponse>, Status> {
         let parsed = convert::ipvs::update_destination(request.get_ref());
         logged("UpdateDestination", parsed, dest_target, |c| async move {
-            self.update_dest(c).await?;
+            let turn = self.kernel.turn().await;
+            turn.update_destination(&c.service, &c.dest, !c.weight_given)
+                .await?;
             Ok(pb::UpdateDestinationResponse {})
         })
         .await
