@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UnixListener};
-use tokio_stream::wrappers::UnixListenerStream;
 use ipvs_proto::v1::{
     config_service_server::ConfigServiceServer, ipvs_service_server::IpvsServiceServer,
     link_service_server::LinkServiceServer, policy_service_server::PolicyServiceServer,
     state_service_server::StateServiceServer, stats_service_server::StatsServiceServer,
     table_service_server::TableServiceServer,
 };
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::UnixListenerStream;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::Server;

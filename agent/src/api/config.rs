@@ -151,12 +151,7 @@ mod tests {
             .expect("get")
             .into_inner()
             .timeouts;
-        let secs = |seconds| {
-            Some(prost_types::Duration {
-                seconds,
-                nanos: 0,
-            })
-        };
+        let secs = |seconds| Some(prost_types::Duration { seconds, nanos: 0 });
         let t = |tcp, tcp_fin, udp| {
             Some(pb::Timeouts {
                 tcp: secs(tcp),

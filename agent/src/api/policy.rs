@@ -57,7 +57,8 @@ impl<I: IpvsOps> PolicyApi<I> {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<pb::WatchPolicyEventsResponse, Status>> + Send>>;
+type EventStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchPolicyEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl<I: IpvsOps> PolicyService for PolicyApi<I> {

@@ -211,7 +211,9 @@ async fn enforce_writes_only_changed_weights_and_reports_them() {
     assert_eq!(a.id, "a1");
     let mut events = f
         .api
-        .watch_policy_events(Request::new(pb::WatchPolicyEventsRequest { id: String::new() }))
+        .watch_policy_events(Request::new(pb::WatchPolicyEventsRequest {
+            id: String::new(),
+        }))
         .await
         .expect("watch")
         .into_inner();
