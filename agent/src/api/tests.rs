@@ -1241,3 +1241,29 @@ async fn an_upload_larger_than_grpcs_default_limit_reaches_the_engine() {
         .expect_err("not a component");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 }
+
+#[tokio::test]
+async fn health_is_served_for_the_agent_and_each_service() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let server = TestServer::start().await;
+    let mut health = HealthClient::new(server.channel.clone());
+    for service in ["", "ipvs.agent.v1.IpvsService", "ipvs.agent.v1.LinkService"] {
+        let reply = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("check")
+            .into_inner();
+        assert_eq!(reply.status(), ServingStatus::Serving, "{service:?}");
+    }
+    // Only what this agent serves has a status: StateService is not wired here.
+    let err = health
+        .check(HealthCheckRequest {
+            service: "ipvs.agent.v1.StateService".into(),
+        })
+        .await
+        .expect_err("not served");
+    assert_eq!(err.code(), Code::NotFound);
+}
