@@ -1249,13 +1249,24 @@ async fn health_is_served_for_the_agent_and_each_service() {
     let server = TestServer::start().await;
     let mut health = HealthClient::new(server.channel.clone());
     for service in ["", "ipvs.agent.v1.IpvsService", "ipvs.agent.v1.LinkService"] {
-        let reply = health
-            .check(HealthCheckRequest {
+        // The first probe of the kernel runs as the server starts: give it its moment.
+        let mut reply = None;
+        for _ in 0..100 {
+            let check = health.check(HealthCheckRequest {
                 service: service.into(),
-            })
-            .await
-            .expect("check")
-            .into_inner();
+            });
+            match check.await {
+                Ok(r) => {
+                    reply = Some(r.into_inner());
+                    break;
+                }
+                Err(e) if e.code() == Code::NotFound => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("check {service:?}: {e}"),
+            }
+        }
+        let reply = reply.expect("a status within a second");
         assert_eq!(reply.status(), ServingStatus::Serving, "{service:?}");
     }
     // Only what this agent serves has a status: StateService is not wired here.
