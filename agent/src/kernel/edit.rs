@@ -59,7 +59,7 @@ impl<I: IpvsOps> Turn<'_, I> {
                 .map_err(|e| refused(i, d, IpvsError::from(e).into(), String::new()))?;
         }
         let ipvs = self.ipvs();
-        with_scheduler(ipvs, || ipvs.new_service(&svc)).await?;
+        with_scheduler(ipvs, || ipvs.new_service(svc)).await?;
         for (i, dest) in dests.iter().enumerate() {
             let cause = match self.add_checked(&svc.key, dest).await {
                 Ok(()) => continue,
