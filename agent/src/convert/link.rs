@@ -106,14 +106,13 @@ pub fn address_to_proto(a: &InterfaceAddress) -> pb::InterfaceAddress {
 mod tests {
     use std::net::IpAddr;
 
-    use pb::ip_address::Ip;
-
     use super::*;
+    use crate::convert::quote;
 
-    fn add(link: &str, ip: Option<Ip>, prefix_length: u32) -> pb::AddAddressRequest {
+    fn add(link: &str, address: &str, prefix_length: u32) -> pb::AddAddressRequest {
         pb::AddAddressRequest {
             link: link.into(),
-            address: Some(pb::IpAddress { ip }),
+            address: address.into(),
             prefix_length,
         }
     }
@@ -129,66 +128,131 @@ mod tests {
 
     #[test]
     fn address_requests() {
-        let v4 = || Some(Ip::V4(vec![192, 168, 100, 1]));
-        let v6 = || {
-            Some(Ip::V6(
-                "2001:db8::1"
-                    .parse::<std::net::Ipv6Addr>()
-                    .expect("v6")
-                    .octets()
-                    .to_vec(),
-            ))
-        };
         let too_large = |value, max| Problem::TooLarge { value, max };
+        let not_an_address = |s: &str| Problem::NotAnAddress(quote(s));
+        let garbage = "1".repeat(4096);
         type Parsed = Result<(LinkName, Cidr), FieldError>;
-        let cases: Vec<(pb::AddAddressRequest, Parsed)> = vec![
+        let cases: Vec<(&str, pb::AddAddressRequest, Parsed)> = vec![
             (
-                add("dummy1", v4(), 32),
+                "IPv4 /32",
+                add("dummy1", "192.168.100.1", 32),
                 Ok((name("dummy1"), cidr("192.168.100.1", 32))),
             ),
             (
-                add("dummy1", v6(), 128),
+                "IPv4 /24",
+                add("dummy1", "192.168.100.1", 24),
+                Ok((name("dummy1"), cidr("192.168.100.1", 24))),
+            ),
+            (
+                "IPv4 /1",
+                add("dummy1", "192.168.100.1", 1),
+                Ok((name("dummy1"), cidr("192.168.100.1", 1))),
+            ),
+            (
+                "IPv6 /128",
+                add("dummy1", "2001:db8::1", 128),
                 Ok((name("dummy1"), cidr("2001:db8::1", 128))),
             ),
             (
-                add("dummy1", v4(), 33),
+                "prefix length 0 is the whole IPv4 address",
+                add("dummy1", "192.168.100.1", 0),
+                Ok((name("dummy1"), cidr("192.168.100.1", 32))),
+            ),
+            (
+                "prefix length 0 is the whole IPv6 address",
+                add("dummy1", "2001:db8::1", 0),
+                Ok((name("dummy1"), cidr("2001:db8::1", 128))),
+            ),
+            (
+                "IPv4 prefix above 32",
+                add("dummy1", "192.168.100.1", 33),
                 Err(FieldError::new("prefix_length", too_large(33, 32))),
             ),
             (
-                add("dummy1", v6(), 129),
+                "IPv6 prefix above 128",
+                add("dummy1", "2001:db8::1", 129),
                 Err(FieldError::new("prefix_length", too_large(129, 128))),
             ),
             (
-                add("dummy1", v4(), 256),
+                "prefix length beyond a byte",
+                add("dummy1", "192.168.100.1", 256),
                 Err(FieldError::new("prefix_length", too_large(256, 32))),
             ),
             (
-                add("dummy1", None, 32),
+                "no address",
+                add("dummy1", "", 32),
                 Err(FieldError::new("address", Problem::Missing)),
             ),
             (
-                add("dummy1", Some(Ip::V4(vec![1, 2, 3, 4, 5])), 32),
-                Err(FieldError::new("address.v4", Problem::AddressLength(5))),
+                "unparsable address",
+                add("dummy1", "1.2.3.4.5", 32),
+                Err(FieldError::new("address", not_an_address("1.2.3.4.5"))),
             ),
             (
-                add("", v4(), 32),
+                "the prefix goes in its own field",
+                add("dummy1", "192.168.100.1/24", 0),
+                Err(FieldError::new(
+                    "address",
+                    not_an_address("192.168.100.1/24"),
+                )),
+            ),
+            (
+                "a 4 KB garbage address is quoted short",
+                add("dummy1", &garbage, 32),
+                Err(FieldError::new(
+                    "address",
+                    Problem::NotAnAddress(format!("{:?}... (4096 bytes)", &garbage[..48])),
+                )),
+            ),
+            (
+                "no link",
+                add("", "192.168.100.1", 32),
                 Err(FieldError::new(
                     "link",
                     Problem::Invalid(r#"link name "" is empty"#.into()),
                 )),
             ),
         ];
-        for (req, want) in cases {
-            assert_eq!(add_address(&req), want, "{req:?}");
+        for (what, req, want) in cases {
+            assert_eq!(add_address(&req), want, "{what}");
+            let delete = pb::DeleteAddressRequest {
+                link: req.link,
+                address: req.address,
+                prefix_length: req.prefix_length,
+            };
+            assert_eq!(delete_address(&delete), want, "{what} (delete)");
         }
-        let missing = pb::AddAddressRequest {
-            link: "dummy1".into(),
-            address: None,
-            prefix_length: 32,
-        };
+    }
+
+    #[test]
+    fn prefixes_read_back_as_written() {
+        let cases = [
+            (cidr("10.0.0.1", 32), "10.0.0.1", 32),
+            (cidr("10.0.0.1", 24), "10.0.0.1", 24),
+            (cidr("2001:db8::1", 128), "2001:db8::1", 128),
+            (cidr("2001:db8::1", 64), "2001:db8::1", 64),
+            // A /0 goes out as it is, even though a request cannot ask for one.
+            (cidr("0.0.0.0", 0), "0.0.0.0", 0),
+        ];
+        for (c, address, prefix_length) in cases {
+            let wire = prefix_to_proto(&c);
+            assert_eq!(
+                (wire.address.as_str(), wire.prefix_length),
+                (address, prefix_length),
+                "{c}"
+            );
+            if prefix_length > 0 {
+                assert_eq!(prefix(&wire.address, wire.prefix_length), Ok(c), "{c}");
+            }
+        }
+        // Replies write the address as people do, whatever the request wrote.
+        let c = prefix("2001:0DB8:0000::0001", 0).expect("prefix");
         assert_eq!(
-            add_address(&missing),
-            Err(FieldError::new("address", Problem::Missing))
+            prefix_to_proto(&c),
+            pb::Prefix {
+                address: "2001:db8::1".into(),
+                prefix_length: 128,
+            }
         );
     }
 
@@ -207,6 +271,14 @@ mod tests {
             })
             .map_err(|e| e.to_string()),
             Err(r#"invalid name: link name "eth0:1" contains ':'"#.into())
+        );
+        let long = "n".repeat(4096);
+        assert_eq!(
+            create_dummy(&pb::CreateDummyRequest { name: long.clone() }).map_err(|e| e.to_string()),
+            Err(format!(
+                "invalid name: link name {:?}... (4096 bytes) is longer than 15 bytes",
+                &long[..48]
+            ))
         );
         assert_eq!(
             set_link_state(&pb::SetLinkStateRequest {
@@ -253,17 +325,21 @@ mod tests {
             (3, "dummy1", "", true, 1500, 0x83)
         );
         let addr = InterfaceAddress {
-            address: "192.168.100.1".parse().expect("test address"),
-            prefix_len: 32,
+            address: "2001:db8::1".parse().expect("test address"),
+            prefix_len: 64,
             link: "dummy1".into(),
             link_index: 3,
             scope: "global".into(),
         };
-        let wire = address_to_proto(&addr);
         assert_eq!(
-            wire.address.as_ref().map(ip_address),
-            Some(Ok(addr.address))
+            address_to_proto(&addr),
+            pb::InterfaceAddress {
+                address: "2001:db8::1".into(),
+                prefix_length: 64,
+                link: "dummy1".into(),
+                link_index: 3,
+                scope: "global".into(),
+            }
         );
-        assert_eq!((wire.prefix_length, wire.link_index), (32, 3));
     }
 }

@@ -25,7 +25,6 @@ pub enum SpecInputError {
     Spec(#[from] SpecError),
 }
 
-
 fn drift_mode(v: i32) -> Result<Option<DriftMode>, Problem> {
     match pb::DriftMode::try_from(v) {
         Ok(pb::DriftMode::Unspecified) => Ok(None),
@@ -250,33 +249,37 @@ pub fn time(t: Option<&prost_types::Timestamp>) -> SystemTime {
 mod tests {
     use super::*;
 
-    fn v4(o: [u8; 4]) -> Option<pb::IpAddress> {
-        Some(pb::IpAddress {
-            ip: Some(pb::ip_address::Ip::V4(o.to_vec())),
-        })
-    }
-
     fn key(last: u8) -> pb::ServiceKey {
         pb::ServiceKey {
-            key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-                protocol: pb::Protocol::Tcp.into(),
-                address: v4([10, 0, 0, last]),
-                port: 80,
-            })),
+            protocol: pb::Protocol::Tcp.into(),
+            address: format!("10.0.0.{last}"),
+            port: 80,
+            ..Default::default()
         }
+    }
+
+    fn prefix(address: &str, prefix_length: u32) -> pb::Prefix {
+        pb::Prefix {
+            address: address.into(),
+            prefix_length,
+        }
+    }
+
+    fn millis(ms: u64) -> Option<prost_types::Duration> {
+        Some(duration_to_proto(Duration::from_millis(ms)))
     }
 
     fn spec() -> pb::NodeSpec {
         pb::NodeSpec {
             links: vec![pb::LinkSpec {
                 name: "ipvs0".into(),
-                addresses: vec!["10.0.0.1/32".into(), "2001:db8::1/128".into()],
+                addresses: vec![prefix("10.0.0.1", 32), prefix("2001:db8::1", 128)],
             }],
             services: vec![pb::Service {
                 key: Some(key(1)),
                 scheduler: pb::Scheduler::Wrr.into(),
                 destinations: vec![pb::Destination {
-                    address: v4([10, 0, 1, 1]),
+                    address: "10.0.1.1".into(),
                     port: 80,
                     forwarding: pb::ForwardingMethod::Masquerade.into(),
                     weight: Some(3),
@@ -287,7 +290,7 @@ mod tests {
             attachments: vec![pb::AttachmentSpec {
                 policy: "lc".into(),
                 services: vec![key(1)],
-                interval_ms: 500,
+                interval: millis(500),
                 ..Default::default()
             }],
             drift: pb::DriftMode::Enforce.into(),
@@ -300,10 +303,67 @@ mod tests {
         assert_eq!(parsed.links.len(), 1);
         assert_eq!(parsed.attachments[0].interval, Duration::from_millis(500));
         assert_eq!(parsed.drift, Some(DriftMode::Enforce));
-        let back = node_spec(&node_spec_to_proto(&parsed)).expect("again");
+        let wire = node_spec_to_proto(&parsed);
+        assert_eq!(wire.links, spec().links);
+        assert_eq!(wire.attachments[0].interval, millis(500));
+        assert_eq!(
+            wire.services[0].key.as_ref().map(|k| k.family),
+            Some(pb::AddressFamily::Inet.into())
+        );
+        let back = node_spec(&wire).expect("again");
         assert_eq!(back, parsed);
         let m = Managed::declared_by(&parsed);
-        assert_eq!(managed(&managed_to_proto(&m)).expect("managed"), m);
+        let wire = managed_to_proto(&m);
+        assert_eq!(wire.links, spec().links);
+        assert_eq!(wire.services[0].destinations[0].address, "10.0.1.1");
+        assert_eq!(managed(&wire).expect("managed"), m);
+    }
+
+    #[test]
+    fn zero_values_are_defaults() {
+        type Tweak = fn(&mut pb::NodeSpec);
+        type Check = fn(&NodeSpec);
+        let cases: Vec<(&str, Tweak, Check)> = vec![
+            (
+                "a prefix length of 0 is the whole IPv4 address",
+                |s| s.links[0].addresses[0].prefix_length = 0,
+                |n| {
+                    let want = Cidr::new([10, 0, 0, 1].into(), 32).expect("cidr");
+                    assert!(n.links.values().any(|a| a.contains(&want)), "{n:?}");
+                },
+            ),
+            (
+                "an unset interval is 2 s",
+                |s| s.attachments[0].interval = None,
+                |n| assert_eq!(n.attachments[0].interval, DEFAULT_INTERVAL),
+            ),
+            (
+                "a zero interval is 2 s",
+                |s| s.attachments[0].interval = millis(0),
+                |n| assert_eq!(n.attachments[0].interval, DEFAULT_INTERVAL),
+            ),
+            (
+                "an unset quarantine threshold is the default",
+                |s| s.attachments[0].quarantine_after = 0,
+                |n| assert_eq!(n.attachments[0].quarantine_after, DEFAULT_QUARANTINE_AFTER),
+            ),
+            (
+                "an unspecified policy mode enforces",
+                |s| s.attachments[0].mode = 0,
+                |n| assert_eq!(n.attachments[0].mode, Mode::Enforce),
+            ),
+            (
+                "an unspecified drift mode is none",
+                |s| s.drift = 0,
+                |n| assert_eq!(n.drift, None),
+            ),
+        ];
+        for (what, tweak, check) in cases {
+            let mut s = spec();
+            tweak(&mut s);
+            let parsed = node_spec(&s).expect(what);
+            check(&parsed);
+        }
     }
 
     #[test]
@@ -311,24 +371,61 @@ mod tests {
         type Breaker = fn(&mut pb::NodeSpec);
         let cases: Vec<(Breaker, &str)> = vec![
             (
-                |s| s.links[0].addresses[1] = "10.0.0.2".into(),
-                "invalid links[0].addresses[1]: \"10.0.0.2\" is not ADDRESS/PREFIX",
+                |s| s.links[0].addresses[1] = prefix("10.0.0.2/32", 0),
+                r#"invalid links[0].addresses[1].address: "10.0.0.2/32" is not an IP address"#,
             ),
             (
-                |s| s.links[0].addresses[0] = "10.0.0.2/33".into(),
-                "invalid links[0].addresses[0]: prefix length 33 is invalid for 10.0.0.2: the maximum is 32",
+                |s| s.links[0].addresses[1] = prefix("", 32),
+                "invalid links[0].addresses[1].address: is required",
+            ),
+            (
+                |s| s.links[0].addresses[0] = prefix("10.0.0.2", 33),
+                "invalid links[0].addresses[0].prefix_length: 33 is above the maximum 32",
+            ),
+            (
+                |s| s.links[0].name.clear(),
+                r#"invalid links[0].name: link name "" is empty"#,
             ),
             (
                 |s| s.services[0].destinations[0].weight = Some(70000),
                 "invalid services[0].destinations[0].weight: 70000 is above the maximum 65535",
             ),
             (
+                |s| s.services[0].destinations[0].address = "10.0.1".into(),
+                r#"invalid services[0].destinations[0].address: "10.0.1" is not an IP address"#,
+            ),
+            (
+                |s| {
+                    if let Some(k) = s.services[0].key.as_mut() {
+                        k.family = pb::AddressFamily::Inet6.into();
+                    }
+                },
+                r#"invalid services[0].key.family: does not match the address "10.0.0.1""#,
+            ),
+            (
                 |s| s.attachments[0].services[0] = key(9),
                 "attachment 0 (lc): service TCP 10.0.0.9:80 is not declared in the spec",
             ),
             (
+                |s| s.attachments[0].services[0].address = "ten".into(),
+                r#"invalid attachments[0].services[0].address: "ten" is not an IP address"#,
+            ),
+            (
                 |s| s.attachments[0].policy.clear(),
                 "invalid attachments[0].policy: is required",
+            ),
+            (
+                |s| {
+                    s.attachments[0].interval = Some(prost_types::Duration {
+                        seconds: -1,
+                        nanos: 0,
+                    });
+                },
+                "invalid attachments[0].interval: -1s is not a non-negative duration",
+            ),
+            (
+                |s| s.attachments[0].mode = 9,
+                "invalid attachments[0].mode: 9 is not a known value",
             ),
             (|s| s.drift = 7, "invalid drift: 7 is not a known value"),
         ];
@@ -336,6 +433,34 @@ mod tests {
             let mut s = spec();
             break_it(&mut s);
             assert_eq!(node_spec(&s).expect_err(want).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn managed_records_name_the_field() {
+        type Breaker = fn(&mut pb::NodeSpec);
+        let cases: Vec<(Breaker, &str)> = vec![
+            (
+                |s| s.links[0].addresses[0].address = "10.0.0.1/32".into(),
+                r#"invalid links[0].addresses[0].address: "10.0.0.1/32" is not an IP address"#,
+            ),
+            (
+                |s| s.services[0].key = None,
+                "invalid services[0].key: is required",
+            ),
+            (
+                |s| s.services[0].destinations[0].address.clear(),
+                "invalid services[0].destinations[0].address: is required",
+            ),
+            (
+                |s| s.services[0].destinations[0].port = 65536,
+                "invalid services[0].destinations[0].port: 65536 is above the maximum 65535",
+            ),
+        ];
+        for (break_it, want) in cases {
+            let mut s = spec();
+            break_it(&mut s);
+            assert_eq!(managed(&s).expect_err(want).to_string(), want);
         }
     }
 }

@@ -134,4 +134,87 @@ mod tests {
             Err("invalid interval: 50ms is below the minimum 100ms".to_owned())
         );
     }
+
+    #[test]
+    fn samples_write_keys_and_addresses_as_replies_do() {
+        let service = crate::ipvs::Service::new(
+            ServiceKey::Endpoint {
+                protocol: crate::ipvs::Protocol::Udp,
+                addr: "2001:db8::1".parse().expect("test address"),
+                port: 53,
+            },
+            crate::ipvs::Scheduler::Rr,
+        );
+        let entry = ServiceEntry {
+            service,
+            stats: crate::ipvs::Stats {
+                conns: 4,
+                ..Default::default()
+            },
+        };
+        let dest = DestinationEntry {
+            dest: crate::ipvs::Destination::new("2001:db8:0:0::2".parse().expect("test"), 53),
+            active_conns: 1,
+            inactive_conns: 2,
+            persistent_conns: 0,
+            stats: crate::ipvs::Stats::default(),
+        };
+        let wire = service_stats_to_proto(&entry, &[dest]);
+        assert_eq!(
+            wire.key,
+            Some(pb::ServiceKey {
+                protocol: pb::Protocol::Udp.into(),
+                address: "2001:db8::1".into(),
+                port: 53,
+                fwmark: 0,
+                family: pb::AddressFamily::Inet6.into(),
+            })
+        );
+        assert_eq!(
+            wire.stats.and_then(|s| s.counters).map(|c| c.connections),
+            Some(4)
+        );
+        let [d] = wire.destinations.as_slice() else {
+            panic!("one real server expected: {:?}", wire.destinations);
+        };
+        assert_eq!(
+            (
+                d.address.as_str(),
+                d.port,
+                d.active_connections,
+                d.inactive_connections
+            ),
+            ("2001:db8::2", 53, 1, 2)
+        );
+    }
+
+    #[test]
+    fn service_filters() {
+        assert_eq!(get_stats(&pb::GetStatsRequest { service: None }), Ok(None));
+        assert_eq!(
+            get_stats(&pb::GetStatsRequest {
+                service: Some(pb::ServiceKey {
+                    fwmark: 3,
+                    ..Default::default()
+                }),
+            }),
+            Ok(Some(ServiceKey::FwMark {
+                mark: 3,
+                family: crate::ipvs::Family::Inet,
+            }))
+        );
+        assert_eq!(
+            watch_stats(&pb::WatchStatsRequest {
+                service: Some(pb::ServiceKey {
+                    address: "10.0.0.256".into(),
+                    ..Default::default()
+                }),
+                interval: None,
+            }),
+            Err(FieldError::new(
+                "service.address",
+                Problem::NotAnAddress("\"10.0.0.256\"".into()),
+            ))
+        );
+    }
 }
