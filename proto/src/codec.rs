@@ -73,7 +73,9 @@ mod tests {
     fn a_bad_request_is_the_callers_fault_and_a_bad_response_is_not() {
         // Field 1 as a length-delimited value 5 bytes long, with 1 byte present.
         let bytes: &[u8] = &[0x0a, 0x05, 0x01];
-        let e = GetServiceRequest::decode(bytes).map(|_| ()).unwrap_err();
+        let e = GetServiceRequest::decode(bytes)
+            .map(|_| ())
+            .expect_err("refused");
         let s = decode_error::<GetServiceRequest>(&e);
         assert_eq!(s.code(), Code::InvalidArgument);
         assert!(
@@ -82,7 +84,9 @@ mod tests {
             "{}",
             s.message()
         );
-        let e = GetServiceResponse::decode(bytes).map(|_| ()).unwrap_err();
+        let e = GetServiceResponse::decode(bytes)
+            .map(|_| ())
+            .expect_err("refused");
         assert_eq!(
             decode_error::<GetServiceResponse>(&e).code(),
             Code::Internal

@@ -29,15 +29,20 @@ impl<I: IpvsOps> IpvsApi<I> {
 
     /// The service as the kernel now holds it; the requested configuration if it cannot be read
     /// back (the write itself succeeded, so failing the call would invite a wrong retry).
-    async fn read_back(&self, requested: &Service) -> pb::Service {
+    /// The service as the kernel has it now; its real servers are read only when it may
+    /// have some (`with_dests`), so creating an empty service costs one read.
+    async fn read_back(&self, requested: &Service, with_dests: bool) -> pb::Service {
         match self.kernel.read().service(&requested.key).await {
             Ok(entry) => {
-                let dests = self
-                    .kernel
-                    .read()
-                    .destinations(&requested.key)
-                    .await
-                    .unwrap_or_default();
+                let dests = if with_dests {
+                    self.kernel
+                        .read()
+                        .destinations(&requested.key)
+                        .await
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 convert::ipvs::service_to_proto(&entry, &dests)
             }
             Err(e) => {
@@ -63,14 +68,14 @@ impl<I: IpvsOps> IpvsApi<I> {
             .create_service(&svc, &dests)
             .await?;
         Ok(pb::CreateServiceResponse {
-            service: Some(self.read_back(&svc).await),
+            service: Some(self.read_back(&svc, !dests.is_empty()).await),
         })
     }
 
     async fn update(&self, svc: Service) -> Result<pb::UpdateServiceResponse, Status> {
         self.kernel.turn().await.update_service(&svc).await?;
         Ok(pb::UpdateServiceResponse {
-            service: Some(self.read_back(&svc).await),
+            service: Some(self.read_back(&svc, true).await),
         })
     }
 }

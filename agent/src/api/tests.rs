@@ -400,10 +400,10 @@ async fn malformed_requests_are_refused_before_the_core() {
         ),
         (
             add_dest(Some(pb::Destination {
-                forwarding: 0,
+                forwarding: 99,
                 ..masq([10, 2, 0, 2], 8080, None).expect("dest")
             })),
-            "invalid destination.forwarding: must be set (FORWARDING_METHOD_UNSPECIFIED is not a choice)",
+            "invalid destination.forwarding: 99 is not a known value",
         ),
         (
             pb::AddDestinationRequest {
@@ -1164,6 +1164,7 @@ async fn reflection_lists_the_services() {
     assert_eq!(
         names,
         vec![
+            "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "ipvs.agent.v1.ConfigService",
             "ipvs.agent.v1.IpvsService",
