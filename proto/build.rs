@@ -18,7 +18,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("ipvs_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Message names for the codec, which tells requests from responses by them.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::ApiCodec")
+        .compile_fds_with_config(fds, config)?;
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -9,6 +9,7 @@ pub mod attach;
 pub mod config;
 pub mod convert;
 pub mod declared;
+pub mod health;
 pub mod ipvs;
 pub mod kernel;
 pub mod link;

@@ -7,8 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipvs_proto::v1::{
+    config_service_server::ConfigServiceServer, ipvs_service_server::IpvsServiceServer,
+    link_service_server::LinkServiceServer, policy_service_server::PolicyServiceServer,
+    state_service_server::StateServiceServer, stats_service_server::StatsServiceServer,
+    table_service_server::TableServiceServer,
+};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -17,6 +24,7 @@ use crate::api::StateApi;
 use crate::api::{ConfigApi, IpvsApi, LinkApi, PolicyApi, StatsApi, TableApi};
 use crate::attach::Attachments;
 use crate::declared::Declared;
+use crate::health;
 use crate::ipvs::IpvsOps;
 use crate::kernel::Kernel;
 use crate::link::LinkOps;
@@ -61,6 +69,7 @@ pub fn routes<I: IpvsOps, L: LinkOps>(
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ipvs_proto::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let Node {
         kernel,
@@ -68,8 +77,22 @@ pub fn routes<I: IpvsOps, L: LinkOps>(
         policies,
         state,
     } = node;
+    let mut named = vec![
+        IpvsServiceServer::<IpvsApi<I>>::NAME,
+        ConfigServiceServer::<ConfigApi<I>>::NAME,
+        TableServiceServer::<TableApi<I>>::NAME,
+        StatsServiceServer::<StatsApi<I>>::NAME,
+        LinkServiceServer::<LinkApi<I, L>>::NAME,
+    ];
+    if state.is_some() {
+        named.push(StateServiceServer::<StateApi<I, L>>::NAME);
+    }
+    if policies.is_some() {
+        named.push(PolicyServiceServer::<PolicyApi<I>>::NAME);
+    }
     let mut routes = Routes::builder();
     routes
+        .add_service(health::serve(kernel.clone(), named, shutdown.clone()))
         .add_service(IpvsApi::new(kernel.clone()).into_server())
         .add_service(ConfigApi::new(kernel.clone()).into_server())
         .add_service(TableApi::new(kernel.clone()).into_server())

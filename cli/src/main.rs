@@ -5,6 +5,7 @@
 
 mod app;
 mod client;
+mod durations;
 mod exit;
 mod fleet;
 mod ipvsadm;

@@ -40,19 +40,17 @@ fn state(agent: &TestAgent) -> &Arc<Declared<FakeIpvs, FakeLinks>> {
         .expect("an agent with the declared state")
 }
 
-fn v4(a: [u8; 4]) -> Option<pb::IpAddress> {
-    Some(pb::IpAddress {
-        ip: Some(pb::ip_address::Ip::V4(a.to_vec())),
-    })
+fn v4(a: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(a).to_string()
 }
 
 fn tcp(a: [u8; 4], port: u32) -> pb::ServiceKey {
     pb::ServiceKey {
-        key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-            protocol: pb::Protocol::Tcp.into(),
-            address: v4(a),
-            port,
-        })),
+        protocol: pb::Protocol::Tcp.into(),
+        address: v4(a),
+        port,
+        fwmark: 0,
+        family: pb::AddressFamily::Inet.into(),
     }
 }
 
@@ -84,20 +82,20 @@ address = \"10.0.1.1:8080\"
 forward = \"masq\"
 ";
 
-/// What NODE_YAML declares, as the agent keeps it: with the default netmask (/32) spelled out.
+/// What NODE_YAML declares, as the agent keeps it: options at their zero values.
 fn node_spec() -> pb::NodeSpec {
     pb::NodeSpec {
         links: vec![pb::LinkSpec {
             name: "ipvs0".into(),
-            addresses: vec!["10.0.0.1/32".into()],
+            addresses: vec![pb::Prefix {
+                address: "10.0.0.1".into(),
+                prefix_length: 32,
+            }],
         }],
         services: vec![pb::Service {
             key: Some(tcp([10, 0, 0, 1], 80)),
             scheduler: pb::Scheduler::Wlc.into(),
-            options: Some(pb::ServiceOptions {
-                netmask: Some(u32::MAX),
-                ..Default::default()
-            }),
+            options: Some(pb::ServiceOptions::default()),
             destinations: vec![pb::Destination {
                 address: v4([10, 0, 1, 1]),
                 port: 8080,
@@ -338,7 +336,7 @@ async fn refusals_map_to_exit_statuses() {
         (
             Some(4),
             String::new(),
-            "ipvsctl: the agent does not implement StateService.Apply\n".into()
+            "ipvsctl: the agent does not implement StateService.ApplyState\n".into()
         )
     );
 
@@ -740,16 +738,16 @@ struct CutShort(StateApi<FakeIpvs, FakeLinks>);
 
 #[tonic::async_trait]
 impl StateService for CutShort {
-    async fn apply(
+    async fn apply_state(
         &self,
         r: Request<pb::ApplyStateRequest>,
     ) -> Result<Response<pb::ApplyStateResponse>, Status> {
-        self.0.apply(r).await
+        self.0.apply_state(r).await
     }
     async fn get_state(
         &self,
         r: Request<pb::GetStateRequest>,
-    ) -> Result<Response<pb::NodeState>, Status> {
+    ) -> Result<Response<pb::GetStateResponse>, Status> {
         self.0.get_state(r).await
     }
     async fn export(
@@ -761,7 +759,7 @@ impl StateService for CutShort {
     async fn rollback(
         &self,
         r: Request<pb::RollbackRequest>,
-    ) -> Result<Response<pb::ApplyStateResponse>, Status> {
+    ) -> Result<Response<pb::RollbackResponse>, Status> {
         self.0.rollback(r).await
     }
     async fn list_revisions(
@@ -771,7 +769,7 @@ impl StateService for CutShort {
         self.0.list_revisions(r).await
     }
 
-    type DrainStream = Streamed<pb::DrainProgress>;
+    type DrainStream = Streamed<pb::DrainResponse>;
 
     async fn drain(
         &self,
@@ -781,13 +779,14 @@ impl StateService for CutShort {
         Ok(Response::new(Box::pin(stream.take(1))))
     }
 
-    type WatchEventsStream = <StateApi<FakeIpvs, FakeLinks> as StateService>::WatchEventsStream;
+    type WatchStateEventsStream =
+        <StateApi<FakeIpvs, FakeLinks> as StateService>::WatchStateEventsStream;
 
-    async fn watch_events(
+    async fn watch_state_events(
         &self,
         r: Request<pb::WatchStateEventsRequest>,
-    ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        self.0.watch_events(r).await
+    ) -> Result<Response<Self::WatchStateEventsStream>, Status> {
+        self.0.watch_state_events(r).await
     }
 }
 

@@ -12,37 +12,35 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::{Context, bail};
 use ipvs_client::{Agent, AgentAddress};
 use ipvs_proto::v1 as pb;
-use pb::service_key::Key;
 
-fn ip(addr: IpAddr) -> pb::IpAddress {
-    let ip = match addr {
-        IpAddr::V4(v4) => pb::ip_address::Ip::V4(v4.octets().to_vec()),
-        IpAddr::V6(v6) => pb::ip_address::Ip::V6(v6.octets().to_vec()),
-    };
-    pb::IpAddress { ip: Some(ip) }
-}
-
-fn show_ip(addr: Option<&pb::IpAddress>) -> String {
-    match addr.and_then(|a| a.ip.as_ref()) {
-        Some(pb::ip_address::Ip::V4(b)) => <[u8; 4]>::try_from(b.as_slice())
-            .map(|o| IpAddr::from(o).to_string())
-            .unwrap_or_else(|_| "?".into()),
-        Some(pb::ip_address::Ip::V6(b)) => <[u8; 16]>::try_from(b.as_slice())
-            .map(|o| format!("[{}]", IpAddr::from(o)))
-            .unwrap_or_else(|_| "?".into()),
-        None => "?".into(),
+/// An address as the agent sends it, with IPv6 in brackets so that a port can follow.
+fn show_ip(addr: &str) -> String {
+    match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+        Ok(v4) => v4.to_string(),
+        Err(_) => "?".into(),
     }
 }
 
-/// `tcp:10.0.0.1:80`, `udp:[2001:db8::1]:53`, `fwmark:7` as a service key.
+fn family(ipv6: bool) -> pb::AddressFamily {
+    if ipv6 {
+        pb::AddressFamily::Inet6
+    } else {
+        pb::AddressFamily::Inet
+    }
+}
+
+/// `tcp:10.0.0.1:80`, `udp:[2001:db8::1]:53`, `fwmark:7` as a service key, with its family set
+/// as the agent's replies set it, so that it compares equal to the listed key.
 fn parse_service(s: &str) -> anyhow::Result<pb::ServiceKey> {
     let (kind, rest) = s
         .split_once(':')
         .with_context(|| format!("service `{s}': expected PROTO:ADDR:PORT or fwmark:MARK"))?;
-    let key = match kind {
-        "fwmark" => Key::Fwmark(pb::FirewallMark {
-            mark: rest.parse().with_context(|| format!("bad mark `{rest}'"))?,
-            family: pb::AddressFamily::Inet as i32,
+    match kind {
+        "fwmark" => Ok(pb::ServiceKey {
+            fwmark: rest.parse().with_context(|| format!("bad mark `{rest}'"))?,
+            family: family(false).into(),
+            ..Default::default()
         }),
         "tcp" | "udp" | "sctp" => {
             let protocol = match kind {
@@ -53,30 +51,55 @@ fn parse_service(s: &str) -> anyhow::Result<pb::ServiceKey> {
             let addr: SocketAddr = rest
                 .parse()
                 .with_context(|| format!("bad address `{rest}': expected ADDR:PORT"))?;
-            Key::Endpoint(pb::Endpoint {
-                protocol: protocol as i32,
-                address: Some(ip(addr.ip())),
+            Ok(pb::ServiceKey {
+                protocol: protocol.into(),
+                address: addr.ip().to_string(),
                 port: u32::from(addr.port()),
+                fwmark: 0,
+                family: family(addr.is_ipv6()).into(),
             })
         }
         other => bail!("unknown service kind `{other}': tcp, udp, sctp or fwmark"),
-    };
-    Ok(pb::ServiceKey { key: Some(key) })
+    }
+}
+
+/// `key` with the API's defaults written out (TCP for no protocol, IPv4 for a fwmark service
+/// without a family, the family an address has) and its address in canonical form, so that
+/// two keys for one service are equal however each was written.
+fn canonical(key: &pb::ServiceKey) -> pb::ServiceKey {
+    if key.fwmark != 0 {
+        return pb::ServiceKey {
+            fwmark: key.fwmark,
+            family: family(key.family == pb::AddressFamily::Inet6 as i32).into(),
+            ..Default::default()
+        };
+    }
+    let addr = key.address.parse::<IpAddr>().ok();
+    pb::ServiceKey {
+        protocol: match pb::Protocol::try_from(key.protocol) {
+            Ok(pb::Protocol::Unspecified) => pb::Protocol::Tcp.into(),
+            _ => key.protocol,
+        },
+        address: addr.map_or_else(|| key.address.clone(), |a| a.to_string()),
+        port: key.port,
+        fwmark: 0,
+        family: family(addr.is_some_and(|a| a.is_ipv6())).into(),
+    }
 }
 
 fn show_service(key: Option<&pb::ServiceKey>) -> String {
-    match key.and_then(|k| k.key.as_ref()) {
-        Some(Key::Endpoint(e)) => {
-            let proto = pb::Protocol::try_from(e.protocol)
-                .map(|p| {
-                    p.as_str_name()
-                        .trim_start_matches("PROTOCOL_")
-                        .to_lowercase()
-                })
-                .unwrap_or_else(|_| "?".into());
-            format!("{proto}:{}:{}", show_ip(e.address.as_ref()), e.port)
+    match key {
+        Some(k) if k.fwmark != 0 => format!("fwmark:{}", k.fwmark),
+        Some(k) => {
+            // An unspecified protocol is TCP, the API's default.
+            let proto = match pb::Protocol::try_from(k.protocol) {
+                Ok(pb::Protocol::Udp) => "udp",
+                Ok(pb::Protocol::Sctp) => "sctp",
+                Ok(pb::Protocol::Tcp | pb::Protocol::Unspecified) => "tcp",
+                Err(_) => "?",
+            };
+            format!("{proto}:{}:{}", show_ip(&k.address), k.port)
         }
-        Some(Key::Fwmark(f)) => format!("fwmark:{}", f.mark),
         None => "?".into(),
     }
 }
@@ -110,7 +133,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    let Some(target) = services.iter().find(|s| s.key.as_ref() == Some(&wanted)) else {
+    let Some(target) = services
+        .iter()
+        .find(|s| s.key.as_ref().map(canonical) == Some(canonical(&wanted)))
+    else {
         bail!("{service}: no such service on {address}");
     };
     for dest in &target.destinations {
@@ -125,10 +151,10 @@ async fn main() -> anyhow::Result<()> {
             destination: Some(destination),
         })
         .await
-        .with_context(|| format!("{}:{}", show_ip(dest.address.as_ref()), dest.port))?;
+        .with_context(|| format!("{}:{}", show_ip(&dest.address), dest.port))?;
         println!(
             "{service}: {}:{} weight {} -> {weight}",
-            show_ip(dest.address.as_ref()),
+            show_ip(&dest.address),
             dest.port,
             dest.weight.unwrap_or(1)
         );

@@ -4,6 +4,7 @@
 //! things both ends of the API share: the errno table ([`errno`]) and how an
 //! [`ErrorDetail`](v1::ErrorDetail) rides on a status ([`details`]).
 
+pub mod codec;
 pub mod details;
 pub mod errno;
 

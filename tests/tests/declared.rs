@@ -9,12 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use ipvs_e2e::api::{endpoint, ip, masq};
+use ipvs_e2e::api::{endpoint, masq, real_server, seconds};
 use ipvs_e2e::{Agent, Backend, Netns, http_get, ipvsadm, stdout, wait_for};
 use ipvs_proto::v1::state_service_client::StateServiceClient;
 use ipvs_proto::v1::{
     ApplyStateRequest, DrainPhase, DrainRequest, DriftMode, GetStateRequest, LinkSpec, NodeSpec,
-    Protocol, Scheduler, Service, ServiceKey,
+    Prefix, Protocol, Scheduler, Service, ServiceKey,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -32,7 +32,10 @@ fn seed_spec(drift: DriftMode) -> NodeSpec {
     NodeSpec {
         links: vec![LinkSpec {
             name: "dummy1".into(),
-            addresses: vec!["192.168.100.1/32".into()],
+            addresses: vec![Prefix {
+                address: "192.168.100.1".into(),
+                prefix_length: 32,
+            }],
         }],
         services: vec![Service {
             key: key(),
@@ -54,7 +57,7 @@ async fn apply(
     spec: NodeSpec,
     expected: Option<u64>,
 ) -> Result<ipvs_proto::v1::ApplyStateResponse, tonic::Status> {
-    c.apply(ApplyStateRequest {
+    c.apply_state(ApplyStateRequest {
         spec: Some(spec),
         prune: false,
         dry_run: false,
@@ -201,13 +204,11 @@ async fn drain_waits_for_a_live_connection() -> Result<()> {
     let vip: SocketAddr = VIP.parse()?;
     let held = TcpStream::connect_timeout(&vip, Duration::from_secs(5))?;
 
-    let b1: SocketAddr = B1.parse()?;
     let mut stream = c
         .drain(DrainRequest {
             service: key(),
-            address: ip(b1.ip()),
-            port: b1.port().into(),
-            timeout_ms: 60_000,
+            destination: Some(real_server(B1)),
+            timeout: seconds(60),
             keep: false,
             expected_revision: None,
         })

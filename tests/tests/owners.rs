@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use ipvs_e2e::api::{endpoint, ip, masq};
+use ipvs_e2e::api::{duration, endpoint, masq, real_server, seconds};
 use ipvs_e2e::component::component;
 use ipvs_e2e::{Agent, Backend, Netns, ipvsadm, stdout, wait_for};
 use ipvs_proto::v1::state_service_client::StateServiceClient;
 use ipvs_proto::v1::{
     ApplyStateRequest, AttachmentSpec, DrainPhase, DrainRequest, DriftMode, GetStateRequest,
-    LinkSpec, ListRevisionsRequest, NodeSpec, PolicyMode, Protocol, Scheduler, Service, ServiceKey,
+    LinkSpec, ListRevisionsRequest, NodeSpec, PolicyMode, Prefix, Protocol, Scheduler, Service,
+    ServiceKey,
 };
 use tonic::transport::Channel;
 
@@ -31,7 +32,10 @@ fn spec(w1: u32, w2: u32, attachments: Vec<AttachmentSpec>) -> NodeSpec {
     NodeSpec {
         links: vec![LinkSpec {
             name: "dummy1".into(),
-            addresses: vec!["192.168.100.1/32".into()],
+            addresses: vec![Prefix {
+                address: "192.168.100.1".into(),
+                prefix_length: 32,
+            }],
         }],
         services: vec![Service {
             key: key(),
@@ -46,7 +50,7 @@ fn spec(w1: u32, w2: u32, attachments: Vec<AttachmentSpec>) -> NodeSpec {
 
 async fn apply(c: &mut StateServiceClient<Channel>, spec: NodeSpec) -> Result<u64> {
     let r = c
-        .apply(ApplyStateRequest {
+        .apply_state(ApplyStateRequest {
             spec: Some(spec),
             prune: false,
             dry_run: false,
@@ -136,7 +140,7 @@ async fn drift_enforcement_and_an_enforcing_policy_leave_the_weights_steady() ->
         policy: "lc".into(),
         services: vec![key().context("key")?],
         params: vec![],
-        interval_ms: 1000,
+        interval: duration(Duration::from_secs(1)),
         mode: PolicyMode::Enforce.into(),
         quarantine_after: 3,
     };
@@ -188,13 +192,11 @@ async fn a_drain_survives_a_kill_of_the_agent() -> Result<()> {
     let held = hold(1)?;
     apply(&mut c, spec(100, 1, vec![])).await?;
 
-    let b1: SocketAddr = B1.parse()?;
     let mut stream = c
         .drain(DrainRequest {
             service: key(),
-            address: ip(b1.ip()),
-            port: b1.port().into(),
-            timeout_ms: 120_000,
+            destination: Some(real_server(B1)),
+            timeout: seconds(120),
             keep: false,
             expected_revision: None,
         })

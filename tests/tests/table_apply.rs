@@ -4,43 +4,25 @@
 //! refusal half-way leaves the table as it was. ipvsadm's lines run on top of the live table,
 //! refused whole when the table refuses one.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use ipvs_e2e::api::{endpoint, seconds, whole_seconds};
 use ipvs_e2e::{Agent, Backend, Netns, http_get, ipvsadm, run, run_ok, table_snapshot, wait_for};
+use ipvs_proto::details::field_violations;
 use ipvs_proto::v1::config_service_client::ConfigServiceClient;
 use ipvs_proto::v1::ipvs_service_client::IpvsServiceClient;
 use ipvs_proto::v1::table_service_client::TableServiceClient;
 use ipvs_proto::v1::{
     AddressFamily, ApplyMode, ApplyRequest, ApplyResponse, ChangeKind, Daemon, DaemonRole,
-    Destination, DestinationCommand, Endpoint, FirewallMark, ForwardingMethod, GetTimeoutsRequest,
-    IpAddress, ListConnectionsRequest, ListDaemonsRequest, ListServicesRequest, Protocol,
-    Scheduler, Service, ServiceKey, ServiceOptions, SetTimeoutsRequest, StartDaemonRequest,
-    StopDaemonRequest, TableCommand, Timeouts, Tunnel, TunnelChecksum, TunnelType, ip_address,
-    service_key, table_command,
+    Destination, DestinationCommand, ForwardingMethod, GetTimeoutsRequest, ListConnectionsRequest,
+    ListDaemonsRequest, ListServicesRequest, Protocol, Scheduler, Service, ServiceKey,
+    ServiceOptions, SetTimeoutsRequest, StartDaemonRequest, StopDaemonRequest, TableCommand,
+    Timeouts, Tunnel, TunnelChecksum, TunnelType, table_command,
 };
 use tonic::Code;
 use tonic::transport::Channel;
-
-fn ip(addr: IpAddr) -> Option<IpAddress> {
-    let ip = match addr {
-        IpAddr::V4(a) => ip_address::Ip::V4(a.octets().to_vec()),
-        IpAddr::V6(a) => ip_address::Ip::V6(a.octets().to_vec()),
-    };
-    Some(IpAddress { ip: Some(ip) })
-}
-
-fn endpoint(protocol: Protocol, at: &str) -> Option<ServiceKey> {
-    let sa: SocketAddr = at.parse().expect("test address");
-    Some(ServiceKey {
-        key: Some(service_key::Key::Endpoint(Endpoint {
-            protocol: protocol.into(),
-            address: ip(sa.ip()),
-            port: sa.port().into(),
-        })),
-    })
-}
 
 fn service(key: Option<ServiceKey>, scheduler: Scheduler, dests: Vec<Destination>) -> Service {
     Service {
@@ -59,7 +41,7 @@ fn with_options(mut s: Service, options: ServiceOptions) -> Service {
 fn dest(at: &str, forwarding: ForwardingMethod, weight: u32) -> Destination {
     let sa: SocketAddr = at.parse().expect("test address");
     Destination {
-        address: ip(sa.ip()),
+        address: sa.ip().to_string(),
         port: sa.port().into(),
         forwarding: forwarding.into(),
         weight: Some(weight),
@@ -244,8 +226,8 @@ fn rich() -> Vec<Service> {
                 vec![dest("10.10.1.3:443", DirectRoute, 2)],
             ),
             ServiceOptions {
-                persistence_timeout: 600,
-                netmask: Some(0xffff_ff00),
+                persistence_timeout: seconds(600),
+                ipv4_netmask: "255.255.255.0".into(),
                 ..Default::default()
             },
         ),
@@ -269,7 +251,7 @@ fn rich() -> Vec<Service> {
                 vec![],
             ),
             ServiceOptions {
-                persistence_timeout: 60,
+                persistence_timeout: seconds(60),
                 persistence_engine: "sip".into(),
                 ..Default::default()
             },
@@ -277,10 +259,9 @@ fn rich() -> Vec<Service> {
         with_options(
             service(
                 Some(ServiceKey {
-                    key: Some(service_key::Key::Fwmark(FirewallMark {
-                        mark: 7,
-                        family: AddressFamily::Inet.into(),
-                    })),
+                    fwmark: 7,
+                    family: AddressFamily::Inet.into(),
+                    ..Default::default()
                 }),
                 Scheduler::Mh,
                 vec![dest("10.10.1.5:0", DirectRoute, 1)],
@@ -455,14 +436,13 @@ async fn updates_in_place_keep_connections_and_counters() -> Result<()> {
     for c in &listed {
         assert_eq!(c.protocol, "TCP");
         assert!(
-            [ip("192.168.100.1".parse()?), ip("192.168.100.2".parse()?)]
-                .contains(&c.virtual_address),
+            ["192.168.100.1", "192.168.100.2"].contains(&c.virtual_address.as_str()),
             "{c:?}"
         );
         assert_eq!(c.virtual_port, 80);
-        assert_eq!(c.destination_address, ip("127.0.0.1".parse()?));
+        assert_eq!(c.destination_address, "127.0.0.1");
         assert!([8081, 8082].contains(&c.destination_port), "{c:?}");
-        assert!(c.expires_seconds > 0, "{c:?}");
+        assert!(whole_seconds(c.expires.as_ref()) > 0, "{c:?}");
     }
 
     // A new scheduler and weight for the first service, nothing for the second: both updated
@@ -764,13 +744,24 @@ async fn invalid_input_changes_nothing() -> Result<()> {
         one_packet: true,
         ..Default::default()
     });
-    let cases: Vec<(Vec<Service>, &str)> = vec![
+    let mut unknown_scheduler = base_service(Scheduler::Rr, &[]);
+    unknown_scheduler.scheduler = 99;
+    let mut bad_vip = base_service(Scheduler::Rr, &[]);
+    if let Some(k) = bad_vip.key.as_mut() {
+        k.address = "10.20.0".into();
+    }
+    let mut bad_real_server = base_service(Scheduler::Rr, &["10.20.1.1:80"]);
+    bad_real_server.destinations[0].address = "10.20.1.one".into();
+    // The message, and the request field a google.rpc.BadRequest names for a field that is
+    // wrong in itself (none for a table that breaks a rule).
+    let cases: Vec<(Vec<Service>, &str, Option<&str>)> = vec![
         (
             vec![
                 base_service(Scheduler::Wrr, &["10.20.1.9:80"]),
                 base_service(Scheduler::Rr, &[]),
             ],
             "service TCP 10.20.0.1:80 is listed more than once",
+            None,
         ),
         (
             vec![
@@ -782,6 +773,7 @@ async fn invalid_input_changes_nothing() -> Result<()> {
                 ),
             ],
             "service TCP 10.20.0.7:0: a service with port 0 must be persistent",
+            None,
         ),
         (
             vec![base_service(
@@ -789,27 +781,102 @@ async fn invalid_input_changes_nothing() -> Result<()> {
                 &["10.20.1.9:80", "10.20.1.9:80"],
             )],
             "real server 10.20.1.9:80 of service TCP 10.20.0.1:80 is listed more than once",
+            None,
         ),
         (
             vec![one_packet_tcp],
             "service TCP 10.20.0.1:80: one-packet scheduling is only for UDP and fwmark services",
+            None,
         ),
         (
-            vec![service(
-                endpoint(Protocol::Tcp, "10.20.0.1:80"),
-                Scheduler::Unspecified,
-                vec![],
-            )],
-            "invalid services[0].scheduler: must be set (SCHEDULER_UNSPECIFIED is not a choice)",
+            vec![base_service(Scheduler::Wrr, &[]), unknown_scheduler],
+            "invalid services[1].scheduler: 99 is not a known value",
+            Some("services[1].scheduler"),
+        ),
+        (
+            vec![bad_vip],
+            "invalid services[0].key.address: \"10.20.0\" is not an IP address",
+            Some("services[0].key.address"),
+        ),
+        (
+            vec![bad_real_server],
+            "invalid services[0].destinations[0].address: \"10.20.1.one\" is not an IP address",
+            Some("services[0].destinations[0].address"),
         ),
     ];
-    for (services, message) in cases {
+    for (services, message, field) in cases {
         match apply(&channel, request(services, true, false)).await {
             Ok(r) => bail!("{message}: applied {:?}", words(&r)),
-            Err(s) => assert_eq!((s.code(), s.message()), (Code::InvalidArgument, message)),
+            Err(s) => {
+                assert_eq!((s.code(), s.message()), (Code::InvalidArgument, message));
+                let named: Vec<String> =
+                    field_violations(&s).into_iter().map(|v| v.field).collect();
+                assert_eq!(named, Vec::from_iter(field.map(String::from)), "{message}");
+            }
         }
         assert_eq!(table_snapshot()?, before, "{message}");
     }
+    Ok(())
+}
+
+/// Fields left at their zero values mean the kernel's and ipvsadm's defaults: no scheduler is
+/// wlc, no forwarding method is direct routing, no weight is 1, no options are none. A
+/// declaration that leaves them out matches a table built with them spelled out.
+#[tokio::test]
+async fn zero_values_are_the_defaults() -> Result<()> {
+    let _ns = Netns::new()?;
+    base()?;
+    let agent = Agent::start()?;
+    let channel = agent.channel().await?;
+    // base() made 10.20.0.5:80 with `-s wlc`.
+    let desired = || {
+        vec![Service {
+            key: endpoint(Protocol::Tcp, "10.20.0.5:80"),
+            destinations: vec![Destination {
+                address: "10.20.1.5".into(),
+                port: 80,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]
+    };
+    let first = apply(&channel, request(desired(), false, false))
+        .await
+        .with_context(|| agent.log())?;
+    assert_eq!(
+        words(&first),
+        vec!["-a -t 10.20.0.5:80 -r 10.20.1.5:80 -g -w 1"]
+    );
+    let listing = run_ok("ipvsadm", &["-Ln", "-t", "10.20.0.5:80"])?;
+    assert!(listing.contains("TCP  10.20.0.5:80 wlc"), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["->", "10.20.1.5:80", "Route", "1", "0", "0"]),
+        "{listing}"
+    );
+    let second = apply(&channel, request(desired(), false, false)).await?;
+    assert_eq!(words(&second), Vec::<&str>::new());
+    // Replies spell the defaults out.
+    let listed = IpvsServiceClient::new(channel.clone())
+        .list_services(ListServicesRequest {})
+        .await?
+        .into_inner()
+        .services;
+    let svc = listed
+        .iter()
+        .find(|s| s.key == endpoint(Protocol::Tcp, "10.20.0.5:80"))
+        .with_context(|| format!("{listed:#?}"))?;
+    assert_eq!(svc.scheduler(), Scheduler::Wlc, "{svc:?}");
+    let [d] = svc.destinations.as_slice() else {
+        bail!("one real server expected: {svc:?}");
+    };
+    assert_eq!(
+        (d.forwarding(), d.weight, d.address.as_str()),
+        (ForwardingMethod::DirectRoute, Some(1), "10.20.1.5"),
+        "{d:?}"
+    );
     Ok(())
 }
 
@@ -901,7 +968,9 @@ async fn timeouts_set_and_get() -> Result<()> {
     let shown = |t: &Timeouts| {
         format!(
             "Timeout (tcp tcpfin udp): {} {} {}\n",
-            t.tcp, t.tcp_fin, t.udp
+            whole_seconds(t.tcp.as_ref()),
+            whole_seconds(t.tcp_fin.as_ref()),
+            whole_seconds(t.udp.as_ref())
         )
     };
     let got = config
@@ -913,10 +982,11 @@ async fn timeouts_set_and_get() -> Result<()> {
     assert_eq!(run_ok("ipvsadm", &["-L", "--timeout"])?, shown(&got));
     let set = config
         .set_timeouts(SetTimeoutsRequest {
+            // An unset one is left as it is.
             timeouts: Some(Timeouts {
-                tcp: 1800,
-                tcp_fin: 0,
-                udp: 45,
+                tcp: seconds(1800),
+                tcp_fin: None,
+                udp: seconds(45),
             }),
         })
         .await?
@@ -926,9 +996,9 @@ async fn timeouts_set_and_get() -> Result<()> {
     assert_eq!(
         set,
         Timeouts {
-            tcp: 1800,
+            tcp: seconds(1800),
             tcp_fin: got.tcp_fin,
-            udp: 45
+            udp: seconds(45)
         }
     );
     assert_eq!(run_ok("ipvsadm", &["-L", "--timeout"])?, shown(&set));

@@ -7,10 +7,12 @@ pub mod cidr;
 pub mod durable;
 pub mod link_name;
 pub mod model;
+pub mod quote;
 pub mod uapi;
 pub mod validation;
 
 pub use cidr::{Cidr, InvalidPrefix, max_prefix_len};
 pub use link_name::{InvalidName, LinkName, MAX_NAME_LEN};
 pub use model::*;
+pub use quote::{QUOTE_BYTES, quote};
 pub use validation::ValidationError;

@@ -9,7 +9,7 @@ pub const MAX_NAME_LEN: usize = 15;
 
 /// A name the kernel would refuse, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("link name {name:?} {reason}")]
+#[error("link name {} {reason}", crate::quote(name))]
 pub struct InvalidName {
     pub name: String,
     pub reason: String,

@@ -5,7 +5,7 @@ use thiserror::Error;
 /// Input that breaks ipvsadm's rules; nothing was sent to the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ValidationError {
-    #[error("unknown scheduler {0:?}")]
+    #[error("unknown scheduler {}", crate::quote(.0))]
     UnknownScheduler(String),
     #[error("fwmark must be a non-zero number")]
     ZeroFwMark,
@@ -17,7 +17,7 @@ pub enum ValidationError {
     PersistenceTimeout,
     #[error("invalid persistence netmask {0:#x}")]
     Netmask(u32),
-    #[error("invalid persistence engine name {0:?}")]
+    #[error("invalid persistence engine name {}", crate::quote(.0))]
     PersistenceEngine(String),
     #[error("weight {0} is out of range 0..65535")]
     Weight(u32),

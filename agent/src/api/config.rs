@@ -121,7 +121,6 @@ impl<I: IpvsOps> ConfigService for ConfigApi<I> {
 #[cfg(test)]
 mod tests {
     use pb::config_service_client::ConfigServiceClient;
-    use pb::ip_address::Ip;
     use tonic::Code;
     use tonic::transport::Channel;
 
@@ -152,7 +151,14 @@ mod tests {
             .expect("get")
             .into_inner()
             .timeouts;
-        let t = |tcp, tcp_fin, udp| Some(pb::Timeouts { tcp, tcp_fin, udp });
+        let secs = |seconds| Some(prost_types::Duration { seconds, nanos: 0 });
+        let t = |tcp, tcp_fin, udp| {
+            Some(pb::Timeouts {
+                tcp: secs(tcp),
+                tcp_fin: secs(tcp_fin),
+                udp: secs(udp),
+            })
+        };
         assert_eq!(got, t(900, 120, 300));
         let set = config
             .set_timeouts(pb::SetTimeoutsRequest {
@@ -216,9 +222,7 @@ mod tests {
             listed,
             vec![pb::Daemon {
                 sync_maxlen: 1472,
-                group: Some(pb::IpAddress {
-                    ip: Some(Ip::V4(vec![224, 0, 0, 81])),
-                }),
+                group: "224.0.0.81".into(),
                 port: 8848,
                 ttl: 1,
                 ..master
@@ -309,7 +313,7 @@ mod tests {
             .expect("list")
             .into_inner()
             .connections;
-        let rows: Vec<(String, u32, u32, String, u32)> = conns
+        let rows: Vec<(String, u32, u32, String, i64)> = conns
             .into_iter()
             .map(|c| {
                 (
@@ -317,7 +321,7 @@ mod tests {
                     c.client_port,
                     c.destination_port,
                     c.state,
-                    c.expires_seconds,
+                    c.expires.map_or(-1, |e| e.seconds),
                 )
             })
             .collect();

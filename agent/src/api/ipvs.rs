@@ -9,10 +9,8 @@ use tonic::{Request, Response, Status};
 
 use super::audit::logged;
 use crate::convert::{self, ipvs::DestinationChange};
-use crate::ipvs::module::with_scheduler;
-use crate::ipvs::{Destination, IpvsError, IpvsOp, IpvsOps, Service, ServiceKey};
+use crate::ipvs::{Destination, IpvsOps, Service, ServiceKey};
 use crate::kernel::Kernel;
-use crate::state::readback;
 
 /// The IPVS table service, generic over the core so tests can run it on a fake table.
 #[derive(Debug)]
@@ -31,9 +29,22 @@ impl<I: IpvsOps> IpvsApi<I> {
 
     /// The service as the kernel now holds it; the requested configuration if it cannot be read
     /// back (the write itself succeeded, so failing the call would invite a wrong retry).
-    async fn read_back(&self, requested: &Service) -> pb::Service {
+    /// The service as the kernel has it now; its real servers are read only when it may
+    /// have some (`with_dests`), so creating an empty service costs one read.
+    async fn read_back(&self, requested: &Service, with_dests: bool) -> pb::Service {
         match self.kernel.read().service(&requested.key).await {
-            Ok(entry) => convert::ipvs::service_to_proto(&entry, &[]),
+            Ok(entry) => {
+                let dests = if with_dests {
+                    self.kernel
+                        .read()
+                        .destinations(&requested.key)
+                        .await
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                convert::ipvs::service_to_proto(&entry, &dests)
+            }
             Err(e) => {
                 tracing::warn!(key = %requested.key, error = %e, "cannot read back service");
                 convert::ipvs::service_to_proto(
@@ -47,106 +58,25 @@ impl<I: IpvsOps> IpvsApi<I> {
         }
     }
 
-    async fn create(&self, svc: Service) -> Result<pb::CreateServiceResponse, Status> {
-        svc.validate().map_err(IpvsError::from)?;
-        let turn = self.kernel.turn().await;
-        let ipvs = turn.ipvs();
-        with_scheduler(ipvs, || ipvs.new_service(&svc)).await?;
+    async fn create(
+        &self,
+        (svc, dests): (Service, Vec<Destination>),
+    ) -> Result<pb::CreateServiceResponse, Status> {
+        self.kernel
+            .turn()
+            .await
+            .create_service(&svc, &dests)
+            .await?;
         Ok(pb::CreateServiceResponse {
-            service: Some(self.read_back(&svc).await),
+            service: Some(self.read_back(&svc, !dests.is_empty()).await),
         })
     }
 
     async fn update(&self, svc: Service) -> Result<pb::UpdateServiceResponse, Status> {
-        svc.validate().map_err(IpvsError::from)?;
-        let turn = self.kernel.turn().await;
-        let ipvs = turn.ipvs();
-        with_scheduler(ipvs, || ipvs.set_service(&svc)).await?;
+        self.kernel.turn().await.update_service(&svc).await?;
         Ok(pb::UpdateServiceResponse {
-            service: Some(self.read_back(&svc).await),
+            service: Some(self.read_back(&svc, true).await),
         })
-    }
-
-    async fn add_dest(&self, change: DestinationChange) -> Result<(), Status> {
-        let key = change.service;
-        let dest = change.dest.normalized_for(&key);
-        dest.validate_for(&key).map_err(IpvsError::from)?;
-        let turn = self.kernel.turn().await;
-        let ipvs = turn.ipvs();
-        ipvs.new_dest(&key, &dest).await?;
-        if readback::needs_readback(&key, &dest) {
-            let undo = IpvsOp::DelDest {
-                service: key,
-                addr: dest.addr,
-                port: dest.port,
-            };
-            Self::verify(ipvs, &key, &dest, undo, "the real server was removed again").await?;
-        }
-        Ok(())
-    }
-
-    async fn update_dest(&self, change: DestinationChange) -> Result<(), Status> {
-        let key = change.service;
-        let mut dest = change.dest.normalized_for(&key);
-        let check = readback::needs_readback(&key, &dest);
-        let turn = self.kernel.turn().await;
-        let ipvs = turn.ipvs();
-        // SET_DEST needs a weight (an update without one keeps the kernel's), and a write
-        // the kernel may cut short needs the settings to go back to.
-        let previous = if !change.weight_given || check {
-            let found = ipvs
-                .destinations(&key)
-                .await?
-                .into_iter()
-                .find(|d| d.dest.addr == dest.addr && d.dest.port == dest.port)
-                .map(|d| d.dest)
-                .ok_or(IpvsError::DestinationNotFound)?;
-            Some(found)
-        } else {
-            None
-        };
-        if let (false, Some(p)) = (change.weight_given, previous) {
-            dest.weight = p.weight;
-        }
-        dest.validate_for(&key).map_err(IpvsError::from)?;
-        ipvs.set_dest(&key, &dest).await?;
-        if let (true, Some(p)) = (check, previous) {
-            Self::verify(
-                ipvs,
-                &key,
-                &dest,
-                IpvsOp::SetDest(key, p),
-                "its settings were restored",
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Reads `dest` back; if the kernel dropped part of it, takes the write back with `undo`
-    /// and fails with `FAILED_PRECONDITION`.
-    async fn verify(
-        ipvs: &I,
-        key: &ServiceKey,
-        dest: &Destination,
-        undo: IpvsOp,
-        undone: &str,
-    ) -> Result<(), Status> {
-        let back = match ipvs.destinations(key).await {
-            Ok(back) => back,
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "cannot read back real server");
-                return Ok(());
-            }
-        };
-        let Err(ignored) = readback::check(key, dest, &back) else {
-            return Ok(());
-        };
-        let outcome = match ipvs.write(&undo).await {
-            Ok(()) => undone.to_owned(),
-            Err(e) => format!("taking the write back (\"{undo}\") failed: {e}"),
-        };
-        Err(super::status::ignored(format!("{ignored}; {outcome}")))
     }
 }
 
@@ -169,7 +99,7 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
         logged(
             "CreateService",
             parsed,
-            |s| s.key.to_string(),
+            |(s, _)| s.key.to_string(),
             |s| self.create(s),
         )
         .await
@@ -237,7 +167,8 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
     ) -> Result<Response<pb::AddDestinationResponse>, Status> {
         let parsed = convert::ipvs::add_destination(request.get_ref());
         logged("AddDestination", parsed, dest_target, |c| async move {
-            self.add_dest(c).await?;
+            let turn = self.kernel.turn().await;
+            turn.add_destination(&c.service, &c.dest).await?;
             Ok(pb::AddDestinationResponse {})
         })
         .await
@@ -249,7 +180,9 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
     ) -> Result<Response<pb::UpdateDestinationResponse>, Status> {
         let parsed = convert::ipvs::update_destination(request.get_ref());
         logged("UpdateDestination", parsed, dest_target, |c| async move {
-            self.update_dest(c).await?;
+            let turn = self.kernel.turn().await;
+            turn.update_destination(&c.service, &c.dest, !c.weight_given)
+                .await?;
             Ok(pb::UpdateDestinationResponse {})
         })
         .await

@@ -38,7 +38,7 @@ impl<I: IpvsOps> PolicyApi<I> {
         }
     }
 
-    /// Ends every WatchEvents stream when `shutdown` fires.
+    /// Ends every WatchPolicyEvents stream when `shutdown` fires.
     pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
         self.shutdown = Some(shutdown);
         self
@@ -57,18 +57,21 @@ impl<I: IpvsOps> PolicyApi<I> {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<pb::PolicyEvent, Status>> + Send>>;
+type EventStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchPolicyEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl<I: IpvsOps> PolicyService for PolicyApi<I> {
     async fn upload_policy(
         &self,
         req: Request<pb::UploadPolicyRequest>,
-    ) -> Result<Response<pb::Policy>, Status> {
+    ) -> Result<Response<pb::UploadPolicyResponse>, Status> {
         let req = req.into_inner();
         let p = self.attachments.upload(req.component, req.name).await?;
         tracing::info!(hash = %p.hash, name = %p.name, size = p.size, "policy uploaded");
-        Ok(Response::new(policy_to_proto(&p)))
+        Ok(Response::new(pb::UploadPolicyResponse {
+            policy: Some(policy_to_proto(&p)),
+        }))
     }
 
     async fn list_policies(
@@ -94,10 +97,12 @@ impl<I: IpvsOps> PolicyService for PolicyApi<I> {
     async fn attach(
         &self,
         req: Request<pb::AttachRequest>,
-    ) -> Result<Response<pb::Attachment>, Status> {
+    ) -> Result<Response<pb::AttachResponse>, Status> {
         let spec = attach_spec(req.get_ref())?;
         let id = self.attachments.attach_saved(spec.clone()).await?;
-        Ok(Response::new(attachment_to_proto(&id, &spec)))
+        Ok(Response::new(pb::AttachResponse {
+            attachment: Some(attachment_to_proto(&id, &spec)),
+        }))
     }
 
     async fn detach(
@@ -124,15 +129,18 @@ impl<I: IpvsOps> PolicyService for PolicyApi<I> {
     async fn get_status(
         &self,
         req: Request<pb::GetStatusRequest>,
-    ) -> Result<Response<pb::AttachmentStatus>, Status> {
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
         let s = self.attachments.status(&req.get_ref().id).await?;
-        Ok(Response::new(pb::AttachmentStatus {
+        let status = pb::AttachmentStatus {
             attachment: Some(attachment_to_proto(&s.id, &s.spec)),
             last: s.last.as_ref().map(run_to_proto),
             last_decision: s.last_decision.as_ref().map(decision_to_proto),
             consecutive_failures: s.consecutive_failures,
             quarantined: s.quarantined,
             evaluations: s.evaluations,
+        };
+        Ok(Response::new(pb::GetStatusResponse {
+            status: Some(status),
         }))
     }
 
@@ -146,12 +154,12 @@ impl<I: IpvsOps> PolicyService for PolicyApi<I> {
         }))
     }
 
-    type WatchEventsStream = EventStream;
+    type WatchPolicyEventsStream = EventStream;
 
-    async fn watch_events(
+    async fn watch_policy_events(
         &self,
-        req: Request<pb::WatchEventsRequest>,
-    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        req: Request<pb::WatchPolicyEventsRequest>,
+    ) -> Result<Response<Self::WatchPolicyEventsStream>, Status> {
         let only = req.into_inner().id;
         let mut events = self.attachments.subscribe();
         let shutdown = self.shutdown.clone();
@@ -190,7 +198,7 @@ impl<I: IpvsOps> PolicyService for PolicyApi<I> {
 /// A stream fed by a task that stops when the client goes away.
 fn async_stream_events<F, Fut>(task: F) -> EventStream
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<pb::PolicyEvent, Status>>) -> Fut,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<pb::WatchPolicyEventsResponse, Status>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(16);

@@ -163,6 +163,8 @@ async fn upload(api: &PolicyApi<FakeIpvs>, bytes: Vec<u8>, name: &str) -> pb::Po
     .await
     .expect("upload")
     .into_inner()
+    .policy
+    .expect("the stored policy")
 }
 
 fn attach_request(hash: &str, mode: pb::PolicyMode) -> pb::AttachRequest {
@@ -185,6 +187,8 @@ async fn attach(api: &PolicyApi<FakeIpvs>, req: pb::AttachRequest) -> pb::Attach
         .await
         .expect("attach")
         .into_inner()
+        .attachment
+        .expect("the attachment")
 }
 
 fn set_dest_writes(ipvs: &FakeIpvs) -> Vec<(String, u32)> {
@@ -207,7 +211,9 @@ async fn enforce_writes_only_changed_weights_and_reports_them() {
     assert_eq!(a.id, "a1");
     let mut events = f
         .api
-        .watch_events(Request::new(pb::WatchEventsRequest { id: String::new() }))
+        .watch_policy_events(Request::new(pb::WatchPolicyEventsRequest {
+            id: String::new(),
+        }))
         .await
         .expect("watch")
         .into_inner();
@@ -255,7 +261,9 @@ async fn enforce_writes_only_changed_weights_and_reports_them() {
         .get_status(Request::new(pb::GetStatusRequest { id: a.id.clone() }))
         .await
         .expect("status")
-        .into_inner();
+        .into_inner()
+        .status
+        .expect("a status");
     assert_eq!(status.evaluations, 2);
     assert_eq!(status.consecutive_failures, 0);
     assert!(!status.quarantined);
@@ -323,7 +331,12 @@ async fn schedulers_are_those_the_kernel_offers_loaded_on_demand() {
         f.api
             .attach(Request::new(attach_request(&hash, pb::PolicyMode::Enforce)))
     };
-    let a = attach(twos.hash).await.expect("attach").into_inner();
+    let a = attach(twos.hash)
+        .await
+        .expect("attach")
+        .into_inner()
+        .attachment
+        .expect("the attachment");
     let outcome = evaluate_once(&f.api, &a.id).await;
     let pb::evaluation_result::Outcome::Decision(d) = outcome else {
         panic!("no decision: {outcome:?}");
@@ -345,7 +358,12 @@ async fn schedulers_are_those_the_kernel_offers_loaded_on_demand() {
         .detach(Request::new(pb::DetachRequest { id: a.id.clone() }))
         .await
         .expect("detach");
-    let b = attach(lc.hash).await.expect("attach").into_inner();
+    let b = attach(lc.hash)
+        .await
+        .expect("attach")
+        .into_inner()
+        .attachment
+        .expect("the attachment");
     let outcome = evaluate_once(&f.api, &b.id).await;
     assert_eq!(
         outcome,
@@ -412,7 +430,9 @@ async fn a_trapping_policy_is_quarantined_and_the_weights_stay() {
         .get_status(Request::new(pb::GetStatusRequest { id: a.id.clone() }))
         .await
         .expect("status")
-        .into_inner();
+        .into_inner()
+        .status
+        .expect("a status");
     assert!(status.quarantined);
     assert_eq!(status.consecutive_failures, 2);
     let err = f
@@ -578,7 +598,9 @@ async fn attachments_made_through_the_api_survive_a_restart() {
         )))
         .await
         .expect("attach after the restart")
-        .into_inner();
+        .into_inner()
+        .attachment
+        .expect("the attachment");
     assert_eq!(next.id, "a3");
     // It evaluates as before.
     let status = api

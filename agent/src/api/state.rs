@@ -11,10 +11,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
-use crate::convert::ipvs::{ip_address, service_key};
+use crate::convert::ipvs::{destination_address, service_key};
 use crate::convert::state::{node_spec, node_spec_to_proto, time_to_proto};
 use crate::convert::table::change_to_proto;
-use crate::convert::{FieldError, nested, u16_field};
+use crate::convert::{Field, FieldError, duration_or, duration_to_proto, nested};
 use crate::declared::drain::{DrainRequest, Progress};
 use crate::declared::{ApplyOptions, Declared, EventKind, Outcome, Step, revision_info};
 use crate::ipvs::IpvsOps;
@@ -73,6 +73,22 @@ fn outcome_to_proto(o: &Outcome) -> pb::ApplyStateResponse {
     }
 }
 
+/// A rollback's outcome: an apply's, of the revision rolled back to.
+fn rollback_to_proto(o: &Outcome) -> pb::RollbackResponse {
+    let pb::ApplyStateResponse {
+        changes,
+        applied,
+        revision,
+        recorded,
+    } = outcome_to_proto(o);
+    pb::RollbackResponse {
+        changes,
+        applied,
+        revision,
+        recorded,
+    }
+}
+
 fn drift_mode_to_proto(m: DriftMode) -> pb::DriftMode {
     match m {
         DriftMode::Report => pb::DriftMode::Report,
@@ -89,27 +105,21 @@ fn drifts(v: &[String]) -> Vec<pb::Drift> {
 }
 
 fn drain_request(r: &pb::DrainRequest) -> Result<DrainRequest, FieldError> {
+    let (addr, port) = nested(r.destination.as_ref(), "destination", destination_address)?;
     Ok(DrainRequest {
         service: nested(r.service.as_ref(), "service", service_key)?,
-        addr: nested(r.address.as_ref(), "address", ip_address)?,
-        port: u16_field(r.port).map_err(|p| FieldError::new("port", p))?,
-        timeout: match r.timeout_ms {
-            0 => DEFAULT_DRAIN_TIMEOUT,
-            ms => Duration::from_millis(ms),
-        },
+        addr,
+        port,
+        timeout: duration_or(r.timeout.as_ref(), DEFAULT_DRAIN_TIMEOUT).field("timeout")?,
         keep: r.keep,
         expected: r.expected_revision,
         poll: DRAIN_POLL,
     })
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn progress_to_proto(p: &Progress) -> pb::DrainProgress {
+fn progress_to_proto(p: &Progress) -> pb::DrainResponse {
     match *p {
-        Progress::WeightZero { previous } => pb::DrainProgress {
+        Progress::WeightZero { previous } => pb::DrainResponse {
             phase: pb::DrainPhase::WeightZero.into(),
             previous_weight: previous,
             ..Default::default()
@@ -118,11 +128,11 @@ fn progress_to_proto(p: &Progress) -> pb::DrainProgress {
             active,
             inactive,
             elapsed,
-        } => pb::DrainProgress {
+        } => pb::DrainResponse {
             phase: pb::DrainPhase::Waiting.into(),
             active_connections: active,
             inactive_connections: inactive,
-            elapsed_ms: millis(elapsed),
+            elapsed: Some(duration_to_proto(elapsed)),
             ..Default::default()
         },
         Progress::Done {
@@ -132,11 +142,11 @@ fn progress_to_proto(p: &Progress) -> pb::DrainProgress {
             timed_out,
             removed,
             revision,
-        } => pb::DrainProgress {
+        } => pb::DrainResponse {
             phase: pb::DrainPhase::Done.into(),
             active_connections: active,
             inactive_connections: inactive,
-            elapsed_ms: millis(elapsed),
+            elapsed: Some(duration_to_proto(elapsed)),
             timed_out,
             removed,
             revision,
@@ -149,7 +159,7 @@ type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
-    async fn apply(
+    async fn apply_state(
         &self,
         req: Request<pb::ApplyStateRequest>,
     ) -> Result<Response<pb::ApplyStateResponse>, Status> {
@@ -178,9 +188,9 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
     async fn get_state(
         &self,
         _req: Request<pb::GetStateRequest>,
-    ) -> Result<Response<pb::NodeState>, Status> {
+    ) -> Result<Response<pb::GetStateResponse>, Status> {
         let s = self.state.snapshot().await;
-        Ok(Response::new(pb::NodeState {
+        Ok(Response::new(pb::GetStateResponse {
             revision: s.current.as_ref().map_or(0, |r| r.number),
             spec: s.current.as_ref().map(|r| node_spec_to_proto(&r.spec)),
             applied_at: s.current.as_ref().map(|r| time_to_proto(r.applied_at)),
@@ -203,7 +213,7 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
     async fn rollback(
         &self,
         req: Request<pb::RollbackRequest>,
-    ) -> Result<Response<pb::ApplyStateResponse>, Status> {
+    ) -> Result<Response<pb::RollbackResponse>, Status> {
         let req = req.into_inner();
         logged(
             "Rollback",
@@ -214,7 +224,7 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
                     .state
                     .rollback(req.revision, req.dry_run, req.expected_revision)
                     .await?;
-                Ok(outcome_to_proto(&o))
+                Ok(rollback_to_proto(&o))
             },
         )
         .await
@@ -235,7 +245,7 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
         }))
     }
 
-    type DrainStream = Boxed<pb::DrainProgress>;
+    type DrainStream = Boxed<pb::DrainResponse>;
 
     async fn drain(
         &self,
@@ -254,12 +264,12 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
         Ok(Response::new(stream))
     }
 
-    type WatchEventsStream = Boxed<pb::StateEvent>;
+    type WatchStateEventsStream = Boxed<pb::WatchStateEventsResponse>;
 
-    async fn watch_events(
+    async fn watch_state_events(
         &self,
         _req: Request<pb::WatchStateEventsRequest>,
-    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+    ) -> Result<Response<Self::WatchStateEventsStream>, Status> {
         let mut rx = self.state.subscribe();
         let shutdown = self.shutdown.clone();
         let stream = async_stream(move |tx| async move {
@@ -281,7 +291,7 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
                     Err(RecvError::Lagged(_)) => continue,
                     Err(RecvError::Closed) => break,
                 };
-                use pb::state_event::Event as E;
+                use pb::watch_state_events_response::Event as E;
                 let event = match e.kind {
                     EventKind::Applied { revision, origin } => E::Applied(pb::Revision {
                         revision,
@@ -293,7 +303,7 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
                         E::DriftRepaired(pb::DriftRepaired { drift: drifts(&d) })
                     }
                 };
-                let msg = pb::StateEvent {
+                let msg = pb::WatchStateEventsResponse {
                     time: Some(time_to_proto(e.time)),
                     event: Some(event),
                 };

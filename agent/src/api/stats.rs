@@ -1,7 +1,7 @@
 //! `ipvs.agent.v1.StatsService` over any [`IpvsOps`]: snapshots, and a stream of them.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use ipvs_proto::v1 as pb;
 use pb::stats_service_server::{StatsService, StatsServiceServer};
@@ -10,7 +10,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{self, stats::service_stats_to_proto};
+use crate::convert::{self, state::time_to_proto, stats::service_stats_to_proto};
 use crate::ipvs::{IpvsOps, ServiceKey};
 use crate::kernel::{Kernel, Reader};
 use crate::shutdown::Shutdown;
@@ -70,11 +70,8 @@ async fn sample<I: IpvsOps>(
     key: Option<&ServiceKey>,
 ) -> Result<pb::WatchStatsResponse, Status> {
     let services = snapshot(ipvs, key).await?;
-    let timestamp_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     Ok(pb::WatchStatsResponse {
-        timestamp_ms,
+        time: Some(time_to_proto(SystemTime::now())),
         services,
     })
 }

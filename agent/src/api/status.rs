@@ -2,7 +2,7 @@
 //!
 //! | error | code |
 //! |---|---|
-//! | malformed request field ([`FieldError`]), `IpvsError::Invalid`, `LinkError::InvalidName`/`InvalidPrefix` | `INVALID_ARGUMENT` |
+//! | malformed request field ([`FieldError`]: also a `google.rpc.BadRequest` naming it), `IpvsError::Invalid`, `LinkError::InvalidName`/`InvalidPrefix` | `INVALID_ARGUMENT` |
 //! | `ServiceNotFound`, `DestinationNotFound`, `DaemonNotRunning`, `LinkNotFound`, `AddressNotFound` | `NOT_FOUND` |
 //! | `ServiceExists`, `DestinationExists`, `DaemonRunning`, `LinkExists`, `AddressExists` | `ALREADY_EXISTS` |
 //! | `SchedulerNotFound`, `PersistenceEngineNotFound`, `LinkError::NotSupported`/`Ipv6Disabled` | `FAILED_PRECONDITION` |
@@ -24,6 +24,10 @@
 //! the changes made were undone (or the message says they could not be); a change the kernel
 //! accepted but silently cut short ([`ApplyError::Ignored`]) is `FAILED_PRECONDITION`.
 //!
+//! An edit of one service or real server ([`EditError`]) the kernel cut short is
+//! `FAILED_PRECONDITION` (CHANGE_IGNORED), as a plan's; a refused real server of a new service
+//! keeps its refusal's code, and its detail's `change`/`changes` say which one it was.
+//!
 //! A scheduler or persistence engine the kernel lacks is `FAILED_PRECONDITION`, not
 //! `INVALID_ARGUMENT`: the request named a valid choice of the API, and the same request succeeds
 //! once the node loads `ip_vs_<name>`; the fix is on the node, not in the request.
@@ -42,6 +46,7 @@ use crate::convert::FieldError;
 use crate::convert::state::SpecInputError;
 use crate::declared::StateError;
 use crate::ipvs::IpvsError;
+use crate::kernel::EditError;
 use crate::link::LinkError;
 use crate::state::{ApplyError, CommandError, Refusal, TableError};
 
@@ -156,7 +161,37 @@ impl From<FieldError> for Status {
             object: e.field.clone(),
             ..detail("INVALID_ARGUMENT", 0, "")
         };
-        status(Code::InvalidArgument, e.to_string(), d)
+        let violation = ipvs_proto::details::FieldViolation {
+            field: e.field.clone(),
+            description: e.problem.to_string(),
+        };
+        ipvs_proto::details::bad_request(e.to_string(), &d, violation)
+    }
+}
+
+impl From<EditError> for Status {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::Kernel(e) => e.into(),
+            EditError::Ignored { .. } => ignored(e.to_string()),
+            EditError::Destination {
+                change,
+                total,
+                ref cause,
+                ..
+            } => {
+                let like = match cause.as_ref() {
+                    EditError::Kernel(k) => Status::from(k.clone()),
+                    EditError::Ignored { .. } => ignored(String::new()),
+                    EditError::Destination { .. } => internal(String::new()),
+                };
+                let s = ipvs_proto::details::status_like(&like, e.to_string());
+                ipvs_proto::details::with_detail(s, |d| {
+                    d.change = u32::try_from(change).unwrap_or(u32::MAX);
+                    d.changes = u32::try_from(total + 1).unwrap_or(u32::MAX);
+                })
+            }
+        }
     }
 }
 
@@ -749,6 +784,14 @@ mod tests {
         assert_eq!(
             (status.code(), status.message()),
             (Code::InvalidArgument, "invalid service.key: is required")
+        );
+        let violations = ipvs_proto::details::field_violations(&status);
+        assert_eq!(
+            violations
+                .iter()
+                .map(|v| (v.field.as_str(), v.description.as_str()))
+                .collect::<Vec<_>>(),
+            [("service.key", "is required")]
         );
     }
 }

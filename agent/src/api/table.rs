@@ -112,8 +112,6 @@ impl<I: IpvsOps> TableService for TableApi<I> {
 
 #[cfg(test)]
 mod tests {
-    use pb::ip_address::Ip;
-    use pb::service_key::Key;
     use pb::table_service_client::TableServiceClient;
     use tonic::Code;
 
@@ -121,20 +119,18 @@ mod tests {
     use crate::api::tests::TestServer;
     use crate::ipvs::{IpvsOps, Stats};
 
-    fn v4(o: [u8; 4]) -> Option<pb::IpAddress> {
-        Some(pb::IpAddress {
-            ip: Some(Ip::V4(o.to_vec())),
-        })
+    fn v4(o: [u8; 4]) -> String {
+        std::net::Ipv4Addr::from(o).to_string()
     }
 
     fn service(last: u8, scheduler: pb::Scheduler, dests: Vec<pb::Destination>) -> pb::Service {
         pb::Service {
             key: Some(pb::ServiceKey {
-                key: Some(Key::Endpoint(pb::Endpoint {
-                    protocol: pb::Protocol::Tcp.into(),
-                    address: v4([10, 0, 0, last]),
-                    port: 80,
-                })),
+                protocol: pb::Protocol::Tcp.into(),
+                address: v4([10, 0, 0, last]),
+                port: 80,
+                family: pb::AddressFamily::Inet.into(),
+                ..Default::default()
             }),
             scheduler: scheduler.into(),
             destinations: dests,
@@ -553,9 +549,7 @@ mod tests {
         }
         // A broken rule has no errno: the reason comes alone.
         let mixed = pb::Destination {
-            address: Some(pb::IpAddress {
-                ip: Some(Ip::V6(std::net::Ipv6Addr::LOCALHOST.octets().to_vec())),
-            }),
+            address: "::1".into(),
             ..masq(7, None)
         };
         let err = apply(
@@ -620,7 +614,10 @@ mod tests {
         let mut big = service(1, pb::Scheduler::Rr, vec![]);
         // 5 MiB, over gRPC's default 4 MiB: the request must reach the table's own checks.
         big.options = Some(pb::ServiceOptions {
-            persistence_timeout: 300,
+            persistence_timeout: Some(prost_types::Duration {
+                seconds: 300,
+                nanos: 0,
+            }),
             persistence_engine: "x".repeat(5 << 20),
             ..Default::default()
         });

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipvs_proto::v1 as pb;
-use pb::ip_address::Ip;
 use pb::ipvs_service_client::IpvsServiceClient;
 use pb::link_service_client::LinkServiceClient;
-use pb::service_key::Key;
 use pb::stats_service_client::StatsServiceClient;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -70,19 +68,18 @@ impl TestServer {
     }
 }
 
-fn v4(octets: [u8; 4]) -> Option<pb::IpAddress> {
-    Some(pb::IpAddress {
-        ip: Some(Ip::V4(octets.to_vec())),
-    })
+fn v4(octets: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(octets).to_string()
 }
 
+/// A TCP service key as replies carry it (with its family).
 fn tcp_key(octets: [u8; 4], port: u32) -> Option<pb::ServiceKey> {
     Some(pb::ServiceKey {
-        key: Some(Key::Endpoint(pb::Endpoint {
-            protocol: pb::Protocol::Tcp.into(),
-            address: v4(octets),
-            port,
-        })),
+        protocol: pb::Protocol::Tcp.into(),
+        address: v4(octets),
+        port,
+        family: pb::AddressFamily::Inet.into(),
+        ..Default::default()
     })
 }
 
@@ -159,7 +156,13 @@ async fn seed_scenario_reads_back_with_defaults() {
     assert_eq!(created.scheduler, i32::from(pb::Scheduler::Rr));
     // The kernel's view: HASHED is set by the kernel, not by the request.
     assert_eq!(created.flags, ServiceFlags::HASHED);
-    assert_eq!(created.options.and_then(|o| o.netmask), Some(u32::MAX));
+    // Not persistent, default granularity: both left at their zero values.
+    assert_eq!(
+        created
+            .options
+            .map(|o| (o.persistence_timeout, o.ipv4_netmask, o.ipv6_prefix_length)),
+        Some((None, String::new(), 0))
+    );
     for port in [8081, 8082] {
         ipvs.add_destination(add_dest(masq([127, 0, 0, 1], port, None)))
             .await
@@ -175,7 +178,7 @@ async fn seed_scenario_reads_back_with_defaults() {
     let [svc] = listed.as_slice() else {
         panic!("one service expected: {listed:?}");
     };
-    let dests: Vec<(Option<pb::IpAddress>, u32, Option<u32>, i32)> = svc
+    let dests: Vec<(String, u32, Option<u32>, i32)> = svc
         .destinations
         .iter()
         .map(|d| (d.address.clone(), d.port, d.weight, d.forwarding))
@@ -220,39 +223,40 @@ async fn malformed_requests_are_refused_before_the_core() {
         (rr(None), "invalid service.key: is required"),
         (
             rr(Some(pb::ServiceKey {
-                key: Some(Key::Endpoint(pb::Endpoint {
-                    protocol: pb::Protocol::Tcp.into(),
-                    address: Some(pb::IpAddress {
-                        ip: Some(Ip::V4(vec![10, 1, 0])),
-                    }),
-                    port: 80,
-                })),
+                address: "10.1.0".into(),
+                port: 80,
+                ..Default::default()
             })),
-            "invalid service.key.endpoint.address.v4: must be 4 bytes (IPv4) or 16 bytes (IPv6), got 3",
+            "invalid service.key.address: \"10.1.0\" is not an IP address",
         ),
         (
             rr(Some(pb::ServiceKey {
-                key: Some(Key::Endpoint(pb::Endpoint {
-                    protocol: 0,
-                    address: v4(VIP),
-                    port: 80,
-                })),
+                address: "x".repeat(4096),
+                port: 80,
+                ..Default::default()
             })),
-            "invalid service.key.endpoint.protocol: must be set (PROTOCOL_UNSPECIFIED is not a choice)",
+            "invalid service.key.address: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"... (4096 bytes) is not an IP address",
+        ),
+        (
+            rr(Some(pb::ServiceKey {
+                address: v4(VIP),
+                port: 80,
+                family: pb::AddressFamily::Inet6.into(),
+                ..Default::default()
+            })),
+            "invalid service.key.family: does not match the address \"192.168.100.1\"",
+        ),
+        (
+            rr(Some(pb::ServiceKey {
+                address: v4(VIP),
+                fwmark: 7,
+                ..Default::default()
+            })),
+            "invalid service.key.address: must be unset for a fwmark service",
         ),
         (
             rr(tcp_key(VIP, 65536)),
-            "invalid service.key.endpoint.port: 65536 is above the maximum 65535",
-        ),
-        (
-            pb::CreateServiceRequest {
-                service: Some(pb::Service {
-                    key: tcp_key(VIP, 80),
-                    scheduler: 0,
-                    ..Default::default()
-                }),
-            },
-            "invalid service.scheduler: must be set (SCHEDULER_UNSPECIFIED is not a choice)",
+            "invalid service.key.port: 65536 is above the maximum 65535",
         ),
         (
             pb::CreateServiceRequest {
@@ -303,10 +307,10 @@ async fn malformed_requests_are_refused_before_the_core() {
         ),
         (
             add_dest(Some(pb::Destination {
-                forwarding: 0,
+                forwarding: 99,
                 ..masq([10, 2, 0, 2], 8080, None).expect("dest")
             })),
-            "invalid destination.forwarding: must be set (FORWARDING_METHOD_UNSPECIFIED is not a choice)",
+            "invalid destination.forwarding: 99 is not a known value",
         ),
         (
             pb::AddDestinationRequest {
@@ -391,8 +395,11 @@ async fn kernel_refusals_keep_their_meaning() {
     refused(
         ipvs.delete_destination(pb::DeleteDestinationRequest {
             service: tcp_key(VIP, 80),
-            address: v4([127, 0, 0, 9]),
-            port: 8081,
+            destination: Some(pb::Destination {
+                address: v4([127, 0, 0, 9]),
+                port: 8081,
+                ..Default::default()
+            }),
         })
         .await,
         Code::NotFound,
@@ -616,8 +623,11 @@ async fn update_service_sends_the_full_configuration() {
                 key: tcp_key(VIP, 80),
                 scheduler: pb::Scheduler::Sh.into(),
                 options: Some(pb::ServiceOptions {
-                    persistence_timeout: 300,
-                    netmask: Some(0xffff_ff00),
+                    persistence_timeout: Some(prost_types::Duration {
+                        seconds: 300,
+                        nanos: 0,
+                    }),
+                    ipv4_netmask: "255.255.255.0".into(),
                     sched_flag_1: true,
                     ..Default::default()
                 }),
@@ -642,8 +652,15 @@ async fn update_service_sends_the_full_configuration() {
     assert_eq!(
         updated
             .options
-            .map(|o| (o.persistence_timeout, o.netmask, o.sched_flag_1)),
-        Some((300, Some(0xffff_ff00), true))
+            .map(|o| (o.persistence_timeout, o.ipv4_netmask, o.sched_flag_1)),
+        Some((
+            Some(prost_types::Duration {
+                seconds: 300,
+                nanos: 0
+            }),
+            "255.255.255.0".into(),
+            true
+        ))
     );
 
     refused(
@@ -663,8 +680,11 @@ async fn deletes_flush_and_zero() {
     let mut ipvs = server.ipvs_client();
     ipvs.delete_destination(pb::DeleteDestinationRequest {
         service: tcp_key(VIP, 80),
-        address: v4([127, 0, 0, 1]),
-        port: 8082,
+        destination: Some(pb::Destination {
+            address: v4([127, 0, 0, 1]),
+            port: 8082,
+            ..Default::default()
+        }),
     })
     .await
     .expect("delete destination");
@@ -810,6 +830,11 @@ async fn watch_stats_samples_now_then_every_interval() {
         started.elapsed(),
         Duration::from_millis(200),
         "waits one interval"
+    );
+    // Sample times are the wall clock's, which paused time does not move: only present.
+    assert!(
+        first.time.is_some() && second.time.is_some(),
+        "{first:?} {second:?}"
     );
     let conns = second.services[0]
         .stats
@@ -958,7 +983,7 @@ async fn links_and_addresses() {
         .expect("list")
         .into_inner()
         .addresses;
-    let got: Vec<(Option<pb::IpAddress>, u32, &str)> = addresses
+    let got: Vec<(String, u32, &str)> = addresses
         .iter()
         .map(|a| (a.address.clone(), a.prefix_length, a.link.as_str()))
         .collect();
@@ -1088,6 +1113,7 @@ async fn reflection_lists_the_services() {
     assert_eq!(
         names,
         vec![
+            "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "ipvs.agent.v1.ConfigService",
             "ipvs.agent.v1.IpvsService",
@@ -1136,12 +1162,12 @@ async fn stopping_ends_state_event_watches() {
     .await;
     let mut client = StateServiceClient::new(agent.channel().await);
     let mut events = client
-        .watch_events(pb::WatchStateEventsRequest {})
+        .watch_state_events(pb::WatchStateEventsRequest {})
         .await
         .expect("watch")
         .into_inner();
     client
-        .apply(pb::ApplyStateRequest {
+        .apply_state(pb::ApplyStateRequest {
             spec: Some(pb::NodeSpec::default()),
             ..Default::default()
         })
@@ -1149,7 +1175,10 @@ async fn stopping_ends_state_event_watches() {
         .expect("apply");
     let applied = events.message().await.expect("an event").expect("open");
     assert!(
-        matches!(applied.event, Some(pb::state_event::Event::Applied(_))),
+        matches!(
+            applied.event,
+            Some(pb::watch_state_events_response::Event::Applied(_))
+        ),
         "{applied:?}"
     );
     agent.stop().await.expect("clean stop");
@@ -1198,4 +1227,41 @@ async fn an_upload_larger_than_grpcs_default_limit_reaches_the_engine() {
         .await
         .expect_err("not a component");
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+}
+
+#[tokio::test]
+async fn health_is_served_for_the_agent_and_each_service() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let server = TestServer::start().await;
+    let mut health = HealthClient::new(server.channel.clone());
+    for service in ["", "ipvs.agent.v1.IpvsService", "ipvs.agent.v1.LinkService"] {
+        // The first probe of the kernel runs as the server starts: give it its moment.
+        let mut reply = None;
+        for _ in 0..100 {
+            let check = health.check(HealthCheckRequest {
+                service: service.into(),
+            });
+            match check.await {
+                Ok(r) => {
+                    reply = Some(r.into_inner());
+                    break;
+                }
+                Err(e) if e.code() == Code::NotFound => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("check {service:?}: {e}"),
+            }
+        }
+        let reply = reply.expect("a status within a second");
+        assert_eq!(reply.status(), ServingStatus::Serving, "{service:?}");
+    }
+    // Only what this agent serves has a status: StateService is not wired here.
+    let err = health
+        .check(HealthCheckRequest {
+            service: "ipvs.agent.v1.StateService".into(),
+        })
+        .await
+        .expect_err("not served");
+    assert_eq!(err.code(), Code::NotFound);
 }

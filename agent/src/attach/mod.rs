@@ -131,7 +131,7 @@ pub struct Status {
 pub enum AttachError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("no attachment {0:?}")]
+    #[error("no attachment {}", ipvs_types::quote(.0))]
     NotFound(String),
     #[error("policy {hash} is attached ({ids}); detach it first")]
     Attached { hash: String, ids: String },

@@ -34,7 +34,7 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("no policy with hash {0:?}")]
+    #[error("no policy with hash {}", ipvs_types::quote(.0))]
     NotFound(String),
 }
 

@@ -2,30 +2,32 @@
 
 use ipvs_proto::v1 as pb;
 
-use super::ipvs::{ip_address, ip_to_proto};
-use super::{Field, FieldError, Problem, nested, optional};
+use super::{
+    Field, FieldError, Problem, nested, optional_ip_address, quote, seconds_to_proto, whole_seconds,
+};
 use crate::ipvs::conn::Connection;
 use crate::ipvs::{Daemon, DaemonState, Timeouts};
 
 /// The longest interface name the kernel takes: its buffer less the NUL.
 const MAX_IFNAME: usize = ipvs_types::uapi::IP_VS_IFNAME_MAXLEN - 1;
 
-/// `SetTimeoutsRequest`: the timeouts to set; 0 leaves a value as it is.
+/// `SetTimeoutsRequest`: the timeouts to set, in whole seconds; unset or 0 leaves a value as
+/// it is.
 pub fn set_timeouts(req: &pb::SetTimeoutsRequest) -> Result<Timeouts, FieldError> {
     nested(req.timeouts.as_ref(), "timeouts", |t| {
         Ok(Timeouts {
-            tcp: t.tcp,
-            tcp_fin: t.tcp_fin,
-            udp: t.udp,
+            tcp: whole_seconds(t.tcp.as_ref()).field("tcp")?,
+            tcp_fin: whole_seconds(t.tcp_fin.as_ref()).field("tcp_fin")?,
+            udp: whole_seconds(t.udp.as_ref()).field("udp")?,
         })
     })
 }
 
 pub fn timeouts_to_proto(t: &Timeouts) -> pb::Timeouts {
     pb::Timeouts {
-        tcp: t.tcp,
-        tcp_fin: t.tcp_fin,
-        udp: t.udp,
+        tcp: Some(seconds_to_proto(t.tcp)),
+        tcp_fin: Some(seconds_to_proto(t.tcp_fin)),
+        udp: Some(seconds_to_proto(t.udp)),
     }
 }
 
@@ -77,7 +79,8 @@ fn daemon(d: &pb::Daemon) -> Result<Daemon, FieldError> {
         return Err(FieldError::new(
             "interface",
             Problem::Invalid(format!(
-                "{ifname:?} is not an interface name (at most {MAX_IFNAME} bytes)"
+                "{} is not an interface name (at most {MAX_IFNAME} bytes)",
+                quote(ifname)
             )),
         ));
     }
@@ -90,7 +93,7 @@ fn daemon(d: &pb::Daemon) -> Result<Daemon, FieldError> {
             },
         ));
     }
-    let group = optional(d.group.as_ref(), "group", ip_address)?;
+    let group = optional_ip_address(&d.group).field("group")?;
     if let Some(g) = group
         && !g.is_multicast()
     {
@@ -121,7 +124,7 @@ pub fn daemon_to_proto(d: &Daemon) -> pb::Daemon {
         interface: d.mcast_ifn.clone(),
         sync_id: d.sync_id,
         sync_maxlen: d.sync_maxlen.map_or(0, u32::from),
-        group: d.mcast_group.map(ip_to_proto),
+        group: d.mcast_group.map(|g| g.to_string()).unwrap_or_default(),
         port: d.mcast_port.map_or(0, u32::from),
         ttl: d.mcast_ttl.map_or(0, u32::from),
     }
@@ -134,14 +137,14 @@ pub fn connection_to_proto(c: &Connection) -> pb::Connection {
             .unwrap_or_default();
     pb::Connection {
         protocol: c.protocol.clone(),
-        client_address: Some(ip_to_proto(c.client.ip())),
+        client_address: c.client.ip().to_string(),
         client_port: c.client.port().into(),
-        virtual_address: Some(ip_to_proto(c.vip.ip())),
+        virtual_address: c.vip.ip().to_string(),
         virtual_port: c.vip.port().into(),
-        destination_address: Some(ip_to_proto(c.dest.ip())),
+        destination_address: c.dest.ip().to_string(),
         destination_port: c.dest.port().into(),
         state: c.state.clone(),
-        expires_seconds: c.expires,
+        expires: Some(seconds_to_proto(c.expires)),
         pe_name,
         pe_data,
     }
@@ -150,14 +153,7 @@ pub fn connection_to_proto(c: &Connection) -> pb::Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pb::ip_address::Ip;
     use std::net::{IpAddr, Ipv4Addr};
-
-    fn v4(o: [u8; 4]) -> Option<pb::IpAddress> {
-        Some(pb::IpAddress {
-            ip: Some(Ip::V4(o.to_vec())),
-        })
-    }
 
     fn master_on_lo() -> pb::Daemon {
         pb::Daemon {
@@ -165,6 +161,10 @@ mod tests {
             interface: "lo".into(),
             ..Default::default()
         }
+    }
+
+    fn secs(seconds: i64, nanos: i32) -> Option<prost_types::Duration> {
+        Some(prost_types::Duration { seconds, nanos })
     }
 
     #[test]
@@ -183,6 +183,7 @@ mod tests {
             mcast_port: None,
             mcast_ttl: None,
         };
+        let long_name = "i".repeat(4096);
         let err = |field: &str, problem| Err(FieldError::new(field, problem));
         let cases: Vec<(&str, pb::StartDaemonRequest, Result<Daemon, FieldError>)> = vec![
             ("defaults", with(&|_| {}), Ok(plain.clone())),
@@ -192,7 +193,7 @@ mod tests {
                     d.role = pb::DaemonRole::Backup.into();
                     d.sync_id = 255;
                     d.sync_maxlen = 1400;
-                    d.group = v4([239, 1, 2, 3]);
+                    d.group = "239.1.2.3".into();
                     d.port = 8849;
                     d.ttl = 255;
                 }),
@@ -203,6 +204,14 @@ mod tests {
                     mcast_group: Some(IpAddr::V4(Ipv4Addr::new(239, 1, 2, 3))),
                     mcast_port: Some(8849),
                     mcast_ttl: Some(255),
+                    ..plain.clone()
+                }),
+            ),
+            (
+                "an IPv6 multicast group",
+                with(&|d| d.group = "ff02::1:81".into()),
+                Ok(Daemon {
+                    mcast_group: Some("ff02::1:81".parse().expect("test group")),
                     ..plain.clone()
                 }),
             ),
@@ -240,6 +249,17 @@ mod tests {
                 ),
             ),
             (
+                "a 4 KB interface name is quoted short",
+                with(&|d| d.interface.clone_from(&long_name)),
+                err(
+                    "daemon.interface",
+                    Problem::Invalid(format!(
+                        "{:?}... (4096 bytes) is not an interface name (at most 15 bytes)",
+                        &long_name[..48]
+                    )),
+                ),
+            ),
+            (
                 "sync id above 255",
                 with(&|d| d.sync_id = 256),
                 err(
@@ -252,20 +272,16 @@ mod tests {
             ),
             (
                 "not a multicast group",
-                with(&|d| d.group = v4([10, 0, 0, 1])),
+                with(&|d| d.group = "10.0.0.1".into()),
                 err(
                     "daemon.group",
                     Problem::Invalid("10.0.0.1 is not a multicast address".into()),
                 ),
             ),
             (
-                "malformed group",
-                with(&|d| {
-                    d.group = Some(pb::IpAddress {
-                        ip: Some(Ip::V4(vec![1])),
-                    })
-                }),
-                err("daemon.group.v4", Problem::AddressLength(1)),
+                "unparsable group",
+                with(&|d| d.group = "1".into()),
+                err("daemon.group", Problem::NotAnAddress("\"1\"".into())),
             ),
             (
                 "port above 65535",
@@ -312,21 +328,29 @@ mod tests {
 
     #[test]
     fn daemons_read_back_as_written() {
-        let d = pb::Daemon {
+        let everything = pb::Daemon {
             role: pb::DaemonRole::Backup.into(),
             interface: "eth0".into(),
             sync_id: 9,
             sync_maxlen: 1472,
-            group: v4([224, 0, 0, 81]),
+            group: "224.0.0.81".into(),
             port: 8848,
             ttl: 1,
         };
-        let domain = daemon(&d).expect("valid daemon");
-        assert_eq!(daemon_to_proto(&domain), d);
+        // The kernel's defaults stay unset: no group reads back as "".
+        let defaults = master_on_lo();
+        let v6 = pb::Daemon {
+            group: "ff02::1:81".into(),
+            ..master_on_lo()
+        };
+        for d in [everything, defaults, v6] {
+            let domain = daemon(&d).expect("valid daemon");
+            assert_eq!(daemon_to_proto(&domain), d);
+        }
     }
 
     #[test]
-    fn roles_and_timeouts() {
+    fn roles() {
         assert_eq!(
             stop_daemon(&pb::StopDaemonRequest {
                 role: pb::DaemonRole::Backup.into()
@@ -340,57 +364,127 @@ mod tests {
                 Problem::Unspecified("DAEMON_ROLE_UNSPECIFIED")
             ))
         );
-        let t = pb::Timeouts {
-            tcp: 900,
-            tcp_fin: 0,
-            udp: 60,
+    }
+
+    #[test]
+    fn timeouts() {
+        let set = |tcp, tcp_fin, udp| {
+            set_timeouts(&pb::SetTimeoutsRequest {
+                timeouts: Some(pb::Timeouts { tcp, tcp_fin, udp }),
+            })
         };
-        let domain = set_timeouts(&pb::SetTimeoutsRequest { timeouts: Some(t) }).expect("timeouts");
+        let t = |tcp, tcp_fin, udp| Ok(Timeouts { tcp, tcp_fin, udp });
+        type Parsed = Result<Timeouts, FieldError>;
+        let cases: Vec<(&str, Parsed, Parsed)> = vec![
+            (
+                "whole seconds",
+                set(secs(900, 0), secs(120, 0), secs(60, 0)),
+                t(900, 120, 60),
+            ),
+            (
+                "unset and zero leave a value as it is",
+                set(secs(900, 0), None, secs(0, 0)),
+                t(900, 0, 0),
+            ),
+            ("nothing set", set(None, None, None), t(0, 0, 0)),
+            (
+                "the longest",
+                set(secs(u32::MAX.into(), 0), None, None),
+                t(u32::MAX, 0, 0),
+            ),
+            (
+                "no timeouts",
+                set_timeouts(&pb::SetTimeoutsRequest { timeouts: None }),
+                Err(FieldError::new("timeouts", Problem::Missing)),
+            ),
+            (
+                "a fraction of a second",
+                set(None, secs(2, 250_000_000), None),
+                Err(FieldError::new(
+                    "timeouts.tcp_fin",
+                    Problem::Invalid("2.250s is not a whole number of seconds".into()),
+                )),
+            ),
+            (
+                "negative",
+                set(None, None, secs(-60, 0)),
+                Err(FieldError::new(
+                    "timeouts.udp",
+                    Problem::Invalid("-60s is not a non-negative duration".into()),
+                )),
+            ),
+            (
+                "above u32",
+                set(secs(1 << 32, 0), None, None),
+                Err(FieldError::new(
+                    "timeouts.tcp",
+                    Problem::TooLarge {
+                        value: 1 << 32,
+                        max: u32::MAX.into(),
+                    },
+                )),
+            ),
+        ];
+        for (what, got, want) in cases {
+            assert_eq!(got, want, "{what}");
+        }
+        // Replies say every value, zero included.
         assert_eq!(
-            domain,
-            Timeouts {
+            timeouts_to_proto(&Timeouts {
                 tcp: 900,
                 tcp_fin: 0,
-                udp: 60
+                udp: 60,
+            }),
+            pb::Timeouts {
+                tcp: secs(900, 0),
+                tcp_fin: secs(0, 0),
+                udp: secs(60, 0),
             }
-        );
-        assert_eq!(timeouts_to_proto(&domain), t);
-        assert_eq!(
-            set_timeouts(&pb::SetTimeoutsRequest { timeouts: None }),
-            Err(FieldError::new("timeouts", Problem::Missing))
         );
     }
 
     #[test]
     fn connections() {
-        let line = "UDP 0A000009 13C4 0A000001 13C4 0A000101 13C4 UDP             179 sip 1@h";
-        let conn = crate::ipvs::conn::parse_line(line).expect("line");
-        let wire = connection_to_proto(&conn);
-        assert_eq!(
+        let cases = [
             (
-                wire.protocol.as_str(),
-                wire.client_address,
-                wire.client_port,
-                wire.virtual_address,
-                wire.destination_address,
-                wire.destination_port,
-                wire.state.as_str(),
-                wire.expires_seconds,
-                wire.pe_name.as_str(),
-                wire.pe_data.as_str(),
+                "UDP 0A000009 13C4 0A000001 13C4 0A000101 13C4 UDP             179 sip 1@h",
+                pb::Connection {
+                    protocol: "UDP".into(),
+                    client_address: "10.0.0.9".into(),
+                    client_port: 5060,
+                    virtual_address: "10.0.0.1".into(),
+                    virtual_port: 5060,
+                    destination_address: "10.0.1.1".into(),
+                    destination_port: 5060,
+                    state: "UDP".into(),
+                    expires: secs(179, 0),
+                    pe_name: "sip".into(),
+                    pe_data: "1@h".into(),
+                },
             ),
+            // The kernel writes IPv6 addresses in full; replies write them as people do.
             (
-                "UDP",
-                v4([10, 0, 0, 9]),
-                5060,
-                v4([10, 0, 0, 1]),
-                v4([10, 0, 1, 1]),
-                5060,
-                "UDP",
-                179,
-                "sip",
-                "1@h"
-            )
-        );
+                "TCP 2001:0db8:0000:0000:0000:0000:0000:0009 D431 \
+                 2001:0db8:0000:0000:0000:0000:0000:0001 0050 \
+                 2001:0db8:0000:0000:0000:0000:0001:0001 0050 ESTABLISHED 0",
+                pb::Connection {
+                    protocol: "TCP".into(),
+                    client_address: "2001:db8::9".into(),
+                    client_port: 0xd431,
+                    virtual_address: "2001:db8::1".into(),
+                    virtual_port: 80,
+                    destination_address: "2001:db8::1:1".into(),
+                    destination_port: 80,
+                    state: "ESTABLISHED".into(),
+                    expires: secs(0, 0),
+                    pe_name: String::new(),
+                    pe_data: String::new(),
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            let conn = crate::ipvs::conn::parse_line(line).expect("line");
+            assert_eq!(connection_to_proto(&conn), want, "{line}");
+        }
     }
 }

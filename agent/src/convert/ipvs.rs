@@ -5,12 +5,14 @@
 //! Read-only fields (flags, counters, connection counts) are ignored on input, so a service read
 //! with `GetService` can be edited and sent back to `UpdateService`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipvs_proto::v1 as pb;
-use pb::{ip_address::Ip, service_key::Key};
 
-use super::{At, Field, FieldError, Problem, nested, optional, u16_field};
+use super::{
+    At, Field, FieldError, Problem, ip_address, nested, optional, quote, seconds_to_proto,
+    u16_field, whole_seconds,
+};
 use crate::ipvs::{
     Destination, DestinationEntry, Family, ForwardMethod, Info, MAX_WEIGHT, Protocol, Scheduler,
     Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, Tunnel, TunnelChecksum, TunnelType,
@@ -47,24 +49,33 @@ pub struct DestinationChange {
 
 // ---- requests -------------------------------------------------------------------------------
 
-/// `CreateServiceRequest`: the service to create. Real servers are added one by one, so a
-/// service carrying some is refused rather than created without them.
-pub fn create_service(req: &pb::CreateServiceRequest) -> Result<Service, FieldError> {
+/// `CreateServiceRequest`: the service to create and the real servers to add with it.
+pub fn create_service(
+    req: &pb::CreateServiceRequest,
+) -> Result<(Service, Vec<Destination>), FieldError> {
     nested(req.service.as_ref(), "service", |s| {
-        if !s.destinations.is_empty() {
-            return Err(FieldError::new(
-                "destinations",
-                Problem::ReadOnly("add real servers with AddDestination"),
-            ));
-        }
-        service(s)
+        let dests = s
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| destination(d).at(&format!("destinations[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((service(s)?, dests))
     })
 }
 
 /// `UpdateServiceRequest`: the full configuration to replace the current one with (the kernel
-/// takes no partial update).
+/// takes no partial update). Real servers are not touched, so none may be given.
 pub fn update_service(req: &pb::UpdateServiceRequest) -> Result<Service, FieldError> {
-    nested(req.service.as_ref(), "service", service)
+    nested(req.service.as_ref(), "service", |s| {
+        if !s.destinations.is_empty() {
+            return Err(FieldError::new(
+                "destinations",
+                Problem::ReadOnly("change real servers with UpdateDestination"),
+            ));
+        }
+        service(s)
+    })
 }
 
 /// A required service key under `field`.
@@ -105,66 +116,84 @@ fn destination_change(
 pub fn delete_destination(
     req: &pb::DeleteDestinationRequest,
 ) -> Result<(ServiceKey, IpAddr, u16), FieldError> {
+    let service = key_field(req.service.as_ref(), "service")?;
+    let (addr, port) = nested(req.destination.as_ref(), "destination", destination_address)?;
+    Ok((service, addr, port))
+}
+
+/// A real server's address and port alone, for a request that names one.
+pub fn destination_address(d: &pb::Destination) -> Result<(IpAddr, u16), FieldError> {
     Ok((
-        key_field(req.service.as_ref(), "service")?,
-        nested(req.address.as_ref(), "address", ip_address)?,
-        u16_field(req.port).field("port")?,
+        ip_address(&d.address).field("address")?,
+        u16_field(d.port).field("port")?,
     ))
 }
 
 // ---- messages -------------------------------------------------------------------------------
 
-/// An address in network byte order: exactly 4 or 16 bytes.
-pub fn ip_address(a: &pb::IpAddress) -> Result<IpAddr, FieldError> {
-    match &a.ip {
-        None => Err(FieldError::new("", Problem::Missing)),
-        Some(Ip::V4(b)) => <[u8; 4]>::try_from(b.as_slice())
-            .map(|o| IpAddr::V4(Ipv4Addr::from(o)))
-            .map_err(|_| FieldError::new("v4", Problem::AddressLength(b.len()))),
-        Some(Ip::V6(b)) => <[u8; 16]>::try_from(b.as_slice())
-            .map(|o| IpAddr::V6(Ipv6Addr::from(o)))
-            .map_err(|_| FieldError::new("v6", Problem::AddressLength(b.len()))),
-    }
-}
-
+/// A service key: a fwmark and a family, or a protocol, an address and a port.
 pub fn service_key(k: &pb::ServiceKey) -> Result<ServiceKey, FieldError> {
-    match &k.key {
-        None => Err(FieldError::new("", Problem::Missing)),
-        Some(Key::Endpoint(e)) => endpoint(e).at("endpoint"),
-        Some(Key::Fwmark(f)) => fwmark(f).at("fwmark"),
+    let family = address_family(k.family).field("family")?;
+    if k.fwmark != 0 {
+        let unused = |field: &str| {
+            FieldError::new(
+                field,
+                Problem::Invalid("must be unset for a fwmark service".into()),
+            )
+        };
+        if k.protocol != 0 {
+            return Err(unused("protocol"));
+        }
+        if !k.address.is_empty() {
+            return Err(unused("address"));
+        }
+        if k.port != 0 {
+            return Err(unused("port"));
+        }
+        let family = family.unwrap_or(Family::Inet);
+        return ServiceKey::fwmark(k.fwmark, family)
+            .map_err(|_| FieldError::new("fwmark", Problem::Zero));
     }
-}
-
-fn endpoint(e: &pb::Endpoint) -> Result<ServiceKey, FieldError> {
+    let addr = ip_address(&k.address).field("address")?;
+    if let Some(family) = family
+        && family != Family::of(&addr)
+    {
+        return Err(FieldError::new(
+            "family",
+            Problem::Invalid(format!("does not match the address {}", quote(&k.address))),
+        ));
+    }
     Ok(ServiceKey::Endpoint {
-        protocol: protocol(e.protocol).field("protocol")?,
-        addr: nested(e.address.as_ref(), "address", ip_address)?,
-        port: u16_field(e.port).field("port")?,
+        protocol: protocol(k.protocol).field("protocol")?,
+        addr,
+        port: u16_field(k.port).field("port")?,
     })
 }
 
-fn fwmark(f: &pb::FirewallMark) -> Result<ServiceKey, FieldError> {
-    let family = match pb::AddressFamily::try_from(f.family) {
-        Ok(pb::AddressFamily::Unspecified | pb::AddressFamily::Inet) => Family::Inet,
-        Ok(pb::AddressFamily::Inet6) => Family::Inet6,
-        Err(_) => return Err(FieldError::new("family", Problem::UnknownEnum(f.family))),
-    };
-    ServiceKey::fwmark(f.mark, family).map_err(|_| FieldError::new("mark", Problem::Zero))
-}
-
-fn protocol(v: i32) -> Result<Protocol, Problem> {
-    match pb::Protocol::try_from(v) {
-        Ok(pb::Protocol::Tcp) => Ok(Protocol::Tcp),
-        Ok(pb::Protocol::Udp) => Ok(Protocol::Udp),
-        Ok(pb::Protocol::Sctp) => Ok(Protocol::Sctp),
-        Ok(pb::Protocol::Unspecified) => Err(Problem::Unspecified("PROTOCOL_UNSPECIFIED")),
+/// A family, if one was given.
+fn address_family(v: i32) -> Result<Option<Family>, Problem> {
+    match pb::AddressFamily::try_from(v) {
+        Ok(pb::AddressFamily::Unspecified) => Ok(None),
+        Ok(pb::AddressFamily::Inet) => Ok(Some(Family::Inet)),
+        Ok(pb::AddressFamily::Inet6) => Ok(Some(Family::Inet6)),
         Err(_) => Err(Problem::UnknownEnum(v)),
     }
 }
 
+/// TCP when unspecified.
+fn protocol(v: i32) -> Result<Protocol, Problem> {
+    match pb::Protocol::try_from(v) {
+        Ok(pb::Protocol::Tcp | pb::Protocol::Unspecified) => Ok(Protocol::Tcp),
+        Ok(pb::Protocol::Udp) => Ok(Protocol::Udp),
+        Ok(pb::Protocol::Sctp) => Ok(Protocol::Sctp),
+        Err(_) => Err(Problem::UnknownEnum(v)),
+    }
+}
+
+/// Weighted least connection, the kernel's default, when unspecified.
 fn scheduler(v: i32) -> Result<Scheduler, Problem> {
     match pb::Scheduler::try_from(v) {
-        Ok(pb::Scheduler::Unspecified) => Err(Problem::Unspecified("SCHEDULER_UNSPECIFIED")),
+        Ok(pb::Scheduler::Unspecified) => Ok(Scheduler::Wlc),
         Ok(wire) => SCHEDULERS
             .iter()
             .find(|(w, _)| *w == wire)
@@ -181,42 +210,73 @@ pub fn service(s: &pb::Service) -> Result<Service, FieldError> {
     let Some(o) = &s.options else {
         return Ok(svc);
     };
-    svc.timeout = o.persistence_timeout;
+    svc.timeout = whole_seconds(o.persistence_timeout.as_ref())
+        .field("persistence_timeout")
+        .at("options")?;
     svc.flags = ServiceFlags::default()
-        .with(ServiceFlags::PERSISTENT, o.persistence_timeout > 0)
+        .with(ServiceFlags::PERSISTENT, svc.timeout > 0)
         .with(ServiceFlags::ONEPACKET, o.one_packet)
         .with(ServiceFlags::SCHED1, o.sched_flag_1)
         .with(ServiceFlags::SCHED2, o.sched_flag_2)
         .with(ServiceFlags::SCHED3, o.sched_flag_3);
-    svc.netmask = netmask(key.family(), o.netmask)
-        .field("netmask")
-        .at("options")?;
+    svc.netmask = netmask(key.family(), o).at("options")?;
     svc.pe_name = (!o.persistence_engine.is_empty()).then(|| o.persistence_engine.clone());
     Ok(svc)
 }
 
-/// Persistence granularity: unset is the kernel default; IPv4 takes any netmask (0.0.0.0 makes
-/// one template for all clients), IPv6 a prefix length of 1..128, as the kernel checks.
-fn netmask(family: Family, value: Option<u32>) -> Result<u32, Problem> {
-    match (family, value) {
-        (_, None) => Ok(default_netmask(family)),
-        (Family::Inet6, Some(0)) => Err(Problem::Zero),
-        (Family::Inet6, Some(v)) if v > 128 => Err(Problem::TooLarge {
-            value: v.into(),
-            max: 128,
-        }),
-        (_, Some(v)) => Ok(v),
+/// Persistence granularity, as the kernel keeps it: an IPv4 netmask as a host-order integer,
+/// or an IPv6 prefix length. Empty or zero is the kernel's default; IPv4 takes any netmask
+/// ("0.0.0.0" makes one template for all clients), IPv6 a prefix length of 1..128.
+fn netmask(family: Family, o: &pb::ServiceOptions) -> Result<u32, FieldError> {
+    let other_family = |field: &str, family: &str| {
+        FieldError::new(
+            field,
+            Problem::Invalid(format!("is for {family} services only")),
+        )
+    };
+    match family {
+        Family::Inet => {
+            if o.ipv6_prefix_length != 0 {
+                return Err(other_family("ipv6_prefix_length", "IPv6"));
+            }
+            if o.ipv4_netmask.is_empty() {
+                return Ok(default_netmask(family));
+            }
+            match o.ipv4_netmask.parse::<Ipv4Addr>() {
+                Ok(mask) => Ok(u32::from(mask)),
+                Err(_) => Err(FieldError::new(
+                    "ipv4_netmask",
+                    Problem::Invalid(format!("{} is not a netmask", quote(&o.ipv4_netmask))),
+                )),
+            }
+        }
+        Family::Inet6 => {
+            if !o.ipv4_netmask.is_empty() {
+                return Err(other_family("ipv4_netmask", "IPv4"));
+            }
+            match o.ipv6_prefix_length {
+                0 => Ok(default_netmask(family)),
+                v if v > 128 => Err(FieldError::new(
+                    "ipv6_prefix_length",
+                    Problem::TooLarge {
+                        value: v.into(),
+                        max: 128,
+                    },
+                )),
+                v => Ok(v),
+            }
+        }
     }
 }
 
+/// Direct routing, the kernel's default, when unspecified.
 fn forwarding(v: i32) -> Result<ForwardMethod, Problem> {
     match pb::ForwardingMethod::try_from(v) {
         Ok(pb::ForwardingMethod::Masquerade) => Ok(ForwardMethod::Masquerade),
         Ok(pb::ForwardingMethod::Local) => Ok(ForwardMethod::Local),
         Ok(pb::ForwardingMethod::Tunnel) => Ok(ForwardMethod::Tunnel),
-        Ok(pb::ForwardingMethod::DirectRoute) => Ok(ForwardMethod::DirectRoute),
-        Ok(pb::ForwardingMethod::Unspecified) => {
-            Err(Problem::Unspecified("FORWARDING_METHOD_UNSPECIFIED"))
+        Ok(pb::ForwardingMethod::DirectRoute | pb::ForwardingMethod::Unspecified) => {
+            Ok(ForwardMethod::DirectRoute)
         }
         Err(_) => Err(Problem::UnknownEnum(v)),
     }
@@ -224,10 +284,8 @@ fn forwarding(v: i32) -> Result<ForwardMethod, Problem> {
 
 /// A real server; an unset weight becomes ipvsadm's default, 1.
 pub fn destination(d: &pb::Destination) -> Result<Destination, FieldError> {
-    let mut dest = Destination::new(
-        nested(d.address.as_ref(), "address", ip_address)?,
-        u16_field(d.port).field("port")?,
-    );
+    let (addr, port) = destination_address(d)?;
+    let mut dest = Destination::new(addr, port);
     dest.forward = forwarding(d.forwarding).field("forwarding")?;
     if let Some(weight) = d.weight {
         if weight > MAX_WEIGHT {
@@ -249,13 +307,13 @@ pub fn destination(d: &pb::Destination) -> Result<Destination, FieldError> {
 
 fn tunnel(t: &pb::Tunnel) -> Result<Tunnel, FieldError> {
     let kind = match pb::TunnelType::try_from(t.r#type) {
-        Ok(pb::TunnelType::Ipip) => TunnelType::Ipip,
+        Ok(pb::TunnelType::Ipip | pb::TunnelType::Unspecified) => TunnelType::Ipip,
         Ok(pb::TunnelType::Gue) => TunnelType::Gue,
         Ok(pb::TunnelType::Gre) => TunnelType::Gre,
         Err(_) => return Err(FieldError::new("type", Problem::UnknownEnum(t.r#type))),
     };
     let checksum = match pb::TunnelChecksum::try_from(t.checksum) {
-        Ok(pb::TunnelChecksum::None) => TunnelChecksum::None,
+        Ok(pb::TunnelChecksum::None | pb::TunnelChecksum::Unspecified) => TunnelChecksum::None,
         Ok(pb::TunnelChecksum::Csum) => TunnelChecksum::Csum,
         Ok(pb::TunnelChecksum::Remcsum) => TunnelChecksum::RemCsum,
         Err(_) => {
@@ -274,40 +332,37 @@ fn tunnel(t: &pb::Tunnel) -> Result<Tunnel, FieldError> {
 
 // ---- replies --------------------------------------------------------------------------------
 
-pub fn ip_to_proto(addr: IpAddr) -> pb::IpAddress {
-    let ip = match addr {
-        IpAddr::V4(a) => Ip::V4(a.octets().to_vec()),
-        IpAddr::V6(a) => Ip::V6(a.octets().to_vec()),
-    };
-    pb::IpAddress { ip: Some(ip) }
+fn family_to_proto(family: Family) -> pb::AddressFamily {
+    match family {
+        Family::Inet => pb::AddressFamily::Inet,
+        Family::Inet6 => pb::AddressFamily::Inet6,
+    }
 }
 
 pub fn key_to_proto(key: &ServiceKey) -> pb::ServiceKey {
-    let key = match *key {
+    match *key {
         ServiceKey::Endpoint {
             protocol,
             addr,
             port,
-        } => Key::Endpoint(pb::Endpoint {
+        } => pb::ServiceKey {
             protocol: match protocol {
                 Protocol::Tcp => pb::Protocol::Tcp,
                 Protocol::Udp => pb::Protocol::Udp,
                 Protocol::Sctp => pb::Protocol::Sctp,
             }
             .into(),
-            address: Some(ip_to_proto(addr)),
+            address: addr.to_string(),
             port: port.into(),
-        }),
-        ServiceKey::FwMark { mark, family } => Key::Fwmark(pb::FirewallMark {
-            mark,
-            family: match family {
-                Family::Inet => pb::AddressFamily::Inet,
-                Family::Inet6 => pb::AddressFamily::Inet6,
-            }
-            .into(),
-        }),
-    };
-    pb::ServiceKey { key: Some(key) }
+            fwmark: 0,
+            family: family_to_proto(Family::of(&addr)).into(),
+        },
+        ServiceKey::FwMark { mark, family } => pb::ServiceKey {
+            fwmark: mark,
+            family: family_to_proto(family).into(),
+            ..pb::ServiceKey::default()
+        },
+    }
 }
 
 /// A scheduler the API does not name (a newer kernel's) reads as `SCHEDULER_UNSPECIFIED`.
@@ -333,8 +388,17 @@ pub fn service_config_to_proto(svc: &Service) -> pb::Service {
         key: Some(key_to_proto(&svc.key)),
         scheduler: scheduler_to_proto(&svc.scheduler).into(),
         options: Some(pb::ServiceOptions {
-            persistence_timeout: svc.timeout,
-            netmask: Some(svc.netmask),
+            persistence_timeout: (svc.timeout > 0).then(|| seconds_to_proto(svc.timeout)),
+            ipv4_netmask: match svc.key.family() {
+                Family::Inet if svc.netmask != default_netmask(Family::Inet) => {
+                    Ipv4Addr::from(svc.netmask).to_string()
+                }
+                _ => String::new(),
+            },
+            ipv6_prefix_length: match svc.key.family() {
+                Family::Inet6 if svc.netmask != default_netmask(Family::Inet6) => svc.netmask,
+                _ => 0,
+            },
             one_packet: svc.flags.contains(ServiceFlags::ONEPACKET),
             sched_flag_1: svc.flags.contains(ServiceFlags::SCHED1),
             sched_flag_2: svc.flags.contains(ServiceFlags::SCHED2),
@@ -375,7 +439,7 @@ pub fn dest_config_to_proto(d: &Destination) -> pb::Destination {
         .into(),
     });
     pb::Destination {
-        address: Some(ip_to_proto(d.addr)),
+        address: d.addr.to_string(),
         port: d.port.into(),
         forwarding: match d.forward {
             ForwardMethod::Masquerade => pb::ForwardingMethod::Masquerade,
@@ -425,19 +489,26 @@ pub fn info_to_proto(info: &Info) -> pb::GetInfoResponse {
 mod tests {
     use super::*;
 
-    fn v4(octets: &[u8]) -> Option<pb::IpAddress> {
-        Some(pb::IpAddress {
-            ip: Some(Ip::V4(octets.to_vec())),
-        })
+    const VIP: &str = "192.168.100.1";
+
+    fn key(protocol: pb::Protocol, address: &str, port: u32) -> pb::ServiceKey {
+        pb::ServiceKey {
+            protocol: protocol.into(),
+            address: address.into(),
+            port,
+            ..Default::default()
+        }
     }
 
     fn tcp_key(port: u32) -> pb::ServiceKey {
+        key(pb::Protocol::Tcp, VIP, port)
+    }
+
+    fn fwmark_key(fwmark: u32, family: pb::AddressFamily) -> pb::ServiceKey {
         pb::ServiceKey {
-            key: Some(Key::Endpoint(pb::Endpoint {
-                protocol: pb::Protocol::Tcp.into(),
-                address: v4(&[192, 168, 100, 1]),
-                port,
-            })),
+            fwmark,
+            family: family.into(),
+            ..Default::default()
         }
     }
 
@@ -459,7 +530,7 @@ mod tests {
 
     fn masq(port: u32) -> pb::Destination {
         pb::Destination {
-            address: v4(&[127, 0, 0, 1]),
+            address: "127.0.0.1".into(),
             port,
             forwarding: pb::ForwardingMethod::Masquerade.into(),
             ..Default::default()
@@ -470,69 +541,32 @@ mod tests {
         FieldError::new(field, problem)
     }
 
-    #[test]
-    fn addresses() {
-        let cases: Vec<(pb::IpAddress, Result<IpAddr, FieldError>)> = vec![
-            (
-                pb::IpAddress {
-                    ip: Some(Ip::V4(vec![10, 0, 0, 1])),
-                },
-                Ok(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
-            ),
-            (
-                pb::IpAddress {
-                    ip: Some(Ip::V6(Ipv6Addr::LOCALHOST.octets().to_vec())),
-                },
-                Ok(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-            ),
-            (pb::IpAddress { ip: None }, Err(err("", Problem::Missing))),
-            (
-                pb::IpAddress {
-                    ip: Some(Ip::V4(vec![10, 0, 0])),
-                },
-                Err(err("v4", Problem::AddressLength(3))),
-            ),
-            (
-                pb::IpAddress {
-                    ip: Some(Ip::V4(vec![0; 16])),
-                },
-                Err(err("v4", Problem::AddressLength(16))),
-            ),
-            (
-                pb::IpAddress {
-                    ip: Some(Ip::V6(vec![0; 4])),
-                },
-                Err(err("v6", Problem::AddressLength(4))),
-            ),
-            (
-                pb::IpAddress {
-                    ip: Some(Ip::V6(Vec::new())),
-                },
-                Err(err("v6", Problem::AddressLength(0))),
-            ),
-        ];
-        for (input, want) in cases {
-            assert_eq!(ip_address(&input), want, "{input:?}");
-        }
+    fn not_an_address(s: &str) -> Problem {
+        Problem::NotAnAddress(quote(s))
+    }
+
+    fn invalid(message: &str) -> Problem {
+        Problem::Invalid(message.into())
+    }
+
+    fn seconds(seconds: i64, nanos: i32) -> Option<prost_types::Duration> {
+        Some(prost_types::Duration { seconds, nanos })
     }
 
     #[test]
     fn create_service_requests() {
-        let with_key = |key: Option<Key>| pb::CreateServiceRequest {
-            service: Some(rr_service(pb::ServiceKey { key })),
+        let with_key = |key: pb::ServiceKey| pb::CreateServiceRequest {
+            service: Some(rr_service(key)),
         };
-        let endpoint = |protocol: i32, address: Option<pb::IpAddress>, port: u32| {
-            with_key(Some(Key::Endpoint(pb::Endpoint {
-                protocol,
-                address,
-                port,
-            })))
-        };
-        let tcp = pb::Protocol::Tcp as i32;
+        let tcp = pb::Protocol::Tcp;
         let with_service = |f: &dyn Fn(&mut pb::Service)| {
             let mut s = rr_service(tcp_key(80));
             f(&mut s);
             pb::CreateServiceRequest { service: Some(s) }
+        };
+        let with_family = |mut k: pb::ServiceKey, family: i32| {
+            k.family = family;
+            with_key(k)
         };
         let with_options = |o: pb::ServiceOptions| with_service(&|s| s.options = Some(o.clone()));
         let persistent = |mut s: Service, timeout: u32, netmask: u32| {
@@ -541,35 +575,38 @@ mod tests {
             s.netmask = netmask;
             s
         };
-
-        let v6_mark = ServiceKey::FwMark {
-            mark: 1,
-            family: Family::Inet6,
+        let rr = |key: ServiceKey| Ok(Service::new(key, Scheduler::Rr));
+        let mark = |mark: u32, family: Family| ServiceKey::FwMark { mark, family };
+        let v6_key = ServiceKey::Endpoint {
+            protocol: Protocol::Tcp,
+            addr: "2001:db8::1".parse().expect("test address"),
+            port: 80,
         };
-        let v6_options = |netmask: Option<u32>| pb::CreateServiceRequest {
+        let unused = || invalid("must be unset for a fwmark service");
+        let garbage = "x".repeat(4096);
+
+        let v6_mark = mark(1, Family::Inet6);
+        let v6_options = |prefix_length: u32| pb::CreateServiceRequest {
             service: Some(pb::Service {
-                key: Some(pb::ServiceKey {
-                    key: Some(Key::Fwmark(pb::FirewallMark {
-                        mark: 1,
-                        family: pb::AddressFamily::Inet6.into(),
-                    })),
-                }),
+                key: Some(fwmark_key(1, pb::AddressFamily::Inet6)),
                 scheduler: pb::Scheduler::Sh.into(),
                 options: Some(pb::ServiceOptions {
-                    persistence_timeout: 60,
-                    netmask,
+                    persistence_timeout: seconds(60, 0),
+                    ipv6_prefix_length: prefix_length,
                     ..Default::default()
                 }),
                 ..Default::default()
             }),
         };
+        let timeout = |d: Option<prost_types::Duration>| {
+            with_options(pb::ServiceOptions {
+                persistence_timeout: d,
+                ..Default::default()
+            })
+        };
 
         let cases: Vec<(&str, pb::CreateServiceRequest, Result<Service, FieldError>)> = vec![
-            (
-                "minimal",
-                with_service(&|_| {}),
-                Ok(Service::new(domain_tcp(80), Scheduler::Rr)),
-            ),
+            ("minimal", with_service(&|_| {}), rr(domain_tcp(80))),
             (
                 "no service",
                 pb::CreateServiceRequest { service: None },
@@ -581,44 +618,56 @@ mod tests {
                 Err(err("service.key", Problem::Missing)),
             ),
             (
-                "empty key",
-                with_key(None),
-                Err(err("service.key", Problem::Missing)),
+                "empty key: no fwmark, so an address is required",
+                with_key(pb::ServiceKey::default()),
+                Err(err("service.key.address", Problem::Missing)),
             ),
             (
-                "unspecified protocol",
-                endpoint(0, v4(&[10, 0, 0, 1]), 80),
-                Err(err(
-                    "service.key.endpoint.protocol",
-                    Problem::Unspecified("PROTOCOL_UNSPECIFIED"),
-                )),
+                "unspecified protocol is TCP",
+                with_key(key(pb::Protocol::Unspecified, VIP, 80)),
+                rr(domain_tcp(80)),
             ),
             (
                 "unknown protocol",
-                endpoint(9, v4(&[10, 0, 0, 1]), 80),
-                Err(err(
-                    "service.key.endpoint.protocol",
-                    Problem::UnknownEnum(9),
-                )),
+                with_key(pb::ServiceKey {
+                    protocol: 9,
+                    ..tcp_key(80)
+                }),
+                Err(err("service.key.protocol", Problem::UnknownEnum(9))),
             ),
             (
                 "no address",
-                endpoint(tcp, None, 80),
-                Err(err("service.key.endpoint.address", Problem::Missing)),
+                with_key(key(tcp, "", 80)),
+                Err(err("service.key.address", Problem::Missing)),
             ),
             (
-                "malformed address",
-                endpoint(tcp, v4(&[10, 1, 0]), 80),
+                "unparsable address",
+                with_key(key(tcp, "10.1.0", 80)),
+                Err(err("service.key.address", not_an_address("10.1.0"))),
+            ),
+            (
+                "an address with a prefix is not an address",
+                with_key(key(tcp, "10.1.0.1/32", 80)),
+                Err(err("service.key.address", not_an_address("10.1.0.1/32"))),
+            ),
+            (
+                "an address with spaces is not an address",
+                with_key(key(tcp, " 10.1.0.1", 80)),
+                Err(err("service.key.address", not_an_address(" 10.1.0.1"))),
+            ),
+            (
+                "a 4 KB garbage address is quoted short",
+                with_key(key(tcp, &garbage, 80)),
                 Err(err(
-                    "service.key.endpoint.address.v4",
-                    Problem::AddressLength(3),
+                    "service.key.address",
+                    Problem::NotAnAddress(format!("{:?}... (4096 bytes)", &garbage[..48])),
                 )),
             ),
             (
                 "port above 65535",
-                endpoint(tcp, v4(&[10, 0, 0, 1]), 65536),
+                with_key(tcp_key(65536)),
                 Err(err(
-                    "service.key.endpoint.port",
+                    "service.key.port",
                     Problem::TooLarge {
                         value: 65536,
                         max: 65535,
@@ -626,47 +675,106 @@ mod tests {
                 )),
             ),
             (
-                "fwmark 0",
-                with_key(Some(Key::Fwmark(pb::FirewallMark { mark: 0, family: 0 }))),
-                Err(err("service.key.fwmark.mark", Problem::Zero)),
+                "IPv6 address",
+                with_key(key(tcp, "2001:db8::1", 80)),
+                rr(v6_key),
+            ),
+            (
+                "a family that matches the address",
+                with_family(tcp_key(80), pb::AddressFamily::Inet.into()),
+                rr(domain_tcp(80)),
+            ),
+            (
+                "an IPv6 family that matches the address",
+                with_family(key(tcp, "2001:db8::1", 80), pb::AddressFamily::Inet6.into()),
+                rr(v6_key),
+            ),
+            (
+                "IPv6 family, IPv4 address",
+                with_family(tcp_key(80), pb::AddressFamily::Inet6.into()),
+                Err(err(
+                    "service.key.family",
+                    invalid("does not match the address \"192.168.100.1\""),
+                )),
+            ),
+            (
+                "IPv4 family, IPv6 address",
+                with_family(key(tcp, "2001:db8::1", 80), pb::AddressFamily::Inet.into()),
+                Err(err(
+                    "service.key.family",
+                    invalid("does not match the address \"2001:db8::1\""),
+                )),
+            ),
+            (
+                "unknown family of an address service",
+                with_family(tcp_key(80), 7),
+                Err(err("service.key.family", Problem::UnknownEnum(7))),
+            ),
+            (
+                "fwmark 0 is no fwmark: an address is required",
+                with_key(fwmark_key(0, pb::AddressFamily::Inet6)),
+                Err(err("service.key.address", Problem::Missing)),
             ),
             (
                 "fwmark of unknown family",
-                with_key(Some(Key::Fwmark(pb::FirewallMark { mark: 1, family: 7 }))),
-                Err(err("service.key.fwmark.family", Problem::UnknownEnum(7))),
+                with_family(fwmark_key(1, pb::AddressFamily::Unspecified), 7),
+                Err(err("service.key.family", Problem::UnknownEnum(7))),
             ),
             (
                 "fwmark defaults to IPv4",
-                with_key(Some(Key::Fwmark(pb::FirewallMark { mark: 7, family: 0 }))),
-                Ok(Service::new(
-                    ServiceKey::FwMark {
-                        mark: 7,
-                        family: Family::Inet,
-                    },
-                    Scheduler::Rr,
-                )),
+                with_key(fwmark_key(7, pb::AddressFamily::Unspecified)),
+                rr(mark(7, Family::Inet)),
+            ),
+            (
+                "IPv4 fwmark",
+                with_key(fwmark_key(7, pb::AddressFamily::Inet)),
+                rr(mark(7, Family::Inet)),
             ),
             (
                 "IPv6 fwmark",
-                with_key(Some(Key::Fwmark(pb::FirewallMark {
-                    mark: 7,
-                    family: pb::AddressFamily::Inet6.into(),
-                }))),
-                Ok(Service::new(
-                    ServiceKey::FwMark {
-                        mark: 7,
-                        family: Family::Inet6,
-                    },
-                    Scheduler::Rr,
-                )),
+                with_key(fwmark_key(7, pb::AddressFamily::Inet6)),
+                rr(mark(7, Family::Inet6)),
             ),
             (
-                "unspecified scheduler",
+                "fwmark with a protocol",
+                with_key(pb::ServiceKey {
+                    fwmark: 7,
+                    protocol: tcp.into(),
+                    ..Default::default()
+                }),
+                Err(err("service.key.protocol", unused())),
+            ),
+            (
+                "fwmark with an address",
+                with_key(pb::ServiceKey {
+                    fwmark: 7,
+                    address: VIP.into(),
+                    ..Default::default()
+                }),
+                Err(err("service.key.address", unused())),
+            ),
+            (
+                "fwmark with an unparsable address",
+                with_key(pb::ServiceKey {
+                    fwmark: 7,
+                    address: "nonsense".into(),
+                    ..Default::default()
+                }),
+                Err(err("service.key.address", unused())),
+            ),
+            (
+                "fwmark with a port",
+                with_key(pb::ServiceKey {
+                    fwmark: 7,
+                    port: 80,
+                    ..Default::default()
+                }),
+                Err(err("service.key.port", unused())),
+            ),
+            (
+                "unspecified scheduler is wlc",
                 with_service(&|s| s.scheduler = 0),
-                Err(err(
-                    "service.scheduler",
-                    Problem::Unspecified("SCHEDULER_UNSPECIFIED"),
-                )),
+                Ok(Service::new(domain_tcp(80), Scheduler::Wlc)),
             ),
             (
                 "unknown scheduler",
@@ -674,18 +782,10 @@ mod tests {
                 Err(err("service.scheduler", Problem::UnknownEnum(99))),
             ),
             (
-                "real servers on create",
-                with_service(&|s| s.destinations = vec![masq(8080)]),
-                Err(err(
-                    "service.destinations",
-                    Problem::ReadOnly("add real servers with AddDestination"),
-                )),
-            ),
-            (
                 "persistent with a /24 granularity",
                 with_options(pb::ServiceOptions {
-                    persistence_timeout: 300,
-                    netmask: Some(0xffff_ff00),
+                    persistence_timeout: seconds(300, 0),
+                    ipv4_netmask: "255.255.255.0".into(),
                     ..Default::default()
                 }),
                 Ok(persistent(
@@ -695,11 +795,8 @@ mod tests {
                 )),
             ),
             (
-                "an unset netmask is the default",
-                with_options(pb::ServiceOptions {
-                    persistence_timeout: 60,
-                    ..Default::default()
-                }),
+                "an empty netmask is the default",
+                timeout(seconds(60, 0)),
                 Ok(persistent(
                     Service::new(domain_tcp(80), Scheduler::Rr),
                     60,
@@ -709,8 +806,8 @@ mod tests {
             (
                 "IPv4 netmask 0.0.0.0: one template for all clients",
                 with_options(pb::ServiceOptions {
-                    persistence_timeout: 60,
-                    netmask: Some(0),
+                    persistence_timeout: seconds(60, 0),
+                    ipv4_netmask: "0.0.0.0".into(),
                     ..Default::default()
                 }),
                 Ok(persistent(
@@ -722,8 +819,8 @@ mod tests {
             (
                 "non-contiguous IPv4 netmask",
                 with_options(pb::ServiceOptions {
-                    persistence_timeout: 60,
-                    netmask: Some(0xff00_ff00),
+                    persistence_timeout: seconds(60, 0),
+                    ipv4_netmask: "255.0.255.0".into(),
                     ..Default::default()
                 }),
                 Ok(persistent(
@@ -733,25 +830,112 @@ mod tests {
                 )),
             ),
             (
-                "unset IPv6 netmask is /128",
-                v6_options(None),
+                "a prefix length is not an IPv4 netmask",
+                with_options(pb::ServiceOptions {
+                    ipv4_netmask: "24".into(),
+                    ..Default::default()
+                }),
+                Err(err(
+                    "service.options.ipv4_netmask",
+                    invalid("\"24\" is not a netmask"),
+                )),
+            ),
+            (
+                "an IPv6 prefix length on an IPv4 service",
+                with_options(pb::ServiceOptions {
+                    ipv6_prefix_length: 64,
+                    ..Default::default()
+                }),
+                Err(err(
+                    "service.options.ipv6_prefix_length",
+                    invalid("is for IPv6 services only"),
+                )),
+            ),
+            (
+                "an IPv4 netmask on an IPv6 service",
+                pb::CreateServiceRequest {
+                    service: Some(pb::Service {
+                        options: Some(pb::ServiceOptions {
+                            ipv4_netmask: "255.255.255.0".into(),
+                            ..Default::default()
+                        }),
+                        ..rr_service(key(tcp, "2001:db8::1", 80))
+                    }),
+                },
+                Err(err(
+                    "service.options.ipv4_netmask",
+                    invalid("is for IPv4 services only"),
+                )),
+            ),
+            (
+                "a zero persistence timeout is not persistent",
+                timeout(seconds(0, 0)),
+                rr(domain_tcp(80)),
+            ),
+            (
+                "the longest persistence timeout",
+                timeout(seconds(u32::MAX.into(), 0)),
+                Ok(persistent(
+                    Service::new(domain_tcp(80), Scheduler::Rr),
+                    u32::MAX,
+                    u32::MAX,
+                )),
+            ),
+            (
+                "a fractional persistence timeout",
+                timeout(seconds(1, 500_000_000)),
+                Err(err(
+                    "service.options.persistence_timeout",
+                    invalid("1.500s is not a whole number of seconds"),
+                )),
+            ),
+            (
+                "a persistence timeout under a second",
+                timeout(seconds(0, 1)),
+                Err(err(
+                    "service.options.persistence_timeout",
+                    invalid("0.000000001s is not a whole number of seconds"),
+                )),
+            ),
+            (
+                "a negative persistence timeout",
+                timeout(seconds(-1, 0)),
+                Err(err(
+                    "service.options.persistence_timeout",
+                    invalid("-1s is not a non-negative duration"),
+                )),
+            ),
+            (
+                "a persistence timeout above u32",
+                timeout(seconds(1 << 32, 0)),
+                Err(err(
+                    "service.options.persistence_timeout",
+                    Problem::TooLarge {
+                        value: 1 << 32,
+                        max: u32::MAX.into(),
+                    },
+                )),
+            ),
+            (
+                "IPv6 prefix length 0 is /128",
+                v6_options(0),
                 Ok(persistent(Service::new(v6_mark, Scheduler::Sh), 60, 128)),
             ),
             (
-                "IPv6 prefix 1",
-                v6_options(Some(1)),
+                "IPv6 prefix length 1",
+                v6_options(1),
                 Ok(persistent(Service::new(v6_mark, Scheduler::Sh), 60, 1)),
             ),
             (
-                "IPv6 prefix 0",
-                v6_options(Some(0)),
-                Err(err("service.options.netmask", Problem::Zero)),
+                "IPv6 prefix length 128",
+                v6_options(128),
+                Ok(persistent(Service::new(v6_mark, Scheduler::Sh), 60, 128)),
             ),
             (
-                "IPv6 prefix above 128",
-                v6_options(Some(129)),
+                "IPv6 prefix length above 128",
+                v6_options(129),
                 Err(err(
-                    "service.options.netmask",
+                    "service.options.ipv6_prefix_length",
                     Problem::TooLarge {
                         value: 129,
                         max: 128,
@@ -781,7 +965,134 @@ mod tests {
             ),
         ];
         for (what, req, want) in cases {
+            let got = create_service(&req).map(|(svc, dests)| {
+                assert_eq!(dests, [], "{what}");
+                svc
+            });
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn create_service_takes_real_servers_inline() {
+        let with_dests = |dests: Vec<pb::Destination>| pb::CreateServiceRequest {
+            service: Some(pb::Service {
+                destinations: dests,
+                ..rr_service(tcp_key(80))
+            }),
+        };
+        let masq_dest = |port: u16, weight: u32| Destination {
+            forward: ForwardMethod::Masquerade,
+            weight,
+            ..Destination::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+        };
+        let svc = Service::new(domain_tcp(80), Scheduler::Rr);
+        type Parsed = Result<(Service, Vec<Destination>), FieldError>;
+        let cases: Vec<(&str, pb::CreateServiceRequest, Parsed)> = vec![
+            ("none", with_dests(vec![]), Ok((svc.clone(), vec![]))),
+            (
+                "two, in order, an unset weight 1",
+                with_dests(vec![
+                    masq(8080),
+                    pb::Destination {
+                        weight: Some(0),
+                        ..masq(8081)
+                    },
+                ]),
+                Ok((svc.clone(), vec![masq_dest(8080, 1), masq_dest(8081, 0)])),
+            ),
+            (
+                "an unset forwarding method is direct routing",
+                with_dests(vec![pb::Destination {
+                    forwarding: 0,
+                    ..masq(80)
+                }]),
+                Ok((
+                    svc.clone(),
+                    vec![Destination::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 80)],
+                )),
+            ),
+            (
+                "a bad one is named by its index",
+                with_dests(vec![
+                    masq(8080),
+                    pb::Destination {
+                        weight: Some(70000),
+                        ..masq(8081)
+                    },
+                ]),
+                Err(err(
+                    "service.destinations[1].weight",
+                    Problem::TooLarge {
+                        value: 70000,
+                        max: 65535,
+                    },
+                )),
+            ),
+            (
+                "an unparsable address",
+                with_dests(vec![pb::Destination {
+                    address: "127.0.0.1:80".into(),
+                    ..masq(80)
+                }]),
+                Err(err(
+                    "service.destinations[0].address",
+                    not_an_address("127.0.0.1:80"),
+                )),
+            ),
+            (
+                "no address",
+                with_dests(vec![pb::Destination {
+                    address: String::new(),
+                    ..masq(80)
+                }]),
+                Err(err("service.destinations[0].address", Problem::Missing)),
+            ),
+        ];
+        for (what, req, want) in cases {
             assert_eq!(create_service(&req), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn update_service_requests() {
+        let with = |f: &dyn Fn(&mut pb::Service)| {
+            let mut s = rr_service(tcp_key(80));
+            f(&mut s);
+            pb::UpdateServiceRequest { service: Some(s) }
+        };
+        let cases: Vec<(&str, pb::UpdateServiceRequest, Result<Service, FieldError>)> = vec![
+            (
+                "the whole configuration",
+                with(&|_| {}),
+                Ok(Service::new(domain_tcp(80), Scheduler::Rr)),
+            ),
+            (
+                "unspecified scheduler is wlc",
+                with(&|s| s.scheduler = 0),
+                Ok(Service::new(domain_tcp(80), Scheduler::Wlc)),
+            ),
+            (
+                "no service",
+                pb::UpdateServiceRequest { service: None },
+                Err(err("service", Problem::Missing)),
+            ),
+            (
+                "real servers are not changed here",
+                with(&|s| s.destinations = vec![masq(8080)]),
+                Err(err(
+                    "service.destinations",
+                    Problem::ReadOnly("change real servers with UpdateDestination"),
+                )),
+            ),
+            (
+                "key fields are checked as on create",
+                with(&|s| s.key = Some(key(pb::Protocol::Tcp, "10.1.0", 80))),
+                Err(err("service.key.address", not_an_address("10.1.0"))),
+            ),
+        ];
+        for (what, req, want) in cases {
+            assert_eq!(update_service(&req), want, "{what}");
         }
     }
 
@@ -791,6 +1102,8 @@ mod tests {
             assert_eq!(scheduler(wire.into()), Ok(domain.clone()));
             assert_eq!(scheduler_to_proto(&domain), wire);
         }
+        assert_eq!(scheduler(0), Ok(Scheduler::Wlc));
+        assert_eq!(scheduler(15), Err(Problem::UnknownEnum(15)));
         assert_eq!(
             scheduler_to_proto(&Scheduler::Other("new".into())),
             pb::Scheduler::Unspecified
@@ -823,6 +1136,15 @@ mod tests {
                 d.forwarding = pb::ForwardingMethod::Tunnel.into();
                 d.tunnel = Some(t);
             })
+        };
+        let want_tunnel = |t: Tunnel| {
+            want(
+                &|d| {
+                    d.forward = ForwardMethod::Tunnel;
+                    d.tunnel = t;
+                },
+                false,
+            )
         };
         let cases: Vec<(
             &str,
@@ -860,6 +1182,14 @@ mod tests {
                 Err(err("service", Problem::Missing)),
             ),
             (
+                "a bad service key",
+                pb::AddDestinationRequest {
+                    service: Some(key(pb::Protocol::Udp, "", 53)),
+                    destination: Some(masq(1)),
+                },
+                Err(err("service.address", Problem::Missing)),
+            ),
+            (
                 "no destination",
                 pb::AddDestinationRequest {
                     service: Some(tcp_key(80)),
@@ -869,17 +1199,21 @@ mod tests {
             ),
             (
                 "no address",
-                with(&|d| d.address = None),
+                with(&|d| d.address.clear()),
                 Err(err("destination.address", Problem::Missing)),
             ),
             (
-                "malformed address",
-                with(&|d| {
-                    d.address = Some(pb::IpAddress {
-                        ip: Some(Ip::V6(vec![1, 2, 3])),
-                    })
-                }),
-                Err(err("destination.address.v6", Problem::AddressLength(3))),
+                "unparsable address",
+                with(&|d| d.address = "1:2:3".into()),
+                Err(err("destination.address", not_an_address("1:2:3"))),
+            ),
+            (
+                "IPv6 address",
+                with(&|d| d.address = "2001:db8::2".into()),
+                want(
+                    &|d| d.addr = "2001:db8::2".parse().expect("test address"),
+                    false,
+                ),
             ),
             (
                 "port above 65535",
@@ -893,12 +1227,19 @@ mod tests {
                 )),
             ),
             (
-                "unspecified forwarding",
+                "unspecified forwarding is direct routing",
                 with(&|d| d.forwarding = 0),
-                Err(err(
-                    "destination.forwarding",
-                    Problem::Unspecified("FORWARDING_METHOD_UNSPECIFIED"),
-                )),
+                want(&|d| d.forward = ForwardMethod::DirectRoute, false),
+            ),
+            (
+                "direct routing",
+                with(&|d| d.forwarding = pb::ForwardingMethod::DirectRoute.into()),
+                want(&|d| d.forward = ForwardMethod::DirectRoute, false),
+            ),
+            (
+                "local",
+                with(&|d| d.forwarding = pb::ForwardingMethod::Local.into()),
+                want(&|d| d.forward = ForwardMethod::Local, false),
             ),
             (
                 "unknown forwarding",
@@ -926,17 +1267,46 @@ mod tests {
                     port: 6080,
                     checksum: pb::TunnelChecksum::Remcsum.into(),
                 }),
-                want(
-                    &|d| {
-                        d.forward = ForwardMethod::Tunnel;
-                        d.tunnel = Tunnel {
-                            kind: TunnelType::Gue,
-                            port: 6080,
-                            checksum: TunnelChecksum::RemCsum,
-                        };
-                    },
-                    false,
-                ),
+                want_tunnel(Tunnel {
+                    kind: TunnelType::Gue,
+                    port: 6080,
+                    checksum: TunnelChecksum::RemCsum,
+                }),
+            ),
+            (
+                "GRE tunnel with checksums",
+                tunnel(pb::Tunnel {
+                    r#type: pb::TunnelType::Gre.into(),
+                    port: 0,
+                    checksum: pb::TunnelChecksum::Csum.into(),
+                }),
+                want_tunnel(Tunnel {
+                    kind: TunnelType::Gre,
+                    port: 0,
+                    checksum: TunnelChecksum::Csum,
+                }),
+            ),
+            (
+                "explicit IPIP, no checksum",
+                tunnel(pb::Tunnel {
+                    r#type: pb::TunnelType::Ipip.into(),
+                    port: 0,
+                    checksum: pb::TunnelChecksum::None.into(),
+                }),
+                want_tunnel(Tunnel {
+                    kind: TunnelType::Ipip,
+                    port: 0,
+                    checksum: TunnelChecksum::None,
+                }),
+            ),
+            (
+                "unspecified tunnel type and checksum are IPIP without checksum",
+                tunnel(pb::Tunnel::default()),
+                want_tunnel(Tunnel {
+                    kind: TunnelType::Ipip,
+                    port: 0,
+                    checksum: TunnelChecksum::None,
+                }),
             ),
             (
                 "tunnel port above 65535",
@@ -956,20 +1326,20 @@ mod tests {
             (
                 "unknown tunnel type",
                 tunnel(pb::Tunnel {
-                    r#type: 3,
+                    r#type: 4,
                     port: 0,
                     checksum: 0,
                 }),
-                Err(err("destination.tunnel.type", Problem::UnknownEnum(3))),
+                Err(err("destination.tunnel.type", Problem::UnknownEnum(4))),
             ),
             (
                 "unknown tunnel checksum",
                 tunnel(pb::Tunnel {
                     r#type: 0,
                     port: 0,
-                    checksum: 3,
+                    checksum: 4,
                 }),
-                Err(err("destination.tunnel.checksum", Problem::UnknownEnum(3))),
+                Err(err("destination.tunnel.checksum", Problem::UnknownEnum(4))),
             ),
         ];
         for (what, req, want) in cases {
@@ -998,63 +1368,124 @@ mod tests {
 
     #[test]
     fn delete_destination_requests() {
-        let req = |address, port| pb::DeleteDestinationRequest {
+        let req = |address: &str, port| pb::DeleteDestinationRequest {
             service: Some(tcp_key(80)),
-            address,
-            port,
+            destination: Some(pb::Destination {
+                address: address.into(),
+                port,
+                ..Default::default()
+            }),
         };
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        assert_eq!(
-            delete_destination(&req(v4(&[127, 0, 0, 1]), 8081)),
-            Ok((domain_tcp(80), lo, 8081))
-        );
-        assert_eq!(
-            delete_destination(&req(None, 8081)),
-            Err(err("address", Problem::Missing))
-        );
-        assert_eq!(
-            delete_destination(&req(v4(&[127, 0, 0, 1]), 65536)),
-            Err(err(
-                "port",
-                Problem::TooLarge {
-                    value: 65536,
-                    max: 65535
-                }
-            ))
-        );
+        type Parsed = Result<(ServiceKey, IpAddr, u16), FieldError>;
+        let cases: Vec<(&str, pb::DeleteDestinationRequest, Parsed)> = vec![
+            (
+                "address and port",
+                req("127.0.0.1", 8081),
+                Ok((domain_tcp(80), lo, 8081)),
+            ),
+            (
+                "the rest of the real server is not read",
+                pb::DeleteDestinationRequest {
+                    service: Some(tcp_key(80)),
+                    destination: Some(pb::Destination {
+                        weight: Some(70000),
+                        forwarding: 99,
+                        tunnel: Some(pb::Tunnel {
+                            r#type: 99,
+                            ..Default::default()
+                        }),
+                        ..masq(8081)
+                    }),
+                },
+                Ok((domain_tcp(80), lo, 8081)),
+            ),
+            (
+                "IPv6",
+                req("2001:db8::2", 53),
+                Ok((domain_tcp(80), "2001:db8::2".parse().expect("v6"), 53)),
+            ),
+            (
+                "no service",
+                pb::DeleteDestinationRequest {
+                    service: None,
+                    ..req("127.0.0.1", 8081)
+                },
+                Err(err("service", Problem::Missing)),
+            ),
+            (
+                "no destination",
+                pb::DeleteDestinationRequest {
+                    destination: None,
+                    ..req("127.0.0.1", 8081)
+                },
+                Err(err("destination", Problem::Missing)),
+            ),
+            (
+                "no address",
+                req("", 8081),
+                Err(err("destination.address", Problem::Missing)),
+            ),
+            (
+                "unparsable address",
+                req("localhost", 8081),
+                Err(err("destination.address", not_an_address("localhost"))),
+            ),
+            (
+                "port above 65535",
+                req("127.0.0.1", 65536),
+                Err(err(
+                    "destination.port",
+                    Problem::TooLarge {
+                        value: 65536,
+                        max: 65535,
+                    },
+                )),
+            ),
+        ];
+        for (what, req, want) in cases {
+            assert_eq!(delete_destination(&req), want, "{what}");
+        }
     }
 
     #[test]
     fn messages_name_the_field() {
-        let req = pb::CreateServiceRequest {
-            service: Some(rr_service(pb::ServiceKey {
-                key: Some(Key::Endpoint(pb::Endpoint {
-                    protocol: pb::Protocol::Tcp.into(),
-                    address: v4(&[10, 1, 0]),
-                    port: 80,
-                })),
-            })),
+        let create = |key: pb::ServiceKey| {
+            create_service(&pb::CreateServiceRequest {
+                service: Some(rr_service(key)),
+            })
+            .map_err(|e| e.to_string())
         };
         assert_eq!(
-            create_service(&req).map_err(|e| e.to_string()),
-            Err(
-                "invalid service.key.endpoint.address.v4: must be 4 bytes (IPv4) or 16 bytes (IPv6), got 3"
-                    .to_owned()
-            )
+            create(key(pb::Protocol::Tcp, "10.1.0", 80)),
+            Err(r#"invalid service.key.address: "10.1.0" is not an IP address"#.to_owned())
         );
-        let req = pb::CreateServiceRequest {
-            service: Some(pb::Service {
-                scheduler: 0,
-                ..rr_service(tcp_key(80))
+        assert_eq!(
+            create(pb::ServiceKey {
+                family: pb::AddressFamily::Inet6.into(),
+                ..tcp_key(80)
             }),
-        };
-        assert_eq!(
-            create_service(&req).map_err(|e| e.to_string()),
             Err(
-                "invalid service.scheduler: must be set (SCHEDULER_UNSPECIFIED is not a choice)"
+                r#"invalid service.key.family: does not match the address "192.168.100.1""#
                     .to_owned()
             )
         );
+        assert_eq!(
+            create(pb::ServiceKey {
+                port: 80,
+                ..fwmark_key(1, pb::AddressFamily::Inet)
+            }),
+            Err("invalid service.key.port: must be unset for a fwmark service".to_owned())
+        );
+        // A hostile value is quoted short: 48 bytes of it, escaped, whatever was sent.
+        let garbage = "\u{7f}".repeat(4096);
+        let message = create(key(pb::Protocol::Tcp, &garbage, 80)).expect_err("garbage");
+        let quoted = format!("{:?}", &garbage[..48]);
+        assert_eq!(
+            message,
+            format!("invalid service.key.address: {quoted}... (4096 bytes) is not an IP address")
+        );
+        assert!(message.len() < 400, "{} bytes", message.len());
     }
 
     #[test]
@@ -1064,20 +1495,42 @@ mod tests {
             mark: 7,
             family: Family::Inet6,
         };
-        for (key, mask) in [
-            (v4, 0),
-            (v4, 0xffff_ff00),
-            (v4, 0xff00_ff00),
-            (v4, u32::MAX),
-            (v6, 1),
-            (v6, 64),
-            (v6, 128),
+        // What a reply says: the default is left empty (IPv4) or 0 (IPv6).
+        for (key, mask, ipv4_netmask, ipv6_prefix_length) in [
+            (v4, 0, "0.0.0.0", 0),
+            (v4, 0xffff_ff00, "255.255.255.0", 0),
+            (v4, 0xff00_ff00, "255.0.255.0", 0),
+            (v4, u32::MAX, "", 0),
+            (v6, 1, "", 1),
+            (v6, 64, "", 64),
+            (v6, 128, "", 0),
         ] {
             let mut svc = Service::new(key, Scheduler::Rr);
             svc.netmask = mask;
             let wire = service_config_to_proto(&svc);
-            assert_eq!(wire.options.as_ref().and_then(|o| o.netmask), Some(mask));
+            let options = wire.options.clone().expect("options");
+            assert_eq!(
+                (options.ipv4_netmask.as_str(), options.ipv6_prefix_length),
+                (ipv4_netmask, ipv6_prefix_length),
+                "{key:?} {mask:#x}"
+            );
             assert_eq!(service(&wire), Ok(svc), "{key:?} {mask:#x}");
+        }
+    }
+
+    #[test]
+    fn persistence_timeouts_read_back_as_written() {
+        for (timeout, wire_timeout) in [(0, None), (1, seconds(1, 0)), (3600, seconds(3600, 0))] {
+            let mut svc = Service::new(domain_tcp(80), Scheduler::Rr);
+            svc.flags = svc.flags.with(ServiceFlags::PERSISTENT, timeout > 0);
+            svc.timeout = timeout;
+            let wire = service_config_to_proto(&svc);
+            assert_eq!(
+                wire.options.as_ref().map(|o| o.persistence_timeout),
+                Some(wire_timeout),
+                "{timeout}"
+            );
+            assert_eq!(service(&wire), Ok(svc), "{timeout}");
         }
     }
 
@@ -1125,6 +1578,14 @@ mod tests {
         assert_eq!(service(&wire), Ok(svc));
         assert_eq!(wire.flags, 0x9);
         assert_eq!(
+            wire.key.as_ref().map(|k| (k.address.as_str(), k.family)),
+            Some(("2001:db8::1", pb::AddressFamily::Inet6.into()))
+        );
+        assert_eq!(
+            wire.options.as_ref().map(|o| o.persistence_timeout),
+            Some(seconds(120, 0))
+        );
+        assert_eq!(
             wire.stats
                 .and_then(|s| s.counters)
                 .map(|c| (c.connections, c.in_bytes)),
@@ -1134,6 +1595,15 @@ mod tests {
             panic!("one destination expected: {:?}", wire.destinations);
         };
         assert_eq!(destination(d), Ok(dest));
+        assert_eq!(d.address, "2001:db8::2");
+        assert_eq!(
+            d.tunnel,
+            Some(pb::Tunnel {
+                r#type: pb::TunnelType::Gre.into(),
+                port: 0,
+                checksum: pb::TunnelChecksum::Csum.into(),
+            })
+        );
         assert_eq!(
             (
                 d.active_connections,
@@ -1146,20 +1616,56 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        let keys = [
-            domain_tcp(80),
-            ServiceKey::Endpoint {
-                protocol: Protocol::Sctp,
-                addr: "::1".parse().expect("test address"),
-                port: 9,
-            },
-            ServiceKey::FwMark {
-                mark: 42,
-                family: Family::Inet6,
-            },
+        let cases = [
+            (
+                domain_tcp(80),
+                pb::ServiceKey {
+                    family: pb::AddressFamily::Inet.into(),
+                    ..tcp_key(80)
+                },
+            ),
+            (
+                ServiceKey::Endpoint {
+                    protocol: Protocol::Sctp,
+                    addr: "::1".parse().expect("test address"),
+                    port: 9,
+                },
+                pb::ServiceKey {
+                    family: pb::AddressFamily::Inet6.into(),
+                    ..key(pb::Protocol::Sctp, "::1", 9)
+                },
+            ),
+            (
+                ServiceKey::FwMark {
+                    mark: 42,
+                    family: Family::Inet6,
+                },
+                fwmark_key(42, pb::AddressFamily::Inet6),
+            ),
+            (
+                ServiceKey::FwMark {
+                    mark: 42,
+                    family: Family::Inet,
+                },
+                fwmark_key(42, pb::AddressFamily::Inet),
+            ),
         ];
-        for key in keys {
-            assert_eq!(service_key(&key_to_proto(&key)), Ok(key));
+        for (key, wire) in cases {
+            assert_eq!(key_to_proto(&key), wire, "{key:?}");
+            assert_eq!(service_key(&wire), Ok(key));
         }
+    }
+
+    #[test]
+    fn replies_write_addresses_canonically() {
+        let wire = key(pb::Protocol::Udp, "2001:0DB8:0000::0001", 53);
+        let key = service_key(&wire).expect("key");
+        assert_eq!(key_to_proto(&key).address, "2001:db8::1");
+        let dest = destination(&pb::Destination {
+            address: "::FFFF:10.0.0.1".into(),
+            ..masq(80)
+        })
+        .expect("destination");
+        assert_eq!(dest_config_to_proto(&dest).address, "::ffff:10.0.0.1");
     }
 }

@@ -2,7 +2,7 @@
 
 use ipvs_proto::v1 as pb;
 
-use super::{FieldError, Problem, ipvs::ip_address, ipvs::ip_to_proto, nested};
+use super::{Field, FieldError, Problem, ip_address};
 use crate::link::{Cidr, InterfaceAddress, Link, LinkName, max_prefix_len};
 
 /// A link name under `field`, checked as the kernel checks it.
@@ -23,11 +23,11 @@ pub fn set_link_state(req: &pb::SetLinkStateRequest) -> Result<(LinkName, bool),
 }
 
 pub fn add_address(req: &pb::AddAddressRequest) -> Result<(LinkName, Cidr), FieldError> {
-    link_address(&req.link, req.address.as_ref(), req.prefix_length)
+    link_address(&req.link, &req.address, req.prefix_length)
 }
 
 pub fn delete_address(req: &pb::DeleteAddressRequest) -> Result<(LinkName, Cidr), FieldError> {
-    link_address(&req.link, req.address.as_ref(), req.prefix_length)
+    link_address(&req.link, &req.address, req.prefix_length)
 }
 
 /// `ListAddressesRequest`: one link, or every link when the name is empty.
@@ -40,12 +40,21 @@ pub fn list_addresses(req: &pb::ListAddressesRequest) -> Result<Option<LinkName>
 
 fn link_address(
     link: &str,
-    address: Option<&pb::IpAddress>,
+    address: &str,
     prefix_length: u32,
 ) -> Result<(LinkName, Cidr), FieldError> {
     let name = link_name(link, "link")?;
-    let address = nested(address, "address", ip_address)?;
+    Ok((name, prefix(address, prefix_length)?))
+}
+
+/// An address and its prefix length; 0 is the whole address (/32, /128).
+pub fn prefix(address: &str, prefix_length: u32) -> Result<Cidr, FieldError> {
+    let address = ip_address(address).field("address")?;
     let max = max_prefix_len(address);
+    let prefix_length = match prefix_length {
+        0 => max.into(),
+        p => p,
+    };
     let prefix = u8::try_from(prefix_length)
         .ok()
         .filter(|p| *p <= max)
@@ -58,9 +67,15 @@ fn link_address(
                 },
             )
         })?;
-    let cidr = Cidr::new(address, prefix)
-        .map_err(|e| FieldError::new("prefix_length", Problem::Invalid(e.to_string())))?;
-    Ok((name, cidr))
+    Cidr::new(address, prefix)
+        .map_err(|e| FieldError::new("prefix_length", Problem::Invalid(e.to_string())))
+}
+
+pub fn prefix_to_proto(c: &Cidr) -> pb::Prefix {
+    pb::Prefix {
+        address: c.address().to_string(),
+        prefix_length: c.prefix_len().into(),
+    }
 }
 
 pub fn link_to_proto(link: &Link) -> pb::Link {
@@ -79,7 +94,7 @@ pub fn link_to_proto(link: &Link) -> pb::Link {
 
 pub fn address_to_proto(a: &InterfaceAddress) -> pb::InterfaceAddress {
     pb::InterfaceAddress {
-        address: Some(ip_to_proto(a.address)),
+        address: a.address.to_string(),
         prefix_length: a.prefix_len.into(),
         link: a.link.clone(),
         link_index: a.link_index,
@@ -91,14 +106,13 @@ pub fn address_to_proto(a: &InterfaceAddress) -> pb::InterfaceAddress {
 mod tests {
     use std::net::IpAddr;
 
-    use pb::ip_address::Ip;
-
     use super::*;
+    use crate::convert::quote;
 
-    fn add(link: &str, ip: Option<Ip>, prefix_length: u32) -> pb::AddAddressRequest {
+    fn add(link: &str, address: &str, prefix_length: u32) -> pb::AddAddressRequest {
         pb::AddAddressRequest {
             link: link.into(),
-            address: Some(pb::IpAddress { ip }),
+            address: address.into(),
             prefix_length,
         }
     }
@@ -114,66 +128,131 @@ mod tests {
 
     #[test]
     fn address_requests() {
-        let v4 = || Some(Ip::V4(vec![192, 168, 100, 1]));
-        let v6 = || {
-            Some(Ip::V6(
-                "2001:db8::1"
-                    .parse::<std::net::Ipv6Addr>()
-                    .expect("v6")
-                    .octets()
-                    .to_vec(),
-            ))
-        };
         let too_large = |value, max| Problem::TooLarge { value, max };
+        let not_an_address = |s: &str| Problem::NotAnAddress(quote(s));
+        let garbage = "1".repeat(4096);
         type Parsed = Result<(LinkName, Cidr), FieldError>;
-        let cases: Vec<(pb::AddAddressRequest, Parsed)> = vec![
+        let cases: Vec<(&str, pb::AddAddressRequest, Parsed)> = vec![
             (
-                add("dummy1", v4(), 32),
+                "IPv4 /32",
+                add("dummy1", "192.168.100.1", 32),
                 Ok((name("dummy1"), cidr("192.168.100.1", 32))),
             ),
             (
-                add("dummy1", v6(), 128),
+                "IPv4 /24",
+                add("dummy1", "192.168.100.1", 24),
+                Ok((name("dummy1"), cidr("192.168.100.1", 24))),
+            ),
+            (
+                "IPv4 /1",
+                add("dummy1", "192.168.100.1", 1),
+                Ok((name("dummy1"), cidr("192.168.100.1", 1))),
+            ),
+            (
+                "IPv6 /128",
+                add("dummy1", "2001:db8::1", 128),
                 Ok((name("dummy1"), cidr("2001:db8::1", 128))),
             ),
             (
-                add("dummy1", v4(), 33),
+                "prefix length 0 is the whole IPv4 address",
+                add("dummy1", "192.168.100.1", 0),
+                Ok((name("dummy1"), cidr("192.168.100.1", 32))),
+            ),
+            (
+                "prefix length 0 is the whole IPv6 address",
+                add("dummy1", "2001:db8::1", 0),
+                Ok((name("dummy1"), cidr("2001:db8::1", 128))),
+            ),
+            (
+                "IPv4 prefix above 32",
+                add("dummy1", "192.168.100.1", 33),
                 Err(FieldError::new("prefix_length", too_large(33, 32))),
             ),
             (
-                add("dummy1", v6(), 129),
+                "IPv6 prefix above 128",
+                add("dummy1", "2001:db8::1", 129),
                 Err(FieldError::new("prefix_length", too_large(129, 128))),
             ),
             (
-                add("dummy1", v4(), 256),
+                "prefix length beyond a byte",
+                add("dummy1", "192.168.100.1", 256),
                 Err(FieldError::new("prefix_length", too_large(256, 32))),
             ),
             (
-                add("dummy1", None, 32),
+                "no address",
+                add("dummy1", "", 32),
                 Err(FieldError::new("address", Problem::Missing)),
             ),
             (
-                add("dummy1", Some(Ip::V4(vec![1, 2, 3, 4, 5])), 32),
-                Err(FieldError::new("address.v4", Problem::AddressLength(5))),
+                "unparsable address",
+                add("dummy1", "1.2.3.4.5", 32),
+                Err(FieldError::new("address", not_an_address("1.2.3.4.5"))),
             ),
             (
-                add("", v4(), 32),
+                "the prefix goes in its own field",
+                add("dummy1", "192.168.100.1/24", 0),
+                Err(FieldError::new(
+                    "address",
+                    not_an_address("192.168.100.1/24"),
+                )),
+            ),
+            (
+                "a 4 KB garbage address is quoted short",
+                add("dummy1", &garbage, 32),
+                Err(FieldError::new(
+                    "address",
+                    Problem::NotAnAddress(format!("{:?}... (4096 bytes)", &garbage[..48])),
+                )),
+            ),
+            (
+                "no link",
+                add("", "192.168.100.1", 32),
                 Err(FieldError::new(
                     "link",
                     Problem::Invalid(r#"link name "" is empty"#.into()),
                 )),
             ),
         ];
-        for (req, want) in cases {
-            assert_eq!(add_address(&req), want, "{req:?}");
+        for (what, req, want) in cases {
+            assert_eq!(add_address(&req), want, "{what}");
+            let delete = pb::DeleteAddressRequest {
+                link: req.link,
+                address: req.address,
+                prefix_length: req.prefix_length,
+            };
+            assert_eq!(delete_address(&delete), want, "{what} (delete)");
         }
-        let missing = pb::AddAddressRequest {
-            link: "dummy1".into(),
-            address: None,
-            prefix_length: 32,
-        };
+    }
+
+    #[test]
+    fn prefixes_read_back_as_written() {
+        let cases = [
+            (cidr("10.0.0.1", 32), "10.0.0.1", 32),
+            (cidr("10.0.0.1", 24), "10.0.0.1", 24),
+            (cidr("2001:db8::1", 128), "2001:db8::1", 128),
+            (cidr("2001:db8::1", 64), "2001:db8::1", 64),
+            // A /0 goes out as it is, even though a request cannot ask for one.
+            (cidr("0.0.0.0", 0), "0.0.0.0", 0),
+        ];
+        for (c, address, prefix_length) in cases {
+            let wire = prefix_to_proto(&c);
+            assert_eq!(
+                (wire.address.as_str(), wire.prefix_length),
+                (address, prefix_length),
+                "{c}"
+            );
+            if prefix_length > 0 {
+                assert_eq!(prefix(&wire.address, wire.prefix_length), Ok(c), "{c}");
+            }
+        }
+        // Replies write the address as people do, whatever the request wrote.
+        let c = prefix("2001:0DB8:0000::0001", 0).expect("prefix");
         assert_eq!(
-            add_address(&missing),
-            Err(FieldError::new("address", Problem::Missing))
+            prefix_to_proto(&c),
+            pb::Prefix {
+                address: "2001:db8::1".into(),
+                prefix_length: 128,
+            }
         );
     }
 
@@ -192,6 +271,14 @@ mod tests {
             })
             .map_err(|e| e.to_string()),
             Err(r#"invalid name: link name "eth0:1" contains ':'"#.into())
+        );
+        let long = "n".repeat(4096);
+        assert_eq!(
+            create_dummy(&pb::CreateDummyRequest { name: long.clone() }).map_err(|e| e.to_string()),
+            Err(format!(
+                "invalid name: link name {:?}... (4096 bytes) is longer than 15 bytes",
+                &long[..48]
+            ))
         );
         assert_eq!(
             set_link_state(&pb::SetLinkStateRequest {
@@ -238,17 +325,21 @@ mod tests {
             (3, "dummy1", "", true, 1500, 0x83)
         );
         let addr = InterfaceAddress {
-            address: "192.168.100.1".parse().expect("test address"),
-            prefix_len: 32,
+            address: "2001:db8::1".parse().expect("test address"),
+            prefix_len: 64,
             link: "dummy1".into(),
             link_index: 3,
             scope: "global".into(),
         };
-        let wire = address_to_proto(&addr);
         assert_eq!(
-            wire.address.as_ref().map(ip_address),
-            Some(Ok(addr.address))
+            address_to_proto(&addr),
+            pb::InterfaceAddress {
+                address: "2001:db8::1".into(),
+                prefix_length: 64,
+                link: "dummy1".into(),
+                link_index: 3,
+                scope: "global".into(),
+            }
         );
-        assert_eq!((wire.prefix_length, wire.link_index), (32, 3));
     }
 }

@@ -14,7 +14,10 @@ pub mod stats;
 pub mod table;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
+
+pub use ipvs_types::quote;
 
 /// A request field that cannot become a domain value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,8 +37,9 @@ pub enum Problem {
     Unspecified(&'static str),
     #[error("{0} is not a known value")]
     UnknownEnum(i32),
-    #[error("must be 4 bytes (IPv4) or 16 bytes (IPv6), got {0}")]
-    AddressLength(usize),
+    /// Not an IP address as people write it; the text is quoted ([`quote`]).
+    #[error("{0} is not an IP address")]
+    NotAnAddress(String),
     #[error("{value} is above the maximum {max}")]
     TooLarge { value: u64, max: u64 },
     #[error("must be non-zero")]
@@ -118,6 +122,63 @@ pub fn optional<M, T>(
     message.map(|m| convert(m).at(field)).transpose()
 }
 
+/// An IP address as people write it: "192.168.100.1", "2001:db8::1". Required.
+pub fn ip_address(s: &str) -> Result<IpAddr, Problem> {
+    if s.is_empty() {
+        return Err(Problem::Missing);
+    }
+    s.parse().map_err(|_| Problem::NotAnAddress(quote(s)))
+}
+
+/// An optional IP address: empty is none.
+pub fn optional_ip_address(s: &str) -> Result<Option<IpAddr>, Problem> {
+    (!s.is_empty()).then(|| ip_address(s)).transpose()
+}
+
+/// A non-negative `google.protobuf.Duration`.
+pub fn duration(d: &prost_types::Duration) -> Result<Duration, Problem> {
+    Duration::try_from(*d)
+        .map_err(|_| Problem::Invalid(format!("{d} is not a non-negative duration")))
+}
+
+/// A duration whose unset or zero value means `default`.
+pub fn duration_or(
+    d: Option<&prost_types::Duration>,
+    default: Duration,
+) -> Result<Duration, Problem> {
+    match d.map(duration).transpose()? {
+        None => Ok(default),
+        Some(v) if v.is_zero() => Ok(default),
+        Some(v) => Ok(v),
+    }
+}
+
+/// A duration the kernel keeps in whole seconds (timeouts); unset is 0.
+pub fn whole_seconds(d: Option<&prost_types::Duration>) -> Result<u32, Problem> {
+    let Some(d) = d else { return Ok(0) };
+    let value = duration(d)?;
+    if value.subsec_nanos() != 0 {
+        return Err(Problem::Invalid(format!(
+            "{d} is not a whole number of seconds"
+        )));
+    }
+    u32::try_from(value.as_secs()).map_err(|_| Problem::TooLarge {
+        value: value.as_secs(),
+        max: u32::MAX.into(),
+    })
+}
+
+pub fn duration_to_proto(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn seconds_to_proto(seconds: u32) -> prost_types::Duration {
+    duration_to_proto(Duration::from_secs(seconds.into()))
+}
+
 /// A `u32` wire value that must fit `u16` (ports).
 pub fn u16_field(value: u32) -> Result<u16, Problem> {
     u16::try_from(value).map_err(|_| Problem::TooLarge {
@@ -128,14 +189,20 @@ pub fn u16_field(value: u32) -> Result<u16, Problem> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
+
+    fn d(seconds: i64, nanos: i32) -> prost_types::Duration {
+        prost_types::Duration { seconds, nanos }
+    }
 
     #[test]
     fn paths_compose_from_the_leaf_up() {
         let leaf = FieldError::new("port", Problem::Zero);
         assert_eq!(
-            leaf.clone().at("endpoint").at("key").field,
-            "key.endpoint.port"
+            leaf.clone().at("key").at("service").field,
+            "service.key.port"
         );
         assert_eq!(
             FieldError::new("", Problem::Missing)
@@ -159,5 +226,165 @@ mod tests {
             Err("invalid port: 65536 is above the maximum 65535".to_owned())
         );
         assert_eq!(u16_field(65535), Ok(65535));
+    }
+
+    #[test]
+    fn addresses() {
+        let garbage = "\u{0}".repeat(4096);
+        let long_v6 = "1:2:3:4:5:6:7:8:9:10:11:12:13:14:15:16:17:18:19:20";
+        let cases: Vec<(&str, Result<IpAddr, Problem>)> = vec![
+            ("10.0.0.1", Ok(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))),
+            ("::1", Ok(IpAddr::V6(Ipv6Addr::LOCALHOST))),
+            (
+                "2001:DB8:0::1",
+                Ok(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))),
+            ),
+            (
+                "::ffff:10.0.0.1",
+                Ok(IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped())),
+            ),
+            ("", Err(Problem::Missing)),
+            ("10.0.0", Err(Problem::NotAnAddress("\"10.0.0\"".into()))),
+            (
+                "10.0.0.256",
+                Err(Problem::NotAnAddress("\"10.0.0.256\"".into())),
+            ),
+            (
+                "10.0.0.1.2",
+                Err(Problem::NotAnAddress("\"10.0.0.1.2\"".into())),
+            ),
+            (
+                "10.0.0.1/32",
+                Err(Problem::NotAnAddress("\"10.0.0.1/32\"".into())),
+            ),
+            (
+                "10.0.0.1 ",
+                Err(Problem::NotAnAddress("\"10.0.0.1 \"".into())),
+            ),
+            ("[::1]", Err(Problem::NotAnAddress("\"[::1]\"".into()))),
+            (
+                "fe80::1%eth0",
+                Err(Problem::NotAnAddress("\"fe80::1%eth0\"".into())),
+            ),
+            (
+                "localhost",
+                Err(Problem::NotAnAddress("\"localhost\"".into())),
+            ),
+            // Quoted as Rust does, so control characters cannot reach a log line raw.
+            (
+                "10.0.0.1\n",
+                Err(Problem::NotAnAddress("\"10.0.0.1\\n\"".into())),
+            ),
+            // Up to 48 bytes are quoted whole, longer values are cut.
+            (
+                long_v6,
+                Err(Problem::NotAnAddress(format!(
+                    "{:?}... (50 bytes)",
+                    &long_v6[..48]
+                ))),
+            ),
+            (
+                &garbage,
+                Err(Problem::NotAnAddress(format!(
+                    "{:?}... (4096 bytes)",
+                    &garbage[..48]
+                ))),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(ip_address(input), want, "{input:?}");
+        }
+        assert_eq!(optional_ip_address(""), Ok(None));
+        assert_eq!(
+            optional_ip_address("224.0.0.81"),
+            Ok(Some(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81))))
+        );
+        assert_eq!(
+            optional_ip_address("x"),
+            Err(Problem::NotAnAddress("\"x\"".into()))
+        );
+    }
+
+    #[test]
+    fn whole_seconds_for_the_kernel() {
+        let cases: Vec<(Option<prost_types::Duration>, Result<u32, Problem>)> = vec![
+            (None, Ok(0)),
+            (Some(d(0, 0)), Ok(0)),
+            (Some(d(900, 0)), Ok(900)),
+            (Some(d(u32::MAX.into(), 0)), Ok(u32::MAX)),
+            (
+                Some(d(1, 500_000_000)),
+                Err(Problem::Invalid(
+                    "1.500s is not a whole number of seconds".into(),
+                )),
+            ),
+            (
+                Some(d(0, 1)),
+                Err(Problem::Invalid(
+                    "0.000000001s is not a whole number of seconds".into(),
+                )),
+            ),
+            (
+                Some(d(-5, 0)),
+                Err(Problem::Invalid(
+                    "-5s is not a non-negative duration".into(),
+                )),
+            ),
+            (
+                Some(d(-1, -500_000_000)),
+                Err(Problem::Invalid(
+                    "-1.500s is not a non-negative duration".into(),
+                )),
+            ),
+            (
+                Some(d(1 << 32, 0)),
+                Err(Problem::TooLarge {
+                    value: 1 << 32,
+                    max: u32::MAX.into(),
+                }),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(whole_seconds(input.as_ref()), want, "{input:?}");
+        }
+        for secs in [0, 1, 179, u32::MAX] {
+            assert_eq!(whole_seconds(Some(&seconds_to_proto(secs))), Ok(secs));
+        }
+    }
+
+    #[test]
+    fn durations_with_a_default() {
+        let default = Duration::from_secs(2);
+        let cases: Vec<(Option<prost_types::Duration>, Result<Duration, Problem>)> = vec![
+            (None, Ok(default)),
+            (Some(d(0, 0)), Ok(default)),
+            (Some(d(0, 500_000_000)), Ok(Duration::from_millis(500))),
+            (Some(d(0, 1)), Ok(Duration::from_nanos(1))),
+            (Some(d(60, 0)), Ok(Duration::from_secs(60))),
+            (
+                Some(d(-1, 0)),
+                Err(Problem::Invalid(
+                    "-1s is not a non-negative duration".into(),
+                )),
+            ),
+            (
+                Some(d(0, -1)),
+                Err(Problem::Invalid(
+                    "-0.000000001s is not a non-negative duration".into(),
+                )),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(duration_or(input.as_ref(), default), want, "{input:?}");
+        }
+        for v in [
+            Duration::ZERO,
+            Duration::from_millis(1500),
+            Duration::from_secs(3600),
+        ] {
+            assert_eq!(duration(&duration_to_proto(v)), Ok(v), "{v:?}");
+        }
+        // Beyond what a Duration message holds: the longest it can say.
+        assert_eq!(duration_to_proto(Duration::MAX), d(i64::MAX, 999_999_999));
     }
 }

@@ -1,11 +1,14 @@
 //! PolicyService messages ↔ the attachments' domain: requests parsed (refusals name the
 //! field), replies and events built. The saved attachments file uses the same messages.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use ipvs_proto::v1 as pb;
 
-use super::{FieldError, Problem, ipvs::key_to_proto, ipvs::service_key};
+use super::{
+    Field, FieldError, Problem, duration_or, duration_to_proto, ipvs::key_to_proto,
+    ipvs::service_key,
+};
 use crate::attach::{
     DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, DecisionRecord, Event, Mode, RunRecord, Spec,
     StoredPolicy,
@@ -16,13 +19,6 @@ pub fn policy_to_proto(p: &StoredPolicy) -> pb::Policy {
         hash: p.hash.clone(),
         name: p.name.clone(),
         size: p.size,
-    }
-}
-
-pub fn duration_to_proto(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }
 
@@ -50,22 +46,7 @@ pub fn attach_spec(req: &pb::AttachRequest) -> Result<Spec, FieldError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let interval = match &req.interval {
-        None => DEFAULT_INTERVAL,
-        Some(d) => {
-            let secs = u64::try_from(d.seconds);
-            let nanos = u32::try_from(d.nanos);
-            match (secs, nanos) {
-                (Ok(s), Ok(n)) if n < 1_000_000_000 => Duration::new(s, n),
-                _ => {
-                    return Err(field(
-                        "interval",
-                        Problem::Invalid("must be a non-negative duration".into()),
-                    ));
-                }
-            }
-        }
-    };
+    let interval = duration_or(req.interval.as_ref(), DEFAULT_INTERVAL).field("interval")?;
     let mode = match pb::PolicyMode::try_from(req.mode) {
         Ok(pb::PolicyMode::Unspecified | pb::PolicyMode::Enforce) => Mode::Enforce,
         Ok(pb::PolicyMode::DryRun) => Mode::DryRun,
@@ -163,11 +144,169 @@ pub fn run_to_proto(r: &RunRecord) -> pb::EvaluationResult {
     }
 }
 
-pub fn event_to_proto(e: &Event, missed: u64) -> pb::PolicyEvent {
-    pb::PolicyEvent {
+pub fn event_to_proto(e: &Event, missed: u64) -> pb::WatchPolicyEventsResponse {
+    pb::WatchPolicyEventsResponse {
         attachment_id: e.attachment.clone(),
         result: Some(run_to_proto(&e.run)),
         quarantined: e.quarantined,
         missed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ipvs::{Family, Protocol, ServiceKey};
+
+    fn wire_key() -> pb::ServiceKey {
+        pb::ServiceKey {
+            protocol: pb::Protocol::Tcp.into(),
+            address: "10.0.0.1".into(),
+            port: 80,
+            ..Default::default()
+        }
+    }
+
+    fn request() -> pb::AttachRequest {
+        pb::AttachRequest {
+            policy_hash: "sha256:abc".into(),
+            services: vec![wire_key()],
+            params: vec![pb::PolicyParam {
+                key: "target".into(),
+                value: "0.8".into(),
+            }],
+            interval: None,
+            mode: 0,
+            quarantine_after: 0,
+        }
+    }
+
+    fn spec() -> Spec {
+        Spec {
+            policy: "sha256:abc".into(),
+            services: vec![ServiceKey::Endpoint {
+                protocol: Protocol::Tcp,
+                addr: [10, 0, 0, 1].into(),
+                port: 80,
+            }],
+            params: vec![("target".into(), "0.8".into())],
+            interval: DEFAULT_INTERVAL,
+            mode: Mode::Enforce,
+            quarantine_after: DEFAULT_QUARANTINE_AFTER,
+        }
+    }
+
+    fn interval(seconds: i64, nanos: i32) -> Option<prost_types::Duration> {
+        Some(prost_types::Duration { seconds, nanos })
+    }
+
+    #[test]
+    fn attach_requests() {
+        type Tweak = fn(&mut pb::AttachRequest);
+        let with = |f: Tweak| {
+            let mut r = request();
+            f(&mut r);
+            r
+        };
+        let want = |f: fn(&mut Spec)| {
+            let mut s = spec();
+            f(&mut s);
+            Ok(s)
+        };
+        let cases: Vec<(&str, pb::AttachRequest, Result<Spec, FieldError>)> = vec![
+            ("zero values are defaults", request(), Ok(spec())),
+            (
+                "a zero interval is the default",
+                with(|r| r.interval = interval(0, 0)),
+                Ok(spec()),
+            ),
+            (
+                "an interval",
+                with(|r| r.interval = interval(0, 500_000_000)),
+                want(|s| s.interval = Duration::from_millis(500)),
+            ),
+            (
+                "a negative interval",
+                with(|r| r.interval = interval(-2, 0)),
+                Err(FieldError::new(
+                    "interval",
+                    Problem::Invalid("-2s is not a non-negative duration".into()),
+                )),
+            ),
+            (
+                "dry run",
+                with(|r| r.mode = pb::PolicyMode::DryRun.into()),
+                want(|s| s.mode = Mode::DryRun),
+            ),
+            (
+                "unknown mode",
+                with(|r| r.mode = 9),
+                Err(FieldError::new("mode", Problem::UnknownEnum(9))),
+            ),
+            (
+                "quarantine threshold",
+                with(|r| r.quarantine_after = 10),
+                want(|s| s.quarantine_after = 10),
+            ),
+            (
+                "a fwmark service",
+                with(|r| {
+                    r.services.push(pb::ServiceKey {
+                        fwmark: 5,
+                        family: pb::AddressFamily::Inet6.into(),
+                        ..Default::default()
+                    });
+                }),
+                want(|s| {
+                    s.services.push(ServiceKey::FwMark {
+                        mark: 5,
+                        family: Family::Inet6,
+                    });
+                }),
+            ),
+            (
+                "a bad service is named by its index",
+                with(|r| {
+                    r.services.push(pb::ServiceKey {
+                        address: "10.0.0".into(),
+                        ..wire_key()
+                    });
+                }),
+                Err(FieldError::new(
+                    "services[1].address",
+                    Problem::NotAnAddress("\"10.0.0\"".into()),
+                )),
+            ),
+            (
+                "a fwmark service with an address",
+                with(|r| r.services[0].fwmark = 5),
+                Err(FieldError::new(
+                    "services[0].protocol",
+                    Problem::Invalid("must be unset for a fwmark service".into()),
+                )),
+            ),
+        ];
+        for (what, req, want) in cases {
+            assert_eq!(attach_spec(&req), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn attachments_read_back_as_written() {
+        let mut s = spec();
+        s.interval = Duration::from_millis(1500);
+        s.mode = Mode::DryRun;
+        let wire = attachment_to_proto("a1", &s);
+        assert_eq!(wire.id, "a1");
+        assert_eq!(wire.interval, interval(1, 500_000_000));
+        assert_eq!(wire.services[0].family, i32::from(pb::AddressFamily::Inet));
+        assert_eq!(attachment_spec(&wire), Ok(s));
+        // Defaults are said in full in replies.
+        let wire = attachment_to_proto("a2", &spec());
+        assert_eq!(wire.interval, interval(2, 0));
+        assert_eq!(wire.quarantine_after, DEFAULT_QUARANTINE_AFTER);
+        assert_eq!(wire.mode, i32::from(pb::PolicyMode::Enforce));
     }
 }

@@ -2,16 +2,16 @@
 //! agent also keeps its revisions on disk in this form.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipvs_proto::v1 as pb;
 
 use super::ipvs::{
-    dest_config_to_proto, destination, key_to_proto, service, service_config_to_proto, service_key,
+    dest_config_to_proto, destination, destination_address, key_to_proto, service,
+    service_config_to_proto, service_key,
 };
-use super::link::link_name;
-use super::{At, FieldError, Problem};
+use super::link::{link_name, prefix, prefix_to_proto};
+use super::{At, Field, FieldError, Problem, duration_or, duration_to_proto};
 use crate::attach::{DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, Mode};
 use crate::link::Cidr;
 use crate::state::{AttachmentSpec, DesiredTable, DriftMode, Managed, NodeSpec, SpecError};
@@ -23,15 +23,6 @@ pub enum SpecInputError {
     Field(#[from] FieldError),
     #[error(transparent)]
     Spec(#[from] SpecError),
-}
-
-/// `10.0.0.1/32`, `2001:db8::1/128`.
-fn cidr(s: &str) -> Result<Cidr, Problem> {
-    let bad = || Problem::Invalid(format!("{s:?} is not ADDRESS/PREFIX"));
-    let (a, p) = s.split_once('/').ok_or_else(bad)?;
-    let address: IpAddr = a.parse().map_err(|_| bad())?;
-    let prefix: u8 = p.parse().map_err(|_| bad())?;
-    Cidr::new(address, prefix).map_err(|e| Problem::Invalid(e.to_string()))
 }
 
 fn drift_mode(v: i32) -> Result<Option<DriftMode>, Problem> {
@@ -74,10 +65,7 @@ fn attachment(a: &pb::AttachmentSpec) -> Result<AttachmentSpec, FieldError> {
             .iter()
             .map(|p| (p.key.clone(), p.value.clone()))
             .collect(),
-        interval: match a.interval_ms {
-            0 => DEFAULT_INTERVAL,
-            ms => Duration::from_millis(ms),
-        },
+        interval: duration_or(a.interval.as_ref(), DEFAULT_INTERVAL).field("interval")?,
         mode,
         quarantine_after: match a.quarantine_after {
             0 => DEFAULT_QUARANTINE_AFTER,
@@ -96,7 +84,7 @@ pub fn node_spec(s: &pb::NodeSpec) -> Result<NodeSpec, SpecInputError> {
             .addresses
             .iter()
             .enumerate()
-            .map(|(j, a)| cidr(a).map_err(|p| FieldError::new(format!("{at}.addresses[{j}]"), p)))
+            .map(|(j, a)| prefix(&a.address, a.prefix_length).at(&format!("{at}.addresses[{j}]")))
             .collect::<Result<Vec<_>, _>>()?;
         links.push((name, addresses));
     }
@@ -139,7 +127,7 @@ pub fn attachment_to_proto(a: &AttachmentSpec) -> pb::AttachmentSpec {
                 value: v.clone(),
             })
             .collect(),
-        interval_ms: u64::try_from(a.interval.as_millis()).unwrap_or(u64::MAX),
+        interval: Some(duration_to_proto(a.interval)),
         mode: match a.mode {
             Mode::Enforce => pb::PolicyMode::Enforce,
             Mode::DryRun => pb::PolicyMode::DryRun,
@@ -155,7 +143,7 @@ fn links_to_proto<'a>(
     links
         .map(|(name, addresses)| pb::LinkSpec {
             name: name.as_str().to_owned(),
-            addresses: addresses.iter().map(ToString::to_string).collect(),
+            addresses: addresses.iter().map(prefix_to_proto).collect(),
         })
         .collect()
 }
@@ -200,7 +188,7 @@ pub fn managed_to_proto(m: &Managed) -> pb::NodeSpec {
                 .iter()
                 .filter(|(s, _)| s == k)
                 .map(|(_, (addr, port))| pb::Destination {
-                    address: Some(super::ipvs::ip_to_proto(*addr)),
+                    address: addr.to_string(),
                     port: (*port).into(),
                     ..Default::default()
                 })
@@ -223,7 +211,7 @@ pub fn managed(s: &pb::NodeSpec) -> Result<Managed, FieldError> {
         let at = format!("links[{i}]");
         let name = link_name(&l.name, "name").at(&at)?;
         for (j, a) in l.addresses.iter().enumerate() {
-            let c = cidr(a).map_err(|p| FieldError::new(format!("{at}.addresses[{j}]"), p))?;
+            let c = prefix(&a.address, a.prefix_length).at(&format!("{at}.addresses[{j}]"))?;
             m.addresses.insert((name.clone(), c));
         }
         m.links.insert(name);
@@ -233,11 +221,8 @@ pub fn managed(s: &pb::NodeSpec) -> Result<Managed, FieldError> {
         let key = super::nested(svc.key.as_ref(), "key", service_key).at(&at)?;
         m.services.insert(key);
         for (j, d) in svc.destinations.iter().enumerate() {
-            let addr = super::nested(d.address.as_ref(), "address", super::ipvs::ip_address)
-                .at(&format!("{at}.destinations[{j}]"))?;
-            let port = super::u16_field(d.port)
-                .map_err(|p| FieldError::new(format!("{at}.destinations[{j}].port"), p))?;
-            m.dests.insert((key, (addr, port)));
+            let dest = destination_address(d).at(&format!("{at}.destinations[{j}]"))?;
+            m.dests.insert((key, dest));
         }
     }
     Ok(m)
@@ -264,33 +249,37 @@ pub fn time(t: Option<&prost_types::Timestamp>) -> SystemTime {
 mod tests {
     use super::*;
 
-    fn v4(o: [u8; 4]) -> Option<pb::IpAddress> {
-        Some(pb::IpAddress {
-            ip: Some(pb::ip_address::Ip::V4(o.to_vec())),
-        })
-    }
-
     fn key(last: u8) -> pb::ServiceKey {
         pb::ServiceKey {
-            key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-                protocol: pb::Protocol::Tcp.into(),
-                address: v4([10, 0, 0, last]),
-                port: 80,
-            })),
+            protocol: pb::Protocol::Tcp.into(),
+            address: format!("10.0.0.{last}"),
+            port: 80,
+            ..Default::default()
         }
+    }
+
+    fn prefix(address: &str, prefix_length: u32) -> pb::Prefix {
+        pb::Prefix {
+            address: address.into(),
+            prefix_length,
+        }
+    }
+
+    fn millis(ms: u64) -> Option<prost_types::Duration> {
+        Some(duration_to_proto(Duration::from_millis(ms)))
     }
 
     fn spec() -> pb::NodeSpec {
         pb::NodeSpec {
             links: vec![pb::LinkSpec {
                 name: "ipvs0".into(),
-                addresses: vec!["10.0.0.1/32".into(), "2001:db8::1/128".into()],
+                addresses: vec![prefix("10.0.0.1", 32), prefix("2001:db8::1", 128)],
             }],
             services: vec![pb::Service {
                 key: Some(key(1)),
                 scheduler: pb::Scheduler::Wrr.into(),
                 destinations: vec![pb::Destination {
-                    address: v4([10, 0, 1, 1]),
+                    address: "10.0.1.1".into(),
                     port: 80,
                     forwarding: pb::ForwardingMethod::Masquerade.into(),
                     weight: Some(3),
@@ -301,7 +290,7 @@ mod tests {
             attachments: vec![pb::AttachmentSpec {
                 policy: "lc".into(),
                 services: vec![key(1)],
-                interval_ms: 500,
+                interval: millis(500),
                 ..Default::default()
             }],
             drift: pb::DriftMode::Enforce.into(),
@@ -314,10 +303,67 @@ mod tests {
         assert_eq!(parsed.links.len(), 1);
         assert_eq!(parsed.attachments[0].interval, Duration::from_millis(500));
         assert_eq!(parsed.drift, Some(DriftMode::Enforce));
-        let back = node_spec(&node_spec_to_proto(&parsed)).expect("again");
+        let wire = node_spec_to_proto(&parsed);
+        assert_eq!(wire.links, spec().links);
+        assert_eq!(wire.attachments[0].interval, millis(500));
+        assert_eq!(
+            wire.services[0].key.as_ref().map(|k| k.family),
+            Some(pb::AddressFamily::Inet.into())
+        );
+        let back = node_spec(&wire).expect("again");
         assert_eq!(back, parsed);
         let m = Managed::declared_by(&parsed);
-        assert_eq!(managed(&managed_to_proto(&m)).expect("managed"), m);
+        let wire = managed_to_proto(&m);
+        assert_eq!(wire.links, spec().links);
+        assert_eq!(wire.services[0].destinations[0].address, "10.0.1.1");
+        assert_eq!(managed(&wire).expect("managed"), m);
+    }
+
+    #[test]
+    fn zero_values_are_defaults() {
+        type Tweak = fn(&mut pb::NodeSpec);
+        type Check = fn(&NodeSpec);
+        let cases: Vec<(&str, Tweak, Check)> = vec![
+            (
+                "a prefix length of 0 is the whole IPv4 address",
+                |s| s.links[0].addresses[0].prefix_length = 0,
+                |n| {
+                    let want = Cidr::new([10, 0, 0, 1].into(), 32).expect("cidr");
+                    assert!(n.links.values().any(|a| a.contains(&want)), "{n:?}");
+                },
+            ),
+            (
+                "an unset interval is 2 s",
+                |s| s.attachments[0].interval = None,
+                |n| assert_eq!(n.attachments[0].interval, DEFAULT_INTERVAL),
+            ),
+            (
+                "a zero interval is 2 s",
+                |s| s.attachments[0].interval = millis(0),
+                |n| assert_eq!(n.attachments[0].interval, DEFAULT_INTERVAL),
+            ),
+            (
+                "an unset quarantine threshold is the default",
+                |s| s.attachments[0].quarantine_after = 0,
+                |n| assert_eq!(n.attachments[0].quarantine_after, DEFAULT_QUARANTINE_AFTER),
+            ),
+            (
+                "an unspecified policy mode enforces",
+                |s| s.attachments[0].mode = 0,
+                |n| assert_eq!(n.attachments[0].mode, Mode::Enforce),
+            ),
+            (
+                "an unspecified drift mode is none",
+                |s| s.drift = 0,
+                |n| assert_eq!(n.drift, None),
+            ),
+        ];
+        for (what, tweak, check) in cases {
+            let mut s = spec();
+            tweak(&mut s);
+            let parsed = node_spec(&s).expect(what);
+            check(&parsed);
+        }
     }
 
     #[test]
@@ -325,24 +371,61 @@ mod tests {
         type Breaker = fn(&mut pb::NodeSpec);
         let cases: Vec<(Breaker, &str)> = vec![
             (
-                |s| s.links[0].addresses[1] = "10.0.0.2".into(),
-                "invalid links[0].addresses[1]: \"10.0.0.2\" is not ADDRESS/PREFIX",
+                |s| s.links[0].addresses[1] = prefix("10.0.0.2/32", 0),
+                r#"invalid links[0].addresses[1].address: "10.0.0.2/32" is not an IP address"#,
             ),
             (
-                |s| s.links[0].addresses[0] = "10.0.0.2/33".into(),
-                "invalid links[0].addresses[0]: prefix length 33 is invalid for 10.0.0.2: the maximum is 32",
+                |s| s.links[0].addresses[1] = prefix("", 32),
+                "invalid links[0].addresses[1].address: is required",
+            ),
+            (
+                |s| s.links[0].addresses[0] = prefix("10.0.0.2", 33),
+                "invalid links[0].addresses[0].prefix_length: 33 is above the maximum 32",
+            ),
+            (
+                |s| s.links[0].name.clear(),
+                r#"invalid links[0].name: link name "" is empty"#,
             ),
             (
                 |s| s.services[0].destinations[0].weight = Some(70000),
                 "invalid services[0].destinations[0].weight: 70000 is above the maximum 65535",
             ),
             (
+                |s| s.services[0].destinations[0].address = "10.0.1".into(),
+                r#"invalid services[0].destinations[0].address: "10.0.1" is not an IP address"#,
+            ),
+            (
+                |s| {
+                    if let Some(k) = s.services[0].key.as_mut() {
+                        k.family = pb::AddressFamily::Inet6.into();
+                    }
+                },
+                r#"invalid services[0].key.family: does not match the address "10.0.0.1""#,
+            ),
+            (
                 |s| s.attachments[0].services[0] = key(9),
                 "attachment 0 (lc): service TCP 10.0.0.9:80 is not declared in the spec",
             ),
             (
+                |s| s.attachments[0].services[0].address = "ten".into(),
+                r#"invalid attachments[0].services[0].address: "ten" is not an IP address"#,
+            ),
+            (
                 |s| s.attachments[0].policy.clear(),
                 "invalid attachments[0].policy: is required",
+            ),
+            (
+                |s| {
+                    s.attachments[0].interval = Some(prost_types::Duration {
+                        seconds: -1,
+                        nanos: 0,
+                    });
+                },
+                "invalid attachments[0].interval: -1s is not a non-negative duration",
+            ),
+            (
+                |s| s.attachments[0].mode = 9,
+                "invalid attachments[0].mode: 9 is not a known value",
             ),
             (|s| s.drift = 7, "invalid drift: 7 is not a known value"),
         ];
@@ -350,6 +433,34 @@ mod tests {
             let mut s = spec();
             break_it(&mut s);
             assert_eq!(node_spec(&s).expect_err(want).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn managed_records_name_the_field() {
+        type Breaker = fn(&mut pb::NodeSpec);
+        let cases: Vec<(Breaker, &str)> = vec![
+            (
+                |s| s.links[0].addresses[0].address = "10.0.0.1/32".into(),
+                r#"invalid links[0].addresses[0].address: "10.0.0.1/32" is not an IP address"#,
+            ),
+            (
+                |s| s.services[0].key = None,
+                "invalid services[0].key: is required",
+            ),
+            (
+                |s| s.services[0].destinations[0].address.clear(),
+                "invalid services[0].destinations[0].address: is required",
+            ),
+            (
+                |s| s.services[0].destinations[0].port = 65536,
+                "invalid services[0].destinations[0].port: 65536 is above the maximum 65535",
+            ),
+        ];
+        for (break_it, want) in cases {
+            let mut s = spec();
+            break_it(&mut s);
+            assert_eq!(managed(&s).expect_err(want).to_string(), want);
         }
     }
 }

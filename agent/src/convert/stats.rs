@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ipvs_proto::v1 as pb;
 
-use super::ipvs::{ip_to_proto, key_to_proto, optional_key, stats_to_proto};
+use super::ipvs::{key_to_proto, optional_key, stats_to_proto};
 use super::{FieldError, Problem};
 use crate::ipvs::{DestinationEntry, ServiceEntry, ServiceKey};
 
@@ -60,7 +60,7 @@ pub fn service_stats_to_proto(
         destinations: dests
             .iter()
             .map(|d| pb::DestinationStats {
-                address: Some(ip_to_proto(d.dest.addr)),
+                address: d.dest.addr.to_string(),
                 port: d.dest.port.into(),
                 stats: Some(stats_to_proto(&d.stats)),
                 active_connections: d.active_conns,
@@ -132,6 +132,89 @@ mod tests {
         assert_eq!(
             watch_stats(&req).map_err(|e| e.to_string()),
             Err("invalid interval: 50ms is below the minimum 100ms".to_owned())
+        );
+    }
+
+    #[test]
+    fn samples_write_keys_and_addresses_as_replies_do() {
+        let service = crate::ipvs::Service::new(
+            ServiceKey::Endpoint {
+                protocol: crate::ipvs::Protocol::Udp,
+                addr: "2001:db8::1".parse().expect("test address"),
+                port: 53,
+            },
+            crate::ipvs::Scheduler::Rr,
+        );
+        let entry = ServiceEntry {
+            service,
+            stats: crate::ipvs::Stats {
+                conns: 4,
+                ..Default::default()
+            },
+        };
+        let dest = DestinationEntry {
+            dest: crate::ipvs::Destination::new("2001:db8:0:0::2".parse().expect("test"), 53),
+            active_conns: 1,
+            inactive_conns: 2,
+            persistent_conns: 0,
+            stats: crate::ipvs::Stats::default(),
+        };
+        let wire = service_stats_to_proto(&entry, &[dest]);
+        assert_eq!(
+            wire.key,
+            Some(pb::ServiceKey {
+                protocol: pb::Protocol::Udp.into(),
+                address: "2001:db8::1".into(),
+                port: 53,
+                fwmark: 0,
+                family: pb::AddressFamily::Inet6.into(),
+            })
+        );
+        assert_eq!(
+            wire.stats.and_then(|s| s.counters).map(|c| c.connections),
+            Some(4)
+        );
+        let [d] = wire.destinations.as_slice() else {
+            panic!("one real server expected: {:?}", wire.destinations);
+        };
+        assert_eq!(
+            (
+                d.address.as_str(),
+                d.port,
+                d.active_connections,
+                d.inactive_connections
+            ),
+            ("2001:db8::2", 53, 1, 2)
+        );
+    }
+
+    #[test]
+    fn service_filters() {
+        assert_eq!(get_stats(&pb::GetStatsRequest { service: None }), Ok(None));
+        assert_eq!(
+            get_stats(&pb::GetStatsRequest {
+                service: Some(pb::ServiceKey {
+                    fwmark: 3,
+                    ..Default::default()
+                }),
+            }),
+            Ok(Some(ServiceKey::FwMark {
+                mark: 3,
+                family: crate::ipvs::Family::Inet,
+            }))
+        );
+        assert_eq!(
+            watch_stats(&pb::WatchStatsRequest {
+                service: Some(pb::ServiceKey {
+                    address: "10.0.0.256".into(),
+                    ..Default::default()
+                }),
+                interval: None,
+            }),
+            Err(FieldError::new(
+                "service.address",
+                Problem::NotAnAddress("\"10.0.0.256\"".into()),
+            ))
         );
     }
 }

@@ -3,10 +3,10 @@
 use ipvs_proto::v1 as pb;
 
 use super::ipvs::{
-    dest_config_to_proto, destination, ip_address, ip_to_proto, key_to_proto, service,
+    dest_config_to_proto, destination, destination_address, key_to_proto, service,
     service_config_to_proto, service_key,
 };
-use super::{At, Field, FieldError, Problem, nested, u16_field};
+use super::{At, FieldError, Problem, nested};
 use crate::ipvs::{Destination, Service};
 use crate::state::{Change, ChangeKind, Command, Numbered, Start};
 
@@ -38,21 +38,21 @@ pub enum Form {
 /// command at `commands[i]`. `services`/`prune` and `commands` do not mix: which table the
 /// commands would run against would be ambiguous. REPLACE without commands is the commands
 /// form too (an empty input replacing the table empties it, as `ipvsadm-restore` does);
-/// without commands or a mode, the request is the desired-table form it always was.
+/// without commands, and with a mode other than REPLACE, the request is the desired-table form.
 pub fn apply_request(req: &pb::ApplyRequest) -> Result<ApplyInput, FieldError> {
-    if !req.commands.is_empty() || req.mode != i32::from(pb::ApplyMode::OnTop) {
+    let start = match pb::ApplyMode::try_from(req.mode) {
+        Ok(pb::ApplyMode::Unspecified | pb::ApplyMode::OnTop) => Start::Current,
+        Ok(pb::ApplyMode::Replace) => Start::Empty,
+        Err(_) => return Err(FieldError::new("mode", Problem::UnknownEnum(req.mode))),
+    };
+    if !req.commands.is_empty() || start == Start::Empty {
         if !req.services.is_empty() || req.prune {
             let field = if req.prune { "prune" } else { "services" };
             return Err(FieldError::new(
                 field,
-                Problem::Invalid("must be left unset with commands or a mode".into()),
+                Problem::Invalid("must be left unset with commands or REPLACE".into()),
             ));
         }
-        let start = match pb::ApplyMode::try_from(req.mode) {
-            Ok(pb::ApplyMode::OnTop) => Start::Current,
-            Ok(pb::ApplyMode::Replace) => Start::Empty,
-            Err(_) => return Err(FieldError::new("mode", Problem::UnknownEnum(req.mode))),
-        };
         let commands = req
             .commands
             .iter()
@@ -128,17 +128,8 @@ fn table_command(c: &pb::TableCommand) -> Result<Numbered, FieldError> {
         Some(C::DeleteDestination(d)) => {
             let at = "delete_destination";
             let service = nested(d.service.as_ref(), "service", service_key).at(at)?;
-            let (addr, port) = nested(
-                d.destination.as_ref(),
-                "destination",
-                |d: &pb::Destination| {
-                    Ok((
-                        nested(d.address.as_ref(), "address", ip_address)?,
-                        u16_field(d.port).field("port")?,
-                    ))
-                },
-            )
-            .at(at)?;
+            let (addr, port) =
+                nested(d.destination.as_ref(), "destination", destination_address).at(at)?;
             Command::DeleteDest {
                 service,
                 addr,
@@ -178,7 +169,7 @@ pub fn change_to_proto(c: &Change) -> pb::Change {
         Change::DeleteDestination { dest, .. } => (
             None,
             Some(pb::Destination {
-                address: Some(ip_to_proto(dest.addr)),
+                address: dest.addr.to_string(),
                 port: dest.port.into(),
                 ..Default::default()
             }),
@@ -197,28 +188,21 @@ pub fn change_to_proto(c: &Change) -> pb::Change {
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use pb::ip_address::Ip;
-    use pb::service_key::Key;
-
     use super::*;
-    use crate::convert::Problem;
     use crate::ipvs::{ForwardMethod, Protocol, Scheduler, ServiceKey};
 
-    fn v4(o: [u8; 4]) -> Option<pb::IpAddress> {
-        Some(pb::IpAddress {
-            ip: Some(Ip::V4(o.to_vec())),
-        })
+    fn wire_key(port: u32) -> pb::ServiceKey {
+        pb::ServiceKey {
+            protocol: pb::Protocol::Tcp.into(),
+            address: "10.0.0.1".into(),
+            port,
+            ..Default::default()
+        }
     }
 
     fn wire_service(port: u32, dests: Vec<pb::Destination>) -> pb::Service {
         pb::Service {
-            key: Some(pb::ServiceKey {
-                key: Some(Key::Endpoint(pb::Endpoint {
-                    protocol: pb::Protocol::Tcp.into(),
-                    address: v4([10, 0, 0, 1]),
-                    port,
-                })),
-            }),
+            key: Some(wire_key(port)),
             scheduler: pb::Scheduler::Rr.into(),
             destinations: dests,
             ..Default::default()
@@ -227,7 +211,7 @@ mod tests {
 
     fn wire_dest(last: u8, weight: Option<u32>) -> pb::Destination {
         pb::Destination {
-            address: v4([10, 0, 1, last]),
+            address: format!("10.0.1.{last}"),
             port: 8080,
             forwarding: pb::ForwardingMethod::Masquerade.into(),
             weight,
@@ -262,46 +246,75 @@ mod tests {
             dry_run: false,
             ..Default::default()
         };
+        let desired = Form::Desired {
+            services: vec![
+                (
+                    Service::new(key(80), Scheduler::Rr),
+                    vec![dest(1, 1), dest(2, 0)],
+                ),
+                (Service::new(key(81), Scheduler::Rr), vec![]),
+            ],
+            prune: true,
+        };
         assert_eq!(
             apply_request(&ok),
             Ok(ApplyInput {
-                form: Form::Desired {
-                    services: vec![
-                        (
-                            Service::new(key(80), Scheduler::Rr),
-                            vec![dest(1, 1), dest(2, 0)]
-                        ),
-                        (Service::new(key(81), Scheduler::Rr), vec![]),
-                    ],
-                    prune: true,
-                },
+                form: desired.clone(),
                 dry_run: false,
             })
         );
-        let mut bad_dest = ok.clone();
-        bad_dest.services[1]
-            .destinations
-            .push(wire_dest(3, Some(70000)));
+        // ON_TOP said outright is the zero value's meaning: still the desired table.
+        let on_top = pb::ApplyRequest {
+            mode: pb::ApplyMode::OnTop.into(),
+            ..ok.clone()
+        };
+        assert_eq!(apply_request(&on_top).map(|i| i.form), Ok(desired));
+
+        let mut unspecified_scheduler = ok.clone();
+        unspecified_scheduler.services[1].scheduler = 0;
         assert_eq!(
-            apply_request(&bad_dest),
-            Err(FieldError::new(
-                "services[1].destinations[0].weight",
-                Problem::TooLarge {
-                    value: 70000,
-                    max: 65535
-                }
-            ))
+            apply_request(&unspecified_scheduler).map(|i| match i.form {
+                Form::Desired { services, .. } => services[1].0.scheduler.clone(),
+                Form::Commands { .. } => panic!("the desired form expected"),
+            }),
+            Ok(Scheduler::Wlc)
         );
-        let mut bad_service = ok;
-        bad_service.services[0].scheduler = 0;
-        assert_eq!(
-            apply_request(&bad_service).map_err(|e| e.to_string()),
-            Err(
-                "invalid services[0].scheduler: must be set (SCHEDULER_UNSPECIFIED is not a \
-                 choice)"
-                    .to_owned()
-            )
-        );
+
+        type Breaker = fn(&mut pb::ApplyRequest);
+        let refusals: Vec<(Breaker, &str)> = vec![
+            (
+                |r| r.services[1].destinations.push(wire_dest(3, Some(70000))),
+                "invalid services[1].destinations[0].weight: 70000 is above the maximum 65535",
+            ),
+            (
+                |r| r.services[0].destinations[1].address = "10.0.1".into(),
+                r#"invalid services[0].destinations[1].address: "10.0.1" is not an IP address"#,
+            ),
+            (
+                |r| r.services[0].scheduler = 99,
+                "invalid services[0].scheduler: 99 is not a known value",
+            ),
+            (
+                |r| r.services[1].key = Some(pb::ServiceKey::default()),
+                "invalid services[1].key.address: is required",
+            ),
+            (
+                |r| {
+                    if let Some(k) = r.services[1].key.as_mut() {
+                        k.family = pb::AddressFamily::Inet6.into();
+                    }
+                },
+                r#"invalid services[1].key.family: does not match the address "10.0.0.1""#,
+            ),
+        ];
+        for (break_it, want) in refusals {
+            let mut req = ok.clone();
+            break_it(&mut req);
+            assert_eq!(
+                apply_request(&req).map_err(|e| e.to_string()),
+                Err(want.to_owned())
+            );
+        }
     }
 
     fn command(line: u32, c: pb::table_command::Command) -> pb::TableCommand {
@@ -313,7 +326,7 @@ mod tests {
 
     fn dest_command(port: u32, d: pb::Destination) -> pb::DestinationCommand {
         pb::DestinationCommand {
-            service: wire_service(port, vec![]).key,
+            service: Some(wire_key(port)),
             destination: Some(d),
         }
     }
@@ -335,17 +348,14 @@ mod tests {
                     C::DeleteDestination(dest_command(
                         80,
                         pb::Destination {
-                            address: v4([10, 0, 1, 1]),
+                            address: "10.0.1.1".into(),
                             port: 8080,
                             ..Default::default()
                         },
                     )),
                 ),
-                command(6, C::Zero(wire_service(80, vec![]).key.expect("key"))),
-                command(
-                    7,
-                    C::DeleteService(wire_service(80, vec![]).key.expect("key")),
-                ),
+                command(6, C::Zero(wire_key(80))),
+                command(7, C::DeleteService(wire_key(80))),
                 command(8, C::Clear(pb::ClearTable {})),
             ],
             mode: pb::ApplyMode::Replace.into(),
@@ -390,44 +400,104 @@ mod tests {
                 dry_run: true,
             })
         );
-        // REPLACE alone: an empty input replacing the table.
-        assert_eq!(
-            apply_request(&pb::ApplyRequest {
-                mode: pb::ApplyMode::Replace.into(),
-                ..Default::default()
-            })
-            .map(|i| i.form),
-            Ok(Form::Commands {
-                commands: vec![],
-                start: Start::Empty,
-            })
-        );
-        // The zero value of `mode` runs them on top of the current table.
+        let clear = || vec![command(1, C::Clear(pb::ClearTable {}))];
+        let forms: Vec<(&str, pb::ApplyRequest, Form)> = vec![
+            (
+                "REPLACE alone: an empty input replacing the table",
+                pb::ApplyRequest {
+                    mode: pb::ApplyMode::Replace.into(),
+                    ..Default::default()
+                },
+                Form::Commands {
+                    commands: vec![],
+                    start: Start::Empty,
+                },
+            ),
+            (
+                "the zero value of mode runs commands on top of the current table",
+                pb::ApplyRequest {
+                    commands: clear(),
+                    ..Default::default()
+                },
+                Form::Commands {
+                    commands: vec![n(1, Command::Clear)],
+                    start: Start::Current,
+                },
+            ),
+            (
+                "so does ON_TOP",
+                pb::ApplyRequest {
+                    commands: clear(),
+                    mode: pb::ApplyMode::OnTop.into(),
+                    ..Default::default()
+                },
+                Form::Commands {
+                    commands: vec![n(1, Command::Clear)],
+                    start: Start::Current,
+                },
+            ),
+            (
+                "ON_TOP alone is an empty desired table",
+                pb::ApplyRequest {
+                    mode: pb::ApplyMode::OnTop.into(),
+                    ..Default::default()
+                },
+                Form::Desired {
+                    services: vec![],
+                    prune: false,
+                },
+            ),
+            (
+                "a delete reads only the real server's address and port",
+                pb::ApplyRequest {
+                    commands: vec![command(
+                        1,
+                        C::DeleteDestination(dest_command(
+                            80,
+                            pb::Destination {
+                                weight: Some(70000),
+                                forwarding: 99,
+                                ..wire_dest(1, None)
+                            },
+                        )),
+                    )],
+                    ..Default::default()
+                },
+                Form::Commands {
+                    commands: vec![n(
+                        1,
+                        Command::DeleteDest {
+                            service: key(80),
+                            addr: ip,
+                            port: 8080,
+                        },
+                    )],
+                    start: Start::Current,
+                },
+            ),
+        ];
+        for (what, req, want) in forms {
+            assert_eq!(apply_request(&req).map(|i| i.form), Ok(want), "{what}");
+        }
+
         let on_top = pb::ApplyRequest {
-            commands: vec![command(1, C::Clear(pb::ClearTable {}))],
+            commands: clear(),
             ..Default::default()
         };
-        assert_eq!(
-            apply_request(&on_top).map(|i| i.form),
-            Ok(Form::Commands {
-                commands: vec![n(1, Command::Clear)],
-                start: Start::Current,
-            })
-        );
         let refusals: Vec<(pb::ApplyRequest, &str)> = vec![
             (
                 pb::ApplyRequest {
                     prune: true,
                     ..on_top.clone()
                 },
-                "invalid prune: must be left unset with commands or a mode",
+                "invalid prune: must be left unset with commands or REPLACE",
             ),
             (
                 pb::ApplyRequest {
                     services: vec![wire_service(80, vec![])],
                     ..on_top.clone()
                 },
-                "invalid services: must be left unset with commands or a mode",
+                "invalid services: must be left unset with commands or REPLACE",
             ),
             (
                 pb::ApplyRequest {
@@ -435,12 +505,28 @@ mod tests {
                     mode: pb::ApplyMode::Replace.into(),
                     ..Default::default()
                 },
-                "invalid services: must be left unset with commands or a mode",
+                "invalid services: must be left unset with commands or REPLACE",
+            ),
+            (
+                pb::ApplyRequest {
+                    prune: true,
+                    mode: pb::ApplyMode::Replace.into(),
+                    ..Default::default()
+                },
+                "invalid prune: must be left unset with commands or REPLACE",
             ),
             (
                 pb::ApplyRequest {
                     mode: 7,
                     ..on_top.clone()
+                },
+                "invalid mode: 7 is not a known value",
+            ),
+            (
+                pb::ApplyRequest {
+                    services: vec![wire_service(80, vec![])],
+                    mode: 7,
+                    ..Default::default()
                 },
                 "invalid mode: 7 is not a known value",
             ),
@@ -476,6 +562,36 @@ mod tests {
                 "invalid commands[0].add_destination.destination.weight: 70000 is above the \
                  maximum 65535",
             ),
+            (
+                pb::ApplyRequest {
+                    commands: vec![command(
+                        1,
+                        C::DeleteDestination(dest_command(
+                            80,
+                            pb::Destination {
+                                address: "10.0.1.1:8080".into(),
+                                ..Default::default()
+                            },
+                        )),
+                    )],
+                    ..Default::default()
+                },
+                "invalid commands[0].delete_destination.destination.address: \"10.0.1.1:8080\" \
+                 is not an IP address",
+            ),
+            (
+                pb::ApplyRequest {
+                    commands: vec![command(
+                        1,
+                        C::Zero(pb::ServiceKey {
+                            fwmark: 1,
+                            ..wire_key(80)
+                        }),
+                    )],
+                    ..Default::default()
+                },
+                "invalid commands[0].zero.protocol: must be unset for a fwmark service",
+            ),
         ];
         for (req, message) in refusals {
             assert_eq!(
@@ -490,7 +606,13 @@ mod tests {
         let svc = Service::new(key(80), Scheduler::Rr);
         let create = change_to_proto(&Change::CreateService(svc.clone()));
         assert_eq!(create.kind, i32::from(pb::ChangeKind::CreateService));
-        assert_eq!(create.service_key, Some(key_to_proto(&key(80))));
+        assert_eq!(
+            create.service_key,
+            Some(pb::ServiceKey {
+                family: pb::AddressFamily::Inet.into(),
+                ..wire_key(80)
+            })
+        );
         assert_eq!(
             create.service.map(|s| s.scheduler),
             Some(pb::Scheduler::Rr.into())
@@ -503,7 +625,10 @@ mod tests {
             to: dest(1, 4),
         });
         assert_eq!(update.kind, i32::from(pb::ChangeKind::UpdateDestination));
-        assert_eq!(update.destination.and_then(|d| d.weight), Some(4));
+        assert_eq!(
+            update.destination.map(|d| (d.address, d.weight)),
+            Some(("10.0.1.1".to_owned(), Some(4)))
+        );
         assert_eq!(
             update.description,
             "-e -t 10.0.0.1:80 -r 10.0.1.1:8080 -m -w 4"
@@ -516,7 +641,7 @@ mod tests {
         assert_eq!(
             delete.destination,
             Some(pb::Destination {
-                address: v4([10, 0, 1, 2]),
+                address: "10.0.1.2".into(),
                 port: 8080,
                 ..Default::default()
             })

@@ -115,9 +115,9 @@ pub enum StateError {
     ReadIpvs(#[from] IpvsError),
     #[error("cannot read the links: {0}")]
     ReadLinks(LinkError),
-    #[error("policy {0:?} is not uploaded")]
+    #[error("policy {} is not uploaded", ipvs_types::quote(.0))]
     PolicyUnknown(String),
-    #[error("policy name {0:?} names more than one uploaded policy; use its hash")]
+    #[error("policy name {} names more than one uploaded policy; use its hash", ipvs_types::quote(.0))]
     PolicyAmbiguous(String),
     #[error("this agent runs without policies")]
     NoPolicies,

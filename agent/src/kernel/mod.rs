@@ -9,6 +9,7 @@
 //! ([`Kernel::write_decision`]). `docs/ownership.md` has the rules.
 
 pub mod drains;
+pub mod edit;
 pub mod ledger;
 
 use std::io;
@@ -25,6 +26,7 @@ use crate::ipvs::{
 };
 use crate::state::desired::DestKey;
 pub use drains::DrainStore;
+pub use edit::EditError;
 pub use ledger::{DrainRecord, Held, Ledger, Owner};
 
 /// The node's IPVS table with its single write path.

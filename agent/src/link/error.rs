@@ -9,7 +9,7 @@ use super::{Cidr, InvalidName, InvalidPrefix, LinkName};
 /// Why a link or address request failed; each variant maps to one gRPC status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
-    #[error("link name {name:?} {reason}")]
+    #[error("link name {} {reason}", ipvs_types::quote(name))]
     InvalidName { name: String, reason: String },
     #[error("prefix length {prefix_len} is invalid for {address}: the maximum is {max}")]
     InvalidPrefix {

@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::format::addrport;
 use super::resolve::{L4, Resolve};
 use super::view::{ViewError, ip_from_pb};
+use crate::durations;
 
 /// One entry of the connection table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,18 +42,18 @@ fn port16(p: u32) -> u16 {
 
 impl ConnView {
     pub fn from_pb(c: &pb::Connection) -> Result<Self, ViewError> {
-        let addr = |a: Option<&pb::IpAddress>| ip_from_pb(a)?.ok_or(ViewError::MissingAddress);
+        let addr = |a: &str| ip_from_pb(a)?.ok_or(ViewError::MissingAddress);
         let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
         Ok(ConnView {
             protocol: c.protocol.clone(),
-            client_address: addr(c.client_address.as_ref())?,
+            client_address: addr(&c.client_address)?,
             client_port: port16(c.client_port),
-            virtual_address: addr(c.virtual_address.as_ref())?,
+            virtual_address: addr(&c.virtual_address)?,
             virtual_port: port16(c.virtual_port),
-            destination_address: addr(c.destination_address.as_ref())?,
+            destination_address: addr(&c.destination_address)?,
             destination_port: port16(c.destination_port),
             state: c.state.clone(),
-            expires_seconds: c.expires_seconds,
+            expires_seconds: durations::secs(c.expires.as_ref()),
             pe_name: text(&c.pe_name),
             pe_data: text(&c.pe_data),
         })
@@ -129,15 +130,11 @@ pub fn table(conns: &[ConnView], numeric: bool, persistent: bool, names: &dyn Re
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv6Addr;
-
     use super::*;
     use crate::ipvsadm::resolve::test_names;
 
-    fn v4(a: [u8; 4]) -> Option<pb::IpAddress> {
-        Some(pb::IpAddress {
-            ip: Some(pb::ip_address::Ip::V4(a.to_vec())),
-        })
+    fn v4(a: [u8; 4]) -> String {
+        std::net::Ipv4Addr::from(a).to_string()
     }
 
     fn entry(protocol: &str, state: &str, expires: u32) -> pb::Connection {
@@ -150,7 +147,7 @@ mod tests {
             destination_address: v4([127, 0, 0, 1]),
             destination_port: 8081,
             state: state.into(),
-            expires_seconds: expires,
+            expires: durations::from_secs(expires),
             ..Default::default()
         }
     }
@@ -158,12 +155,13 @@ mod tests {
     #[test]
     fn from_pb_needs_every_address() {
         let mut c = entry("TCP", "ESTABLISHED", 1);
-        c.virtual_address = None;
+        c.virtual_address = String::new();
         assert_eq!(ConnView::from_pb(&c), Err(ViewError::MissingAddress));
-        c.virtual_address = Some(pb::IpAddress {
-            ip: Some(pb::ip_address::Ip::V4(vec![1, 2])),
-        });
-        assert_eq!(ConnView::from_pb(&c), Err(ViewError::BadAddress(2)));
+        c.virtual_address = "1.2".into();
+        assert_eq!(
+            ConnView::from_pb(&c),
+            Err(ViewError::BadAddress("1.2".into()))
+        );
     }
 
     #[test]
@@ -173,14 +171,8 @@ mod tests {
         sip.pe_name = "sip".into();
         sip.pe_data = "call-1@example".into();
         let mut v6 = entry("SCTP", "ESTABLISHED", 6000);
-        let a6 = |s: &str| {
-            let a: Ipv6Addr = s.parse().unwrap_or(Ipv6Addr::UNSPECIFIED);
-            Some(pb::IpAddress {
-                ip: Some(pb::ip_address::Ip::V6(a.octets().to_vec())),
-            })
-        };
-        v6.client_address = a6("2001:db8::10");
-        v6.virtual_address = a6("2001:db8::1");
+        v6.client_address = "2001:db8::10".into();
+        v6.virtual_address = "2001:db8::1".into();
         v6.destination_address = v4([10, 0, 0, 2]);
         let conns: Vec<ConnView> = [entry("TCP", "TIME_WAIT", 65), sip, v6]
             .iter()

@@ -289,14 +289,136 @@ fn save_matches_ipvsadm() {
     );
 }
 
+/// A model as the agent sends it: every field set as the agent's replies set them (explicit
+/// scheduler and forwarding, the netmask empty or 0 when it is the default).
+fn to_agent(v: &ServiceView) -> pb::Service {
+    let counters = |c: &Counters| pb::Counters {
+        connections: c.connections,
+        in_packets: c.in_packets,
+        out_packets: c.out_packets,
+        in_bytes: c.in_bytes,
+        out_bytes: c.out_bytes,
+    };
+    let rates = |r: &Rates| pb::Rates {
+        connections_per_second: r.connections,
+        in_packets_per_second: r.in_packets,
+        out_packets_per_second: r.out_packets,
+        in_bytes_per_second: r.in_bytes,
+        out_bytes_per_second: r.out_bytes,
+    };
+    let family = match v.family {
+        Family::Inet => pb::AddressFamily::Inet,
+        Family::Inet6 => pb::AddressFamily::Inet6,
+    };
+    let key = pb::ServiceKey {
+        protocol: v
+            .protocol
+            .map_or(pb::Protocol::Unspecified, request::protocol) as i32,
+        address: v.address.map(request::ip).unwrap_or_default(),
+        port: v.port.map_or(0, u32::from),
+        fwmark: v.fwmark.unwrap_or(0),
+        family: family as i32,
+    };
+    let flag = |name: &str| v.sched_flags.iter().any(|f| f.ends_with(name));
+    let netmask = v.netmask.clone().unwrap_or_default();
+    let destinations = v
+        .destinations
+        .iter()
+        .map(|d| pb::Destination {
+            address: request::ip(d.address),
+            port: u32::from(d.port),
+            forwarding: match d.forwarding {
+                Forwarding::Masq => pb::ForwardingMethod::Masquerade,
+                Forwarding::Local => pb::ForwardingMethod::Local,
+                Forwarding::Tunnel => pb::ForwardingMethod::Tunnel,
+                Forwarding::Route | Forwarding::Unknown => pb::ForwardingMethod::DirectRoute,
+            } as i32,
+            weight: Some(d.weight),
+            upper_threshold: d.upper_threshold,
+            lower_threshold: d.lower_threshold,
+            tunnel: d.tunnel.map(|t| pb::Tunnel {
+                r#type: match t.kind {
+                    TunnelKind::Ipip => pb::TunnelType::Ipip,
+                    TunnelKind::Gue => pb::TunnelType::Gue,
+                    TunnelKind::Gre => pb::TunnelType::Gre,
+                } as i32,
+                port: t.port.map_or(0, u32::from),
+                checksum: match t.checksum {
+                    Checksum::None => pb::TunnelChecksum::None,
+                    Checksum::Csum => pb::TunnelChecksum::Csum,
+                    Checksum::Remcsum => pb::TunnelChecksum::Remcsum,
+                } as i32,
+            }),
+            active_connections: d.active_connections,
+            inactive_connections: d.inactive_connections,
+            persistent_connections: d.persistent_connections,
+            stats: Some(pb::Stats {
+                counters: Some(counters(&d.stats)),
+                rates: Some(rates(&d.rates)),
+            }),
+        })
+        .collect();
+    pb::Service {
+        key: Some(key),
+        scheduler: request::scheduler(&v.scheduler).map_or(0, |s| s as i32),
+        options: Some(pb::ServiceOptions {
+            persistence_timeout: crate::durations::from_secs(v.persistent.unwrap_or(0)),
+            ipv4_netmask: match v.family {
+                Family::Inet => netmask.clone(),
+                Family::Inet6 => String::new(),
+            },
+            ipv6_prefix_length: match v.family {
+                Family::Inet => 0,
+                Family::Inet6 => netmask.parse().unwrap_or(0),
+            },
+            one_packet: v.one_packet,
+            sched_flag_1: flag("fallback") || flag("flag-1"),
+            sched_flag_2: flag("-port") || flag("flag-2"),
+            sched_flag_3: flag("flag-3"),
+            persistence_engine: v.persistence_engine.clone().unwrap_or_default(),
+        }),
+        flags: 0,
+        stats: Some(pb::Stats {
+            counters: Some(counters(&v.stats)),
+            rates: Some(rates(&v.rates)),
+        }),
+        destinations,
+    }
+}
+
+#[test]
+fn the_agents_messages_give_the_models_back() {
+    // Every listing above holds for what the agent sends, not only for the models.
+    for want in many() {
+        let got = ServiceView::from_pb(&to_agent(&want)).expect("valid service");
+        assert_eq!(got, want);
+    }
+    let names = capture_names();
+    let services = sorted(
+        many()
+            .iter()
+            .map(|v| ServiceView::from_pb(&to_agent(v)).expect("valid service"))
+            .collect(),
+    );
+    assert_eq!(
+        format::table(
+            Some(&info()),
+            &services,
+            list(ListView::Plain, true, false),
+            &names
+        ),
+        include_str!("../../testdata/ipvsadm/many-ln.txt")
+    );
+    assert_eq!(
+        format::rules(&services, true, &names),
+        include_str!("../../testdata/ipvsadm/many-Sn.txt")
+    );
+}
+
 /// The seed's service as the agent sends it: `ipvsadm -A -t 192.168.100.1:80 -s rr`, two
 /// masquerading real servers, after six requests.
 fn seed_from_agent() -> pb::Service {
-    let addr = |a: [u8; 4]| {
-        Some(pb::IpAddress {
-            ip: Some(pb::ip_address::Ip::V4(a.to_vec())),
-        })
-    };
+    let addr = |a: [u8; 4]| Ipv4Addr::from(a).to_string();
     let stats = |c: [u64; 5]| {
         Some(pb::Stats {
             counters: Some(pb::Counters {
@@ -319,11 +441,11 @@ fn seed_from_agent() -> pb::Service {
     };
     pb::Service {
         key: Some(pb::ServiceKey {
-            key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-                protocol: pb::Protocol::Tcp as i32,
-                address: addr([192, 168, 100, 1]),
-                port: 80,
-            })),
+            protocol: pb::Protocol::Tcp as i32,
+            address: addr([192, 168, 100, 1]),
+            port: 80,
+            fwmark: 0,
+            family: pb::AddressFamily::Inet as i32,
         }),
         scheduler: pb::Scheduler::Rr as i32,
         options: Some(pb::ServiceOptions::default()),
@@ -410,7 +532,7 @@ fn seed_without_n_uses_names() {
 fn connections() -> Vec<ConnView> {
     let ip = |s: &str| {
         let a: IpAddr = s.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        Some(request::ip(a))
+        request::ip(a)
     };
     #[allow(clippy::type_complexity)]
     let rows: &[(&str, &str, u32, &str, u32, &str, u32, &str, u32, &str, &str)] = &[
@@ -533,7 +655,7 @@ fn connections() -> Vec<ConnView> {
                 destination_address: ip(r.5),
                 destination_port: r.6,
                 state: r.7.into(),
-                expires_seconds: r.8,
+                expires: crate::durations::from_secs(r.8),
                 pe_name: r.9.into(),
                 pe_data: r.10.into(),
             })
@@ -563,9 +685,9 @@ fn connection_views_match_ipvsadm() {
 #[test]
 fn timeout_and_daemon_views_match_ipvsadm() {
     let t = TimeoutsView::from(pb::Timeouts {
-        tcp: 900,
-        tcp_fin: 120,
-        udp: 300,
+        tcp: crate::durations::from_secs(900),
+        tcp_fin: crate::durations::from_secs(120),
+        udp: crate::durations::from_secs(300),
     });
     assert_eq!(
         settings::timeouts_line(&t),

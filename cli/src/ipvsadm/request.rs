@@ -1,6 +1,6 @@
 //! Parsed commands as the agent's request messages.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipvs_proto::v1 as pb;
 
@@ -8,17 +8,22 @@ use super::command::{
     DestSpec, Forward, Netmask, ServiceKey, ServiceSpec, TunnelChecksum, TunnelType,
 };
 use super::resolve::L4;
+use crate::durations;
 
 /// The kernel's answer to an unknown scheduler or persistence engine, in ipvsadm's words.
 /// ipvsctl gives it before asking the agent, whose API only knows the kernel's schedulers.
 pub const UNKNOWN_SCHEDULER: &str = "Scheduler or persistence engine not found";
 
-pub fn ip(addr: IpAddr) -> pb::IpAddress {
-    pb::IpAddress {
-        ip: Some(match addr {
-            IpAddr::V4(a) => pb::ip_address::Ip::V4(a.octets().to_vec()),
-            IpAddr::V6(a) => pb::ip_address::Ip::V6(a.octets().to_vec()),
-        }),
+/// An address as the API writes it: `192.168.100.1`, `2001:db8::1`.
+pub fn ip(addr: IpAddr) -> String {
+    addr.to_string()
+}
+
+fn family(ipv6: bool) -> pb::AddressFamily {
+    if ipv6 {
+        pb::AddressFamily::Inet6
+    } else {
+        pb::AddressFamily::Inet
     }
 }
 
@@ -30,28 +35,25 @@ pub fn protocol(p: L4) -> pb::Protocol {
     }
 }
 
+/// A service key with every field the agent's replies set, so that keys compare equal.
 pub fn service_key(key: &ServiceKey) -> pb::ServiceKey {
-    use pb::service_key::Key;
-    pb::ServiceKey {
-        key: Some(match *key {
-            ServiceKey::Addr {
-                protocol: p,
-                addr,
-                port,
-            } => Key::Endpoint(pb::Endpoint {
-                protocol: protocol(p) as i32,
-                address: Some(ip(addr)),
-                port: u32::from(port),
-            }),
-            ServiceKey::Fwmark { mark, ipv6 } => Key::Fwmark(pb::FirewallMark {
-                mark,
-                family: if ipv6 {
-                    pb::AddressFamily::Inet6
-                } else {
-                    pb::AddressFamily::Inet
-                } as i32,
-            }),
-        }),
+    match *key {
+        ServiceKey::Addr {
+            protocol: p,
+            addr,
+            port,
+        } => pb::ServiceKey {
+            protocol: protocol(p).into(),
+            address: ip(addr),
+            port: u32::from(port),
+            fwmark: 0,
+            family: family(addr.is_ipv6()).into(),
+        },
+        ServiceKey::Fwmark { mark, ipv6 } => pb::ServiceKey {
+            fwmark: mark,
+            family: family(ipv6).into(),
+            ..Default::default()
+        },
     }
 }
 
@@ -78,18 +80,23 @@ pub fn scheduler(name: &str) -> Option<pb::Scheduler> {
 }
 
 /// `-A`/`-E` as a service; `Err` carries ipvsadm's message for an unknown scheduler. A netmask
-/// left out is left unset, which the agent reads as the default (/32 or /128), as ipvsadm does.
+/// left out is left empty (0 for IPv6), which the agent reads as the default (/32 or /128), as
+/// ipvsadm does.
 pub fn service(spec: &ServiceSpec) -> Result<pb::Service, &'static str> {
     let sched = scheduler(&spec.scheduler).ok_or(UNKNOWN_SCHEDULER)?;
     Ok(pb::Service {
         key: Some(service_key(&spec.key)),
         scheduler: sched as i32,
         options: Some(pb::ServiceOptions {
-            persistence_timeout: spec.persistent.unwrap_or(0),
-            netmask: spec.netmask.map(|m| match m {
-                Netmask::V4(mask) => mask,
-                Netmask::V6Prefix(len) => u32::from(len),
-            }),
+            persistence_timeout: durations::from_secs(spec.persistent.unwrap_or(0)),
+            ipv4_netmask: match spec.netmask {
+                Some(Netmask::V4(mask)) => Ipv4Addr::from(mask).to_string(),
+                _ => String::new(),
+            },
+            ipv6_prefix_length: match spec.netmask {
+                Some(Netmask::V6Prefix(len)) => u32::from(len),
+                _ => 0,
+            },
             one_packet: spec.one_packet,
             sched_flag_1: spec.sched_flags.flag_1,
             sched_flag_2: spec.sched_flags.flag_2,
@@ -116,7 +123,7 @@ pub fn destination(d: &DestSpec) -> pb::Destination {
         } as i32,
     });
     pb::Destination {
-        address: Some(ip(d.addr)),
+        address: ip(d.addr),
         port: u32::from(d.port),
         forwarding: match d.forward {
             Forward::Route => pb::ForwardingMethod::DirectRoute,
@@ -174,17 +181,20 @@ mod tests {
         assert_eq!(
             s.key,
             Some(pb::ServiceKey {
-                key: Some(pb::service_key::Key::Fwmark(pb::FirewallMark {
-                    mark: 9,
-                    family: pb::AddressFamily::Inet6 as i32
-                }))
+                fwmark: 9,
+                family: pb::AddressFamily::Inet6 as i32,
+                ..Default::default()
             })
         );
         assert_eq!(
             s.options,
             Some(pb::ServiceOptions {
-                persistence_timeout: 60,
-                netmask: Some(64),
+                persistence_timeout: Some(prost_types::Duration {
+                    seconds: 60,
+                    nanos: 0
+                }),
+                ipv4_netmask: String::new(),
+                ipv6_prefix_length: 64,
                 one_packet: true,
                 sched_flag_1: true,
                 sched_flag_2: false,
@@ -208,12 +218,19 @@ mod tests {
             ..unknown.clone()
         };
         for (mask, want) in [
-            (Some(Netmask::V4(0)), Some(0)),
-            (Some(Netmask::V4(0xffff_ff00)), Some(0xffff_ff00)),
-            (None, None),
+            (Some(Netmask::V4(0)), "0.0.0.0"),
+            (Some(Netmask::V4(0xffff_ff00)), "255.255.255.0"),
+            (None, ""),
         ] {
-            let s = service(&v4(mask)).expect("known scheduler");
-            assert_eq!(s.options.and_then(|o| o.netmask), want, "{mask:?}");
+            let o = service(&v4(mask))
+                .expect("known scheduler")
+                .options
+                .unwrap_or_default();
+            assert_eq!(
+                (o.ipv4_netmask.as_str(), o.ipv6_prefix_length),
+                (want, 0),
+                "{mask:?}"
+            );
         }
     }
 

@@ -350,7 +350,7 @@ fn table_command(command: &Command, line: usize) -> Result<Option<pb::TableComma
         Command::DeleteServer(key, addr, port) => C::DeleteDestination(pb::DestinationCommand {
             service: Some(request::service_key(key)),
             destination: Some(pb::Destination {
-                address: Some(request::ip(*addr)),
+                address: request::ip(*addr),
                 port: u32::from(*port),
                 ..Default::default()
             }),

@@ -303,8 +303,11 @@ async fn change(clients: &mut Clients, command: &Command) -> Result<(), (Op, ton
         Command::DeleteServer(key, addr, port) => ipvs
             .delete_destination(pb::DeleteDestinationRequest {
                 service: Some(request::service_key(key)),
-                address: Some(request::ip(*addr)),
-                port: u32::from(*port),
+                destination: Some(pb::Destination {
+                    address: request::ip(*addr),
+                    port: u32::from(*port),
+                    ..Default::default()
+                }),
             })
             .await
             .map(|_| ())

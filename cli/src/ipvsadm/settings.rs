@@ -11,6 +11,7 @@ use super::command::{DaemonSpec, DaemonState};
 use super::format::inet_ntop6;
 use super::request;
 use super::view::{ViewError, ip_from_pb};
+use crate::durations;
 
 /// Connection timeouts in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,9 +24,9 @@ pub struct TimeoutsView {
 impl From<pb::Timeouts> for TimeoutsView {
     fn from(t: pb::Timeouts) -> Self {
         TimeoutsView {
-            tcp: t.tcp,
-            tcp_fin: t.tcp_fin,
-            udp: t.udp,
+            tcp: durations::secs(t.tcp.as_ref()),
+            tcp_fin: durations::secs(t.tcp_fin.as_ref()),
+            udp: durations::secs(t.udp.as_ref()),
         }
     }
 }
@@ -39,10 +40,15 @@ pub fn timeouts_line(t: &TimeoutsView) -> String {
     )
 }
 
-/// `--set tcp tcpfin udp` as a request; 0 leaves a value unchanged, as in the kernel.
+/// `--set tcp tcpfin udp` as a request; 0 leaves a value unchanged, as in the kernel (and is
+/// sent unset).
 pub fn set_timeouts(tcp: u32, tcp_fin: u32, udp: u32) -> pb::SetTimeoutsRequest {
     pb::SetTimeoutsRequest {
-        timeouts: Some(pb::Timeouts { tcp, tcp_fin, udp }),
+        timeouts: Some(pb::Timeouts {
+            tcp: durations::from_secs(tcp),
+            tcp_fin: durations::from_secs(tcp_fin),
+            udp: durations::from_secs(udp),
+        }),
     }
 }
 
@@ -82,7 +88,7 @@ impl DaemonView {
             interface: d.interface.clone(),
             sync_id: d.sync_id,
             sync_maxlen: d.sync_maxlen,
-            group: ip_from_pb(d.group.as_ref())?,
+            group: ip_from_pb(&d.group)?,
             port: d.port,
             ttl: d.ttl,
         }))
@@ -154,7 +160,7 @@ pub fn start_daemon(spec: &DaemonSpec) -> pb::StartDaemonRequest {
             interface: spec.interface.clone(),
             sync_id: u32::from(spec.sync_id),
             sync_maxlen: spec.sync_maxlen.map(u32::from).unwrap_or(0),
-            group: spec.group.map(request::ip),
+            group: spec.group.map(request::ip).unwrap_or_default(),
             port: spec.port.map(u32::from).unwrap_or(0),
             ttl: spec.ttl.map(u32::from).unwrap_or(0),
         }),
@@ -177,17 +183,20 @@ mod tests {
     #[test]
     fn timeouts_print_like_list_timeout() {
         let t = TimeoutsView::from(pb::Timeouts {
-            tcp: 900,
-            tcp_fin: 120,
-            udp: 300,
+            tcp: durations::from_secs(900),
+            tcp_fin: durations::from_secs(120),
+            udp: durations::from_secs(300),
         });
         assert_eq!(timeouts_line(&t), "Timeout (tcp tcpfin udp): 900 120 300\n");
         assert_eq!(
             set_timeouts(0, 5, 0).timeouts,
             Some(pb::Timeouts {
-                tcp: 0,
-                tcp_fin: 5,
-                udp: 0
+                tcp: None,
+                tcp_fin: Some(prost_types::Duration {
+                    seconds: 5,
+                    nanos: 0
+                }),
+                udp: None
             })
         );
     }
@@ -200,7 +209,7 @@ mod tests {
                 role: pb::DaemonRole::Backup as i32,
                 interface: "a-very-long-interface-name".into(),
                 sync_id: 7,
-                group: Some(request::ip(IpAddr::V6(group6))),
+                group: request::ip(IpAddr::V6(group6)),
                 ..Default::default()
             },
             pb::Daemon {
@@ -213,7 +222,7 @@ mod tests {
                 interface: "eth0".into(),
                 sync_id: 0,
                 sync_maxlen: 1472,
-                group: Some(request::ip(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81)))),
+                group: "224.0.0.81".into(),
                 port: 8848,
                 ttl: 1,
             },
@@ -244,7 +253,7 @@ mod tests {
                 interface: "eth1".into(),
                 sync_id: 3,
                 sync_maxlen: 1400,
-                group: Some(request::ip(IpAddr::V4(Ipv4Addr::new(239, 1, 1, 1)))),
+                group: "239.1.1.1".into(),
                 port: 8849,
                 ttl: 0,
             })

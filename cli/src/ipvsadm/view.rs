@@ -2,7 +2,7 @@
 //! as ipvsadm's tables by `format` or serialised as JSON (stable field names, numeric
 //! addresses, no name lookups).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipvs_proto::v1 as pb;
 use ipvs_types::uapi::{
@@ -12,12 +12,15 @@ use ipvs_types::uapi::{
 use serde::Serialize;
 
 use super::resolve::L4;
+use crate::durations;
 
-/// The agent sent something that cannot be shown, e.g. a 5-byte address.
+/// The agent sent something that cannot be shown, e.g. an address that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ViewError {
-    #[error("the agent sent an address of {0} bytes")]
-    BadAddress(usize),
+    #[error("the agent sent an invalid address `{0}'")]
+    BadAddress(String),
+    #[error("the agent sent an invalid IPv4 netmask `{0}'")]
+    BadNetmask(String),
     #[error("the agent sent a service without a key")]
     MissingKey,
     #[error("the agent sent a real server without an address")]
@@ -174,11 +177,11 @@ impl Serialize for L4 {
 pub fn scheduler_name(s: pb::Scheduler) -> &'static str {
     use pb::Scheduler as S;
     match s {
-        S::Unspecified => "",
+        // The API's default, which a reply never leaves unset.
+        S::Unspecified | S::Wlc => "wlc",
         S::Rr => "rr",
         S::Wrr => "wrr",
         S::Lc => "lc",
-        S::Wlc => "wlc",
         S::Lblc => "lblc",
         S::Lblcr => "lblcr",
         S::Dh => "dh",
@@ -192,17 +195,14 @@ pub fn scheduler_name(s: pb::Scheduler) -> &'static str {
     }
 }
 
-pub fn ip_from_pb(a: Option<&pb::IpAddress>) -> Result<Option<IpAddr>, ViewError> {
-    use pb::ip_address::Ip;
-    match a.and_then(|a| a.ip.as_ref()) {
-        None => Ok(None),
-        Some(Ip::V4(b)) => <[u8; 4]>::try_from(b.as_slice())
-            .map(|o| Some(IpAddr::V4(Ipv4Addr::from(o))))
-            .map_err(|_| ViewError::BadAddress(b.len())),
-        Some(Ip::V6(b)) => <[u8; 16]>::try_from(b.as_slice())
-            .map(|o| Some(IpAddr::V6(Ipv6Addr::from(o))))
-            .map_err(|_| ViewError::BadAddress(b.len())),
+/// An address the agent sent: none when empty.
+pub fn ip_from_pb(a: &str) -> Result<Option<IpAddr>, ViewError> {
+    if a.is_empty() {
+        return Ok(None);
     }
+    a.parse()
+        .map(Some)
+        .map_err(|_| ViewError::BadAddress(a.to_string()))
 }
 
 fn port16(p: u32) -> u16 {
@@ -258,13 +258,15 @@ fn sched_flag_names(scheduler: &str, flags: u32) -> Vec<String> {
 
 impl DestView {
     pub fn from_pb(d: &pb::Destination) -> Result<Self, ViewError> {
-        let address = ip_from_pb(d.address.as_ref())?.ok_or(ViewError::MissingAddress)?;
+        let address = ip_from_pb(&d.address)?.ok_or(ViewError::MissingAddress)?;
         let forwarding = match pb::ForwardingMethod::try_from(d.forwarding) {
             Ok(pb::ForwardingMethod::Masquerade) => Forwarding::Masq,
             Ok(pb::ForwardingMethod::Local) => Forwarding::Local,
             Ok(pb::ForwardingMethod::Tunnel) => Forwarding::Tunnel,
-            Ok(pb::ForwardingMethod::DirectRoute) => Forwarding::Route,
-            _ => Forwarding::Unknown,
+            Ok(pb::ForwardingMethod::DirectRoute | pb::ForwardingMethod::Unspecified) => {
+                Forwarding::Route
+            }
+            Err(_) => Forwarding::Unknown,
         };
         let tunnel = match (forwarding, &d.tunnel) {
             (Forwarding::Tunnel, t) => {
@@ -306,49 +308,42 @@ impl DestView {
 
 impl ServiceView {
     pub fn from_pb(s: &pb::Service) -> Result<Self, ViewError> {
-        use pb::service_key::Key;
-        let key = s
-            .key
-            .as_ref()
-            .and_then(|k| k.key.as_ref())
-            .ok_or(ViewError::MissingKey)?;
-        let (family, protocol, address, port, fwmark) = match key {
-            Key::Endpoint(e) => {
-                let addr = ip_from_pb(e.address.as_ref())?.ok_or(ViewError::MissingKey)?;
-                let protocol = match pb::Protocol::try_from(e.protocol) {
-                    Ok(pb::Protocol::Udp) => L4::Udp,
-                    Ok(pb::Protocol::Sctp) => L4::Sctp,
-                    _ => L4::Tcp,
-                };
-                let family = if addr.is_ipv6() {
-                    Family::Inet6
-                } else {
-                    Family::Inet
-                };
-                (
-                    family,
-                    Some(protocol),
-                    Some(addr),
-                    Some(port16(e.port)),
-                    None,
-                )
-            }
-            Key::Fwmark(f) => {
-                let family = if f.family == pb::AddressFamily::Inet6 as i32 {
-                    Family::Inet6
-                } else {
-                    Family::Inet
-                };
-                (family, None, None, None, Some(f.mark))
-            }
+        let key = s.key.as_ref().ok_or(ViewError::MissingKey)?;
+        let (family, protocol, address, port, fwmark) = if key.fwmark != 0 {
+            let family = if key.family == pb::AddressFamily::Inet6 as i32 {
+                Family::Inet6
+            } else {
+                Family::Inet
+            };
+            (family, None, None, None, Some(key.fwmark))
+        } else {
+            let addr = ip_from_pb(&key.address)?.ok_or(ViewError::MissingKey)?;
+            let protocol = match pb::Protocol::try_from(key.protocol) {
+                Ok(pb::Protocol::Udp) => L4::Udp,
+                Ok(pb::Protocol::Sctp) => L4::Sctp,
+                _ => L4::Tcp,
+            };
+            let family = if addr.is_ipv6() {
+                Family::Inet6
+            } else {
+                Family::Inet
+            };
+            (
+                family,
+                Some(protocol),
+                Some(addr),
+                Some(port16(key.port)),
+                None,
+            )
         };
         let scheduler = pb::Scheduler::try_from(s.scheduler)
             .map(scheduler_name)
             .unwrap_or_default()
             .to_string();
         let o = s.options.clone().unwrap_or_default();
+        let timeout = durations::secs(o.persistence_timeout.as_ref());
         let mut flags = s.flags;
-        if o.persistence_timeout > 0 {
+        if timeout > 0 {
             flags |= IP_VS_SVC_F_PERSISTENT;
         }
         if o.one_packet {
@@ -364,10 +359,17 @@ impl ServiceView {
             }
         }
         // Shown unless it is the default, as ipvsadm does; 0.0.0.0 is shown.
-        let netmask = match (family, o.netmask) {
-            (_, None) | (Family::Inet, Some(u32::MAX)) | (Family::Inet6, Some(128)) => None,
-            (Family::Inet, Some(m)) => Some(Ipv4Addr::from(m).to_string()),
-            (Family::Inet6, Some(m)) => Some(m.to_string()),
+        let netmask = match family {
+            Family::Inet if o.ipv4_netmask.is_empty() => None,
+            Family::Inet => match o.ipv4_netmask.parse::<Ipv4Addr>() {
+                Ok(Ipv4Addr::BROADCAST) => None,
+                Ok(m) => Some(m.to_string()),
+                Err(_) => return Err(ViewError::BadNetmask(o.ipv4_netmask)),
+            },
+            Family::Inet6 => match o.ipv6_prefix_length {
+                0 | 128 => None,
+                len => Some(len.to_string()),
+            },
         };
         let (stats, rates) = stats(s.stats.as_ref());
         Ok(ServiceView {
@@ -378,7 +380,7 @@ impl ServiceView {
             fwmark,
             sched_flags: sched_flag_names(&scheduler, flags),
             scheduler,
-            persistent: (flags & IP_VS_SVC_F_PERSISTENT != 0).then_some(o.persistence_timeout),
+            persistent: (flags & IP_VS_SVC_F_PERSISTENT != 0).then_some(timeout),
             netmask,
             persistence_engine: (!o.persistence_engine.is_empty()).then_some(o.persistence_engine),
             one_packet: flags & IP_VS_SVC_F_ONEPACKET != 0,
@@ -397,9 +399,10 @@ impl ServiceView {
 mod tests {
     use super::*;
 
-    fn v4(a: [u8; 4]) -> Option<pb::IpAddress> {
-        Some(pb::IpAddress {
-            ip: Some(pb::ip_address::Ip::V4(a.to_vec())),
+    fn secs(n: i64) -> Option<prost_types::Duration> {
+        Some(prost_types::Duration {
+            seconds: n,
+            nanos: 0,
         })
     }
 
@@ -417,16 +420,16 @@ mod tests {
     fn service_view_takes_flags_from_options_and_raw_flags() {
         let s = pb::Service {
             key: Some(pb::ServiceKey {
-                key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-                    protocol: pb::Protocol::Udp as i32,
-                    address: v4([10, 0, 0, 1]),
-                    port: 53,
-                })),
+                protocol: pb::Protocol::Udp as i32,
+                address: "10.0.0.1".into(),
+                port: 53,
+                family: pb::AddressFamily::Inet as i32,
+                ..Default::default()
             }),
             scheduler: pb::Scheduler::Sh as i32,
             options: Some(pb::ServiceOptions {
-                persistence_timeout: 60,
-                netmask: Some(0xffff_ff00),
+                persistence_timeout: secs(60),
+                ipv4_netmask: "255.255.255.0".into(),
                 sched_flag_2: true,
                 ..Default::default()
             }),
@@ -435,6 +438,8 @@ mod tests {
         };
         let v = ServiceView::from_pb(&s).expect("valid service");
         assert_eq!(v.protocol, Some(L4::Udp));
+        assert_eq!(v.address, Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))));
+        assert_eq!((v.port, v.fwmark, v.family), (Some(53), None, Family::Inet));
         assert_eq!(v.scheduler, "sh");
         assert_eq!(v.sched_flags, vec!["sh-fallback", "sh-port"]);
         assert_eq!(v.persistent, Some(60));
@@ -443,36 +448,130 @@ mod tests {
     }
 
     #[test]
-    fn netmasks_show_unless_they_are_the_default() {
-        let mark = |family: pb::AddressFamily, netmask: Option<u32>| pb::Service {
+    fn zero_values_are_the_apis_defaults() {
+        // A key with only an address is TCP; no scheduler is wlc; no forwarding method is
+        // direct routing; a tunnel without settings is plain IP-in-IP.
+        let s = pb::Service {
             key: Some(pb::ServiceKey {
-                key: Some(pb::service_key::Key::Fwmark(pb::FirewallMark {
-                    mark: 1,
-                    family: family as i32,
-                })),
-            }),
-            scheduler: pb::Scheduler::Rr as i32,
-            options: Some(pb::ServiceOptions {
-                persistence_timeout: 60,
-                netmask,
+                address: "2001:db8::1".into(),
+                port: 80,
                 ..Default::default()
             }),
+            destinations: vec![pb::Destination {
+                address: "2001:db8::2".into(),
+                port: 80,
+                ..Default::default()
+            }],
             ..Default::default()
         };
-        use pb::AddressFamily::{Inet, Inet6};
-        for (family, netmask, want) in [
-            (Inet, Some(0), Some("0.0.0.0")),
-            (Inet, Some(0xffff_0000), Some("255.255.0.0")),
-            (Inet, Some(u32::MAX), None),
-            (Inet, None, None),
-            (Inet6, Some(64), Some("64")),
-            (Inet6, Some(1), Some("1")),
-            (Inet6, Some(128), None),
-            (Inet6, None, None),
+        let v = ServiceView::from_pb(&s).expect("valid service");
+        assert_eq!(
+            (v.protocol, v.family, v.scheduler.as_str()),
+            (Some(L4::Tcp), Family::Inet6, "wlc")
+        );
+        assert_eq!((v.persistent, v.netmask.as_deref()), (None, None));
+        let d = &v.destinations[0];
+        assert_eq!(
+            (d.forwarding, d.weight, d.tunnel),
+            (Forwarding::Route, 1, None)
+        );
+        let tunnel = DestView::from_pb(&pb::Destination {
+            address: "10.0.0.2".into(),
+            forwarding: pb::ForwardingMethod::Tunnel as i32,
+            ..Default::default()
+        })
+        .expect("valid destination");
+        assert_eq!(
+            tunnel.tunnel,
+            Some(TunnelView {
+                kind: TunnelKind::Ipip,
+                port: None,
+                checksum: Checksum::None
+            })
+        );
+        let unknown = DestView::from_pb(&pb::Destination {
+            address: "10.0.0.2".into(),
+            forwarding: 99,
+            ..Default::default()
+        })
+        .expect("valid destination");
+        assert_eq!(unknown.forwarding, Forwarding::Unknown);
+    }
+
+    #[test]
+    fn tunnel_settings_are_read() {
+        for (kind, port, checksum, want) in [
+            (
+                pb::TunnelType::Ipip,
+                0,
+                pb::TunnelChecksum::None,
+                (TunnelKind::Ipip, None, Checksum::None),
+            ),
+            (
+                pb::TunnelType::Gue,
+                6080,
+                pb::TunnelChecksum::Remcsum,
+                (TunnelKind::Gue, Some(6080), Checksum::Remcsum),
+            ),
+            (
+                pb::TunnelType::Gre,
+                0,
+                pb::TunnelChecksum::Csum,
+                (TunnelKind::Gre, None, Checksum::Csum),
+            ),
         ] {
-            let v = ServiceView::from_pb(&mark(family, netmask)).expect("valid service");
-            assert_eq!(v.netmask.as_deref(), want, "{family:?} {netmask:?}");
+            let d = DestView::from_pb(&pb::Destination {
+                address: "10.0.0.2".into(),
+                forwarding: pb::ForwardingMethod::Tunnel as i32,
+                tunnel: Some(pb::Tunnel {
+                    r#type: kind as i32,
+                    port,
+                    checksum: checksum as i32,
+                }),
+                ..Default::default()
+            })
+            .expect("valid destination");
+            let t = d.tunnel.expect("a tunnel server has tunnel settings");
+            assert_eq!((t.kind, t.port, t.checksum), want, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn netmasks_show_unless_they_are_the_default() {
+        let mark =
+            |family: pb::AddressFamily, ipv4_netmask: &str, ipv6_prefix_length| pb::Service {
+                key: Some(pb::ServiceKey {
+                    fwmark: 1,
+                    family: family as i32,
+                    ..Default::default()
+                }),
+                scheduler: pb::Scheduler::Rr as i32,
+                options: Some(pb::ServiceOptions {
+                    persistence_timeout: secs(60),
+                    ipv4_netmask: ipv4_netmask.into(),
+                    ipv6_prefix_length,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        use pb::AddressFamily::{Inet, Inet6};
+        for (family, v4, v6, want) in [
+            (Inet, "0.0.0.0", 0, Some("0.0.0.0")),
+            (Inet, "255.255.0.0", 0, Some("255.255.0.0")),
+            (Inet, "255.255.255.255", 0, None),
+            (Inet, "", 0, None),
+            (Inet6, "", 64, Some("64")),
+            (Inet6, "", 1, Some("1")),
+            (Inet6, "", 128, None),
+            (Inet6, "", 0, None),
+        ] {
+            let v = ServiceView::from_pb(&mark(family, v4, v6)).expect("valid service");
+            assert_eq!(v.netmask.as_deref(), want, "{family:?} {v4:?} {v6}");
+        }
+        assert_eq!(
+            ServiceView::from_pb(&mark(Inet, "255.255.255.0/24", 0)),
+            Err(ViewError::BadNetmask("255.255.255.0/24".into()))
+        );
     }
 
     #[test]
@@ -480,11 +579,16 @@ mod tests {
         let s = pb::Service::default();
         assert_eq!(ServiceView::from_pb(&s), Err(ViewError::MissingKey));
         let d = pb::Destination {
-            address: Some(pb::IpAddress {
-                ip: Some(pb::ip_address::Ip::V4(vec![1, 2, 3])),
-            }),
+            address: "1.2.3".into(),
             ..Default::default()
         };
-        assert_eq!(DestView::from_pb(&d), Err(ViewError::BadAddress(3)));
+        assert_eq!(
+            DestView::from_pb(&d),
+            Err(ViewError::BadAddress("1.2.3".into()))
+        );
+        assert_eq!(
+            DestView::from_pb(&pb::Destination::default()),
+            Err(ViewError::MissingAddress)
+        );
     }
 }

@@ -168,7 +168,8 @@ fn drop_dev_keyword(args: &[String]) -> Vec<String> {
     out
 }
 
-/// `ADDR[/LEN]`; a bare address is a host route (/32 or /128), as with `ip addr add`.
+/// `ADDR[/LEN]`; a bare address is a host route (/32 or /128), as with `ip addr add`. A
+/// prefix length of 0 is refused: the agent's API reads 0 as the host route.
 fn parse_cidr(s: &str) -> Result<(IpAddr, u32), Failure> {
     let bad = || {
         Failure::new(
@@ -190,6 +191,14 @@ fn parse_cidr(s: &str) -> Result<(IpAddr, u32), Failure> {
             .filter(|p| *p <= max)
             .ok_or_else(bad)?,
     };
+    if prefix == 0 {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "Error: prefix length 0 (\"{s}\") cannot be sent to the agent, which reads 0 as /{max}."
+            ),
+        ));
+    }
     Ok((addr, prefix))
 }
 
@@ -331,7 +340,7 @@ pub async fn run(
             links
                 .add_address(pb::AddAddressRequest {
                     link: dev.clone(),
-                    address: Some(ip(*addr)),
+                    address: ip(*addr),
                     prefix_length: *prefix,
                 })
                 .await
@@ -341,7 +350,7 @@ pub async fn run(
             links
                 .delete_address(pb::DeleteAddressRequest {
                     link: dev.clone(),
-                    address: Some(ip(*addr)),
+                    address: ip(*addr),
                     prefix_length: *prefix,
                 })
                 .await
@@ -508,6 +517,13 @@ mod tests {
         assert_eq!(
             checked("addr add nonsense dev dummy1"),
             Err("Error: any valid prefix is expected rather than \"nonsense\".".to_string())
+        );
+        assert_eq!(
+            checked("addr add 10.0.0.1/0 dev dummy1"),
+            Err(
+                "Error: prefix length 0 (\"10.0.0.1/0\") cannot be sent to the agent, which reads 0 as /32."
+                    .to_string()
+            )
         );
     }
 

@@ -134,7 +134,7 @@ impl LinkView {
 
 impl AddrInfo {
     pub fn from_pb(a: &pb::InterfaceAddress) -> Result<Self, ViewError> {
-        let local = ip_from_pb(a.address.as_ref())?.ok_or(ViewError::MissingAddress)?;
+        let local = ip_from_pb(&a.address)?.ok_or(ViewError::MissingAddress)?;
         Ok(AddrInfo {
             family: if local.is_ipv4() { "inet" } else { "inet6" },
             local,
@@ -259,9 +259,7 @@ mod tests {
     fn seed_dummy_prints_like_ip_addr() {
         let links = vec![LinkView::from_pb(&dummy1())];
         let addrs = vec![pb::InterfaceAddress {
-            address: Some(pb::IpAddress {
-                ip: Some(pb::ip_address::Ip::V4(vec![192, 168, 100, 1])),
-            }),
+            address: "192.168.100.1".into(),
             prefix_length: 32,
             link: "dummy1".into(),
             link_index: 12,

@@ -144,16 +144,17 @@ fn endpoint(protocol: pb::Protocol, text: &str) -> Result<pb::ServiceKey, String
     let addr: SocketAddr = text
         .parse()
         .map_err(|_| format!("invalid service address {text:?} (expected VIP:PORT)"))?;
-    let address = match addr.ip() {
-        IpAddr::V4(a) => pb::ip_address::Ip::V4(a.octets().to_vec()),
-        IpAddr::V6(a) => pb::ip_address::Ip::V6(a.octets().to_vec()),
-    };
     Ok(pb::ServiceKey {
-        key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-            protocol: protocol.into(),
-            address: Some(pb::IpAddress { ip: Some(address) }),
-            port: u32::from(addr.port()),
-        })),
+        protocol: protocol.into(),
+        address: addr.ip().to_string(),
+        port: u32::from(addr.port()),
+        fwmark: 0,
+        family: if addr.is_ipv6() {
+            pb::AddressFamily::Inet6
+        } else {
+            pb::AddressFamily::Inet
+        }
+        .into(),
     })
 }
 
@@ -166,10 +167,9 @@ fn service_key(
         (Some(t), None, None) => endpoint(pb::Protocol::Tcp, t),
         (None, Some(u), None) => endpoint(pb::Protocol::Udp, u),
         (None, None, Some(mark)) => Ok(pb::ServiceKey {
-            key: Some(pb::service_key::Key::Fwmark(pb::FirewallMark {
-                mark,
-                family: pb::AddressFamily::Inet.into(),
-            })),
+            fwmark: mark,
+            family: pb::AddressFamily::Inet.into(),
+            ..Default::default()
         }),
         _ => Err("attach needs exactly one of -t, -u or -f".into()),
     }
@@ -187,27 +187,22 @@ fn param(text: &str) -> Result<pb::PolicyParam, String> {
 
 /// A service key as ipvsadm prints it.
 fn key_text(k: Option<&pb::ServiceKey>) -> String {
-    use pb::service_key::Key;
-    match k.and_then(|k| k.key.as_ref()) {
-        Some(Key::Endpoint(e)) => {
-            let proto = match pb::Protocol::try_from(e.protocol) {
+    match k {
+        Some(k) if k.fwmark != 0 => format!("FWM {}", k.fwmark),
+        Some(k) if !k.address.is_empty() => {
+            let proto = match pb::Protocol::try_from(k.protocol) {
                 Ok(pb::Protocol::Udp) => "UDP",
                 Ok(pb::Protocol::Sctp) => "SCTP",
                 _ => "TCP",
             };
-            let ip = match e.address.as_ref().and_then(|a| a.ip.as_ref()) {
-                Some(pb::ip_address::Ip::V4(b)) => <[u8; 4]>::try_from(b.as_slice())
-                    .map(|o| std::net::Ipv4Addr::from(o).to_string())
-                    .unwrap_or_default(),
-                Some(pb::ip_address::Ip::V6(b)) => <[u8; 16]>::try_from(b.as_slice())
-                    .map(|o| format!("[{}]", std::net::Ipv6Addr::from(o)))
-                    .unwrap_or_default(),
-                None => String::new(),
+            let ip = match k.address.parse::<IpAddr>() {
+                Ok(IpAddr::V4(a)) => a.to_string(),
+                Ok(IpAddr::V6(a)) => format!("[{a}]"),
+                Err(_) => k.address.clone(),
             };
-            format!("{proto} {ip}:{}", e.port)
+            format!("{proto} {ip}:{}", k.port)
         }
-        Some(Key::Fwmark(f)) => format!("FWM {}", f.mark),
-        None => "-".into(),
+        _ => "-".into(),
     }
 }
 
@@ -409,7 +404,9 @@ pub async fn run(
                 })
                 .await
                 .map_err(fail)?
-                .into_inner();
+                .into_inner()
+                .policy
+                .unwrap_or_default();
             Ok(if json_out {
                 to_json(&json!({"hash": p.hash, "name": p.name, "size": p.size}))
             } else {
@@ -466,10 +463,7 @@ pub async fn run(
                     policy_hash: hash,
                     services: vec![key],
                     params,
-                    interval: Some(prost_types::Duration {
-                        seconds: i64::try_from(interval.as_secs()).unwrap_or(i64::MAX),
-                        nanos: i32::try_from(interval.subsec_nanos()).unwrap_or(0),
-                    }),
+                    interval: Some(crate::durations::std_to_pb(interval)),
                     mode: if dry_run {
                         pb::PolicyMode::DryRun
                     } else {
@@ -480,7 +474,9 @@ pub async fn run(
                 })
                 .await
                 .map_err(fail)?
-                .into_inner();
+                .into_inner()
+                .attachment
+                .unwrap_or_default();
             Ok(if json_out {
                 to_json(&attachment_json(&a))
             } else {
@@ -496,7 +492,9 @@ pub async fn run(
                 .get_status(pb::GetStatusRequest { id })
                 .await
                 .map_err(fail)?
-                .into_inner();
+                .into_inner()
+                .status
+                .unwrap_or_default();
             Ok(if json_out {
                 to_json(&status_json(&s))
             } else {
@@ -515,7 +513,9 @@ pub async fn run(
                     .get_status(pb::GetStatusRequest { id: a.id.clone() })
                     .await
                     .map_err(fail)?
-                    .into_inner();
+                    .into_inner()
+                    .status
+                    .unwrap_or_default();
                 all.push(s);
             }
             Ok(if json_out {
@@ -541,7 +541,7 @@ pub async fn run(
         }
         PolicyCmd::Events { id } => {
             let mut stream = api
-                .watch_events(pb::WatchEventsRequest {
+                .watch_policy_events(pb::WatchPolicyEventsRequest {
                     id: id.unwrap_or_default(),
                 })
                 .await
@@ -613,6 +613,8 @@ mod tests {
             service_key(None, None, Some(7)).map(|k| key_text(Some(&k))),
             Ok("FWM 7".to_owned())
         );
+        assert_eq!(key_text(None), "-");
+        assert_eq!(key_text(Some(&pb::ServiceKey::default())), "-");
         assert_eq!(
             service_key(Some("10.0.0.1"), None, None),
             Err("invalid service address \"10.0.0.1\" (expected VIP:PORT)".to_owned())

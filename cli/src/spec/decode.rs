@@ -19,6 +19,7 @@ use super::document::{
 use super::error::Invalid;
 use super::scalar::Scalar;
 use super::text;
+use crate::durations;
 use crate::ipvsadm::command::{
     DestSpec, Forward, Netmask, SchedFlags, ServiceKey, ServiceSpec, Tunnel, TunnelChecksum,
     TunnelType,
@@ -91,9 +92,9 @@ pub fn node(doc: &NodeFile) -> Result<pb::NodeSpec, Invalid> {
     })
 }
 
-/// `ADDR/LEN`, or a bare address for a host route, as `ip addr add` reads it; written back
-/// in canonical form.
-fn cidr(text: &str) -> Result<String, String> {
+/// `ADDR/LEN`, or a bare address for a host route, as `ip addr add` reads it. Length 0 is
+/// refused: the API reads a prefix length of 0 as the host route.
+fn cidr(text: &str) -> Result<Cidr, String> {
     let bad = || format!("invalid address `{text}' (expected ADDR/LEN)");
     let (addr, len) = match text.split_once('/') {
         Some((a, l)) => (a, Some(l)),
@@ -104,15 +105,19 @@ fn cidr(text: &str) -> Result<String, String> {
         None => ipvs_types::max_prefix_len(addr),
         Some(l) => l.parse::<u8>().map_err(|_| bad())?,
     };
-    Cidr::new(addr, len)
-        .map(|c| c.to_string())
-        .map_err(|e| e.to_string())
+    if len == 0 {
+        return Err(format!(
+            "prefix length 0 is not supported (the agent reads 0 as /{})",
+            ipvs_types::max_prefix_len(addr)
+        ));
+    }
+    Cidr::new(addr, len).map_err(|e| e.to_string())
 }
 
 fn links(entries: &[LinkEntry]) -> Result<Vec<pb::LinkSpec>, Invalid> {
     let mut out: Vec<pb::LinkSpec> = Vec::new();
     // Every address with where it was declared: one address belongs to one link.
-    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut seen: Vec<(Cidr, String)> = Vec::new();
     for (i, l) in entries.iter().enumerate() {
         let at = format!("links[{i}]");
         LinkName::new(l.name.clone())
@@ -133,8 +138,11 @@ fn links(entries: &[LinkEntry]) -> Result<Vec<pb::LinkSpec>, Invalid> {
                     format!("{c} is already declared at {first}"),
                 ));
             }
-            seen.push((c.clone(), path));
-            addresses.push(c);
+            seen.push((c, path));
+            addresses.push(pb::Prefix {
+                address: c.address().to_string(),
+                prefix_length: u32::from(c.prefix_len()),
+            });
         }
         out.push(pb::LinkSpec {
             name: l.name.clone(),
@@ -518,7 +526,7 @@ fn attachment(
         }
         services.push(request::service_key(&key));
     }
-    let interval_ms = match &a.interval {
+    let interval = match &a.interval {
         None => Ok(0),
         Some(Scalar::Text(t)) => text::interval_ms(t),
         Some(Scalar::Int(n)) => text::interval_ms(&n.to_string()),
@@ -537,7 +545,7 @@ fn attachment(
                 value: value.clone(),
             })
             .collect(),
-        interval_ms,
+        interval: durations::from_millis(interval),
         mode: match a.mode {
             None => pb::PolicyMode::Unspecified,
             Some(ModeWord::Enforce) => pb::PolicyMode::Enforce,

@@ -3,6 +3,8 @@
 //! view ([`ServiceView`]), so scheduler flags, netmasks and forwarding methods are named as
 //! `ipvsadm -L` names them.
 
+use std::net::IpAddr;
+
 use ipvs_proto::v1 as pb;
 
 use super::document::{
@@ -12,6 +14,7 @@ use super::document::{
 use super::error::Invalid;
 use super::scalar::{Params, Scalar};
 use super::text;
+use crate::durations;
 use crate::ipvsadm::command::ServiceKey;
 use crate::ipvsadm::parse::DEFAULT_SCHEDULER;
 use crate::ipvsadm::resolve::L4;
@@ -32,7 +35,7 @@ pub fn node(spec: &pb::NodeSpec) -> Result<NodeFile, Invalid> {
             .iter()
             .map(|l| LinkEntry {
                 name: l.name.clone(),
-                addresses: l.addresses.clone(),
+                addresses: l.addresses.iter().map(prefix_text).collect(),
             })
             .collect(),
         services: spec
@@ -50,6 +53,18 @@ pub fn node(spec: &pb::NodeSpec) -> Result<NodeFile, Invalid> {
     })
 }
 
+/// `ADDR/LEN`, as the node file writes an address; length 0 is the whole address.
+fn prefix_text(p: &pb::Prefix) -> String {
+    match p.address.parse::<IpAddr>() {
+        Ok(addr) if p.prefix_length == 0 => {
+            format!("{addr}/{}", ipvs_types::max_prefix_len(addr))
+        }
+        Ok(addr) => format!("{addr}/{}", p.prefix_length),
+        // Not an address: written as sent, for the reader of the file to see.
+        Err(_) => format!("{}/{}", p.address, p.prefix_length),
+    }
+}
+
 fn service(at: &str, s: &pb::Service) -> Result<ServiceEntry, Invalid> {
     let key = text::key_from_pb(s.key.as_ref()).map_err(|r| Invalid::new(at, r))?;
     let view = ServiceView::from_pb(s).map_err(|e| Invalid::new(at, e.to_string()))?;
@@ -60,9 +75,10 @@ fn service(at: &str, s: &pb::Service) -> Result<ServiceEntry, Invalid> {
         ));
     }
     let o = s.options.clone().unwrap_or_default();
+    let timeout = durations::secs(o.persistence_timeout.as_ref());
     let mut entry = ServiceEntry {
         scheduler: (view.scheduler != DEFAULT_SCHEDULER).then(|| view.scheduler.clone()),
-        persistent: (o.persistence_timeout > 0).then(|| Scalar::Int(o.persistence_timeout.into())),
+        persistent: (timeout > 0).then(|| Scalar::Int(timeout.into())),
         netmask: view.netmask.as_ref().map(|m| match view.family {
             Family::Inet => Scalar::Text(m.clone()),
             // The view prints the prefix length as a number already.
@@ -194,7 +210,10 @@ fn attachment(at: &str, a: &pb::AttachmentSpec) -> Result<AttachmentEntry, Inval
                 .map(|p| (p.key.clone(), p.value.clone()))
                 .collect(),
         ),
-        interval: (a.interval_ms != 0).then(|| Scalar::Text(text::interval_text(a.interval_ms))),
+        interval: match durations::millis(a.interval.as_ref()) {
+            0 => None,
+            ms => Some(Scalar::Text(text::interval_text(ms))),
+        },
         mode: match pb::PolicyMode::try_from(a.mode) {
             Ok(pb::PolicyMode::Enforce) => Some(ModeWord::Enforce),
             Ok(pb::PolicyMode::DryRun) => Some(ModeWord::DryRun),

@@ -21,20 +21,47 @@ fn v6(last: u16) -> IpAddr {
 
 fn endpoint(protocol: pb::Protocol, addr: IpAddr, port: u32) -> pb::ServiceKey {
     pb::ServiceKey {
-        key: Some(pb::service_key::Key::Endpoint(pb::Endpoint {
-            protocol: protocol.into(),
-            address: Some(ip(addr)),
-            port,
-        })),
+        protocol: protocol.into(),
+        address: ip(addr),
+        port,
+        fwmark: 0,
+        family: if addr.is_ipv6() {
+            pb::AddressFamily::Inet6
+        } else {
+            pb::AddressFamily::Inet
+        }
+        .into(),
     }
 }
 
 fn fwmark(mark: u32, family: pb::AddressFamily) -> pb::ServiceKey {
     pb::ServiceKey {
-        key: Some(pb::service_key::Key::Fwmark(pb::FirewallMark {
-            mark,
-            family: family.into(),
-        })),
+        fwmark: mark,
+        family: family.into(),
+        ..Default::default()
+    }
+}
+
+fn secs(n: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration {
+        seconds: n,
+        nanos: 0,
+    })
+}
+
+fn prefix(address: &str, prefix_length: u32) -> pb::Prefix {
+    pb::Prefix {
+        address: address.into(),
+        prefix_length,
+    }
+}
+
+/// A tunnel as the file produces it: every setting explicit.
+fn tunnel(kind: pb::TunnelType, port: u32, checksum: pb::TunnelChecksum) -> pb::Tunnel {
+    pb::Tunnel {
+        r#type: kind.into(),
+        port,
+        checksum: checksum.into(),
     }
 }
 
@@ -50,11 +77,12 @@ fn service(key: pb::ServiceKey, scheduler: pb::Scheduler) -> pb::Service {
 
 fn dest(addr: IpAddr, port: u32, forwarding: pb::ForwardingMethod, weight: u32) -> pb::Destination {
     pb::Destination {
-        address: Some(ip(addr)),
+        address: ip(addr),
         port,
         forwarding: forwarding.into(),
         weight: Some(weight),
-        tunnel: (forwarding == pb::ForwardingMethod::Tunnel).then(pb::Tunnel::default),
+        tunnel: (forwarding == pb::ForwardingMethod::Tunnel)
+            .then(|| tunnel(pb::TunnelType::Ipip, 0, pb::TunnelChecksum::None)),
         ..Default::default()
     }
 }
@@ -158,8 +186,8 @@ fn example_spec() -> pb::NodeSpec {
     let fw6 = fwmark(7, pb::AddressFamily::Inet6);
     let mut web = service(tcp.clone(), pb::Scheduler::Sh);
     web.options = Some(pb::ServiceOptions {
-        persistence_timeout: 300,
-        netmask: Some(0xffff_ff00),
+        persistence_timeout: secs(300),
+        ipv4_netmask: "255.255.255.0".into(),
         sched_flag_1: true,
         sched_flag_2: true,
         persistence_engine: "sip".into(),
@@ -173,18 +201,18 @@ fn example_spec() -> pb::NodeSpec {
         },
         dest(v4(10, 0, 1, 2), 80, pb::ForwardingMethod::DirectRoute, 1),
         pb::Destination {
-            tunnel: Some(pb::Tunnel {
-                r#type: pb::TunnelType::Gue.into(),
-                port: 6080,
-                checksum: pb::TunnelChecksum::Remcsum.into(),
-            }),
+            tunnel: Some(tunnel(
+                pb::TunnelType::Gue,
+                6080,
+                pb::TunnelChecksum::Remcsum,
+            )),
             ..dest(v6(0x10), 80, pb::ForwardingMethod::Tunnel, 1)
         },
     ];
     let mut dns = service(endpoint(pb::Protocol::Udp, v6(1), 53), pb::Scheduler::Wlc);
     dns.options = Some(pb::ServiceOptions {
-        persistence_timeout: 360,
-        netmask: Some(64),
+        persistence_timeout: secs(360),
+        ipv6_prefix_length: 64,
         one_packet: true,
         ..Default::default()
     });
@@ -194,9 +222,9 @@ fn example_spec() -> pb::NodeSpec {
         links: vec![pb::LinkSpec {
             name: "ipvs0".into(),
             addresses: vec![
-                "10.0.0.1/32".into(),
-                "2001:db8::1/128".into(),
-                "10.0.0.2/32".into(),
+                prefix("10.0.0.1", 32),
+                prefix("2001:db8::1", 128),
+                prefix("10.0.0.2", 32),
             ],
         }],
         services: vec![web, dns, marked],
@@ -210,7 +238,10 @@ fn example_spec() -> pb::NodeSpec {
                     value: (*v).into(),
                 })
                 .collect(),
-            interval_ms: 500,
+            interval: Some(prost_types::Duration {
+                seconds: 0,
+                nanos: 500_000_000,
+            }),
             mode: pb::PolicyMode::DryRun.into(),
             quarantine_after: 5,
         }],
@@ -253,7 +284,7 @@ fn canonical_specs() -> Vec<pb::NodeSpec> {
         pb::Scheduler::Lblc,
     );
     persistent_any_port.options = Some(pb::ServiceOptions {
-        persistence_timeout: 60,
+        persistence_timeout: secs(60),
         ..Default::default()
     });
     let mut sctp = service(
@@ -267,11 +298,7 @@ fn canonical_specs() -> Vec<pb::NodeSpec> {
     });
     sctp.destinations = vec![
         pb::Destination {
-            tunnel: Some(pb::Tunnel {
-                r#type: pb::TunnelType::Gre.into(),
-                port: 0,
-                checksum: pb::TunnelChecksum::Csum.into(),
-            }),
+            tunnel: Some(tunnel(pb::TunnelType::Gre, 0, pb::TunnelChecksum::Csum)),
             ..dest(v4(10, 0, 2, 1), 9, pb::ForwardingMethod::Tunnel, 3)
         },
         // A masquerading server on port 0 of a service with a port keeps its port 0.
@@ -301,7 +328,7 @@ fn canonical_specs() -> Vec<pb::NodeSpec> {
                 policy: "0123abcd".into(),
                 services: fw.key.into_iter().collect(),
                 params: vec![],
-                interval_ms: 120_000,
+                interval: secs(120),
                 mode: pb::PolicyMode::Enforce.into(),
                 quarantine_after: 0,
             }],
@@ -365,13 +392,13 @@ fn the_agents_form_exports_to_the_canonical_form() {
         key: Some(endpoint(pb::Protocol::Tcp, v4(10, 0, 0, 1), 80)),
         scheduler: pb::Scheduler::Wlc.into(),
         options: Some(pb::ServiceOptions {
-            netmask: Some(u32::MAX),
+            ipv4_netmask: "255.255.255.255".into(),
             ..Default::default()
         }),
         flags: 0x2,
         stats: Some(pb::Stats::default()),
         destinations: vec![pb::Destination {
-            address: Some(ip(v4(10, 0, 1, 1))),
+            address: ip(v4(10, 0, 1, 1)),
             port: 80,
             forwarding: pb::ForwardingMethod::Masquerade.into(),
             weight: None,
@@ -414,10 +441,26 @@ fn the_agents_form_exports_to_the_canonical_form() {
 }
 
 #[test]
+fn a_whole_address_exports_with_its_length() {
+    // The agent may leave a link address's prefix length 0: the whole address.
+    let spec = pb::NodeSpec {
+        links: vec![pb::LinkSpec {
+            name: "ipvs0".into(),
+            addresses: vec![prefix("10.0.0.1", 0), prefix("2001:db8::1", 0)],
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        render(&spec, Format::Yaml),
+        Ok("links:\n- name: ipvs0\n  addresses:\n  - 10.0.0.1/32\n  - 2001:db8::1/128\n".into())
+    );
+}
+
+#[test]
 fn what_a_file_cannot_say_is_refused_on_export() {
     let unknown_scheduler = pb::NodeSpec {
         services: vec![pb::Service {
-            scheduler: pb::Scheduler::Unspecified.into(),
+            scheduler: 99,
             ..service(
                 endpoint(pb::Protocol::Tcp, v4(10, 0, 0, 1), 80),
                 pb::Scheduler::Wlc,
@@ -427,7 +470,7 @@ fn what_a_file_cannot_say_is_refused_on_export() {
     };
     assert_eq!(
         render(&unknown_scheduler, Format::Yaml).map_err(|e| e.to_string()),
-        Err("cannot write the spec as a node file: services[0].scheduler: scheduler 0 is unknown to this ipvsctl".into())
+        Err("cannot write the spec as a node file: services[0].scheduler: scheduler 99 is unknown to this ipvsctl".into())
     );
     let keyless = pb::NodeSpec {
         services: vec![pb::Service::default()],
@@ -492,6 +535,7 @@ fn bad_files_are_refused_with_the_place_and_the_reason() {
         ("links:\n  - name: this-name-is-too-long\n".into(), "node.yaml: links[0].name: link name \"this-name-is-too-long\" is longer than 15 bytes"),
         ("links:\n  - name: a\n  - name: a\n".into(), "node.yaml: links[1].name: link a is already declared at links[0]"),
         ("links:\n  - name: a\n    addresses: [10.0.0.1/33]\n".into(), "node.yaml: links[0].addresses[0]: prefix length 33 is invalid for 10.0.0.1: the maximum is 32"),
+        ("links:\n  - name: a\n    addresses: [10.0.0.1/0]\n".into(), "node.yaml: links[0].addresses[0]: prefix length 0 is not supported (the agent reads 0 as /32)"),
         ("links:\n  - name: a\n    addresses: [10.0.0.1/x]\n".into(), "node.yaml: links[0].addresses[0]: invalid address `10.0.0.1/x' (expected ADDR/LEN)"),
         ("links:\n  - name: a\n    addresses: [10.0.0.1]\n  - name: b\n    addresses: [10.0.0.1/32]\n".into(), "node.yaml: links[1].addresses[0]: 10.0.0.1/32 is already declared at links[0].addresses[0]"),
         ("attachments:\n  - policy: \"\"\n    services: [\"fwmark:1\"]\n".into(), "node.yaml: attachments[0].policy: is empty"),

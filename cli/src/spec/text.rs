@@ -88,31 +88,30 @@ pub fn reference_text(key: &ServiceKey) -> String {
 
 /// The key of a spec's service, or why it has none.
 pub fn key_from_pb(key: Option<&pb::ServiceKey>) -> Result<ServiceKey, String> {
-    use pb::service_key::Key;
-    match key.and_then(|k| k.key.as_ref()) {
-        None => Err("no service key".into()),
-        Some(Key::Endpoint(e)) => {
-            let protocol = match pb::Protocol::try_from(e.protocol) {
-                Ok(pb::Protocol::Tcp) => L4::Tcp,
-                Ok(pb::Protocol::Udp) => L4::Udp,
-                Ok(pb::Protocol::Sctp) => L4::Sctp,
-                _ => return Err(format!("unknown protocol {}", e.protocol)),
-            };
-            let addr = ip_from_pb(e.address.as_ref())
-                .map_err(|e| e.to_string())?
-                .ok_or("no service address")?;
-            let port = u16::try_from(e.port).map_err(|_| format!("port {} above 65535", e.port))?;
-            Ok(ServiceKey::Addr {
-                protocol,
-                addr,
-                port,
-            })
-        }
-        Some(Key::Fwmark(f)) => Ok(ServiceKey::Fwmark {
-            mark: f.mark,
-            ipv6: f.family == pb::AddressFamily::Inet6 as i32,
-        }),
+    let Some(k) = key.filter(|k| **k != pb::ServiceKey::default()) else {
+        return Err("no service key".into());
+    };
+    if k.fwmark != 0 {
+        return Ok(ServiceKey::Fwmark {
+            mark: k.fwmark,
+            ipv6: k.family == pb::AddressFamily::Inet6 as i32,
+        });
     }
+    let protocol = match pb::Protocol::try_from(k.protocol) {
+        Ok(pb::Protocol::Tcp | pb::Protocol::Unspecified) => L4::Tcp,
+        Ok(pb::Protocol::Udp) => L4::Udp,
+        Ok(pb::Protocol::Sctp) => L4::Sctp,
+        Err(_) => return Err(format!("unknown protocol {}", k.protocol)),
+    };
+    let addr = ip_from_pb(&k.address)
+        .map_err(|e| e.to_string())?
+        .ok_or("no service address")?;
+    let port = u16::try_from(k.port).map_err(|_| format!("port {} above 65535", k.port))?;
+    Ok(ServiceKey::Addr {
+        protocol,
+        addr,
+        port,
+    })
 }
 
 /// `500ms`, `2s`, `1m`, or a number of seconds, in whole milliseconds above 0.
@@ -229,6 +228,20 @@ mod tests {
             assert_eq!(reference(text), Err(bad(text)), "{text}");
         }
         assert_eq!(key_from_pb(None), Err("no service key".to_string()));
+        let empty = pb::ServiceKey::default();
+        assert_eq!(key_from_pb(Some(&empty)), Err("no service key".to_string()));
+        let no_address = pb::ServiceKey { port: 80, ..empty };
+        assert_eq!(
+            key_from_pb(Some(&no_address)),
+            Err("no service address".to_string())
+        );
+        // A key with only an address and a port is TCP, the API's default.
+        let bare = pb::ServiceKey {
+            address: "10.0.0.1".into(),
+            port: 80,
+            ..Default::default()
+        };
+        assert_eq!(key_from_pb(Some(&bare)), reference("tcp:10.0.0.1:80"));
     }
 
     #[test]

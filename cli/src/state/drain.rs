@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use ipvs_proto::v1 as pb;
 
+use crate::durations;
 use crate::exit::{self, Failure};
 use crate::ipvsadm::command::Command;
 use crate::ipvsadm::parse::parse_line;
@@ -63,9 +64,12 @@ pub fn request(
     Ok((
         pb::DrainRequest {
             service: Some(request::service_key(&key)),
-            address: Some(request::ip(addr)),
-            port: u32::from(port),
-            timeout_ms: args.timeout_ms,
+            destination: Some(pb::Destination {
+                address: request::ip(addr),
+                port: u32::from(port),
+                ..Default::default()
+            }),
+            timeout: durations::from_millis(args.timeout_ms),
             keep: args.keep,
             expected_revision: args.expected_revision,
         },
@@ -150,18 +154,22 @@ mod tests {
         );
         for (a, key, port) in cases {
             let (req, addr, p) = request(&a, &NoNames).expect("valid");
+            let dest = req.destination.clone().unwrap_or_default();
             assert_eq!(
-                (req.service, req.address, req.port, addr, p),
+                (req.service, dest.address, dest.port, addr, p),
                 (
                     Some(request::service_key(&key)),
-                    Some(request::ip(real)),
+                    request::ip(real),
                     u32::from(port),
                     real,
                     port
                 ),
                 "{a:?}"
             );
-            assert_eq!((req.timeout_ms, req.keep), (300_000, false));
+            assert_eq!(
+                (durations::millis(req.timeout.as_ref()), req.keep),
+                (300_000, false)
+            );
         }
     }
 
@@ -170,7 +178,7 @@ mod tests {
         let a = args(ServiceArg::Tcp("localhost:http".into()), "localhost");
         let (req, _, port) = request(&a, &test_names()).expect("known names");
         assert_eq!(port, 80);
-        assert_eq!(req.port, 80);
+        assert_eq!(req.destination.map(|d| d.port), Some(80));
     }
 
     #[test]

@@ -179,14 +179,14 @@ pub async fn run(
             ..
         } => {
             let r = api
-                .apply(pb::ApplyStateRequest {
+                .apply_state(pb::ApplyStateRequest {
                     spec,
                     prune,
                     dry_run,
                     expected_revision: revision,
                 })
                 .await
-                .map_err(refusal(agent, "Apply"))?
+                .map_err(refusal(agent, "ApplyState"))?
                 .into_inner();
             let v = ApplyView::from(&r);
             emit(
@@ -200,14 +200,14 @@ pub async fn run(
         }
         StateCommand::Diff { prune, .. } => {
             let r = api
-                .apply(pb::ApplyStateRequest {
+                .apply_state(pb::ApplyStateRequest {
                     spec,
                     prune,
                     dry_run: true,
                     expected_revision: None,
                 })
                 .await
-                .map_err(refusal(agent, "Apply"))?
+                .map_err(refusal(agent, "ApplyState"))?
                 .into_inner();
             let v = DiffView::from(&r);
             emit(
@@ -322,9 +322,9 @@ pub async fn run(
         StateCommand::State {
             command: Some(StateSub::Events),
         } => {
-            let fail = refusal(agent, "WatchEvents");
+            let fail = refusal(agent, "WatchStateEvents");
             let mut stream = api
-                .watch_events(pb::WatchStateEventsRequest {})
+                .watch_state_events(pb::WatchStateEventsRequest {})
                 .await
                 .map_err(&fail)?
                 .into_inner();

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::clock::rfc3339;
+use crate::durations;
 use crate::spec::text::endpoint_text;
 
 /// One change of a plan.
@@ -61,6 +62,17 @@ pub struct ApplyView {
 
 impl From<&pb::ApplyStateResponse> for ApplyView {
     fn from(r: &pb::ApplyStateResponse) -> Self {
+        ApplyView {
+            revision: r.revision,
+            applied: r.applied,
+            recorded: r.recorded,
+            changes: r.changes.iter().map(ChangeView::from_pb).collect(),
+        }
+    }
+}
+
+impl From<&pb::RollbackResponse> for ApplyView {
+    fn from(r: &pb::RollbackResponse) -> Self {
         ApplyView {
             revision: r.revision,
             applied: r.applied,
@@ -137,7 +149,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// `ipvsctl state` as text.
-pub fn state_text(s: &pb::NodeState) -> String {
+pub fn state_text(s: &pb::GetStateResponse) -> String {
     let mut out = String::new();
     match (s.revision, s.applied_at.as_ref()) {
         (0, _) => out.push_str("revision 0 (nothing applied yet)\n"),
@@ -183,7 +195,7 @@ pub fn state_text(s: &pb::NodeState) -> String {
 
 /// `ipvsctl -o json state`: `spec` is the declared state in the node file's shape (null if
 /// it holds something the file cannot say).
-pub fn state_json(s: &pb::NodeState) -> Value {
+pub fn state_json(s: &pb::GetStateResponse) -> Value {
     let spec = s
         .spec
         .as_ref()
@@ -237,8 +249,8 @@ fn drift_list(d: &[pb::Drift]) -> Vec<String> {
 }
 
 /// One event as a line: `TIME applied revision 7 (apply)`, `TIME drift found: A; B`.
-pub fn event_text(e: &pb::StateEvent) -> String {
-    use pb::state_event::Event;
+pub fn event_text(e: &pb::WatchStateEventsResponse) -> String {
+    use pb::watch_state_events_response::Event;
     let time = e.time.as_ref().map_or_else(|| "-".to_string(), rfc3339);
     let what = match &e.event {
         Some(Event::Applied(r)) => format!("applied revision {} ({})", r.revision, r.origin),
@@ -252,8 +264,8 @@ pub fn event_text(e: &pb::StateEvent) -> String {
 }
 
 /// One event as a JSON object on one line.
-pub fn event_json(e: &pb::StateEvent) -> String {
-    use pb::state_event::Event;
+pub fn event_json(e: &pb::WatchStateEventsResponse) -> String {
+    use pb::watch_state_events_response::Event;
     let time = e.time.as_ref().map(rfc3339);
     let v = match &e.event {
         Some(Event::Applied(r)) => {
@@ -290,8 +302,8 @@ fn phase_word(phase: i32) -> &'static str {
 }
 
 /// One drain step as a line.
-pub fn drain_text(server: &str, p: &pb::DrainProgress) -> String {
-    let secs = p.elapsed_ms / 1000;
+pub fn drain_text(server: &str, p: &pb::DrainResponse) -> String {
+    let secs = durations::secs(p.elapsed.as_ref());
     let outcome = if p.removed {
         "removed"
     } else {
@@ -317,13 +329,13 @@ pub fn drain_text(server: &str, p: &pb::DrainProgress) -> String {
 }
 
 /// One drain step as a JSON object on one line.
-pub fn drain_json(server: &str, p: &pb::DrainProgress) -> String {
+pub fn drain_json(server: &str, p: &pb::DrainResponse) -> String {
     let v = json!({
         "server": server,
         "phase": phase_word(p.phase),
         "active_connections": p.active_connections,
         "inactive_connections": p.inactive_connections,
-        "elapsed_ms": p.elapsed_ms,
+        "elapsed_ms": durations::millis(p.elapsed.as_ref()),
         "previous_weight": p.previous_weight,
         "timed_out": p.timed_out,
         "removed": p.removed,

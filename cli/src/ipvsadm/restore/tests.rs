@@ -30,23 +30,23 @@ fn summary(table: &[pb::Service]) -> Vec<String> {
     table
         .iter()
         .map(|s| {
-            let key = match s.key.as_ref().and_then(|k| k.key.as_ref()) {
-                Some(pb::service_key::Key::Endpoint(e)) => {
-                    let a = crate::ipvsadm::view::ip_from_pb(e.address.as_ref())
+            let key = match s.key.as_ref() {
+                Some(k) if k.fwmark != 0 => format!("fwm {}", k.fwmark),
+                Some(k) => {
+                    let a = crate::ipvsadm::view::ip_from_pb(&k.address)
                         .ok()
                         .flatten()
                         .map(|a| a.to_string())
                         .unwrap_or_default();
-                    format!("{}:{}", a, e.port)
+                    format!("{}:{}", a, k.port)
                 }
-                Some(pb::service_key::Key::Fwmark(f)) => format!("fwm {}", f.mark),
                 None => "?".into(),
             };
             let dests: Vec<String> = s
                 .destinations
                 .iter()
                 .map(|d| {
-                    let a = crate::ipvsadm::view::ip_from_pb(d.address.as_ref())
+                    let a = crate::ipvsadm::view::ip_from_pb(&d.address)
                         .ok()
                         .flatten()
                         .map(|a| a.to_string())
@@ -112,7 +112,10 @@ fn save_output_reads_back_as_its_table() {
     let udp = table[1].options.clone().unwrap_or_default();
     assert!(udp.one_packet && udp.sched_flag_1 && udp.sched_flag_2);
     assert_eq!(
-        table[2].options.as_ref().map(|o| o.persistence_timeout),
+        table[2]
+            .options
+            .as_ref()
+            .map(|o| crate::durations::secs(o.persistence_timeout.as_ref())),
         Some(300)
     );
     assert!(r.deferred.is_empty());

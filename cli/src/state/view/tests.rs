@@ -158,7 +158,10 @@ fn declared() -> pb::NodeSpec {
     pb::NodeSpec {
         links: vec![pb::LinkSpec {
             name: "ipvs0".into(),
-            addresses: vec!["10.0.0.1/32".into()],
+            addresses: vec![pb::Prefix {
+                address: "10.0.0.1".into(),
+                prefix_length: 32,
+            }],
         }],
         services: vec![pb::Service {
             key: Some(crate::ipvsadm::request::service_key(
@@ -177,7 +180,7 @@ fn declared() -> pb::NodeSpec {
 
 #[test]
 fn state_shows_revision_drift_mode_and_last_check() {
-    let mut s = pb::NodeState {
+    let mut s = pb::GetStateResponse {
         revision: 7,
         spec: Some(declared()),
         applied_at: at(T0),
@@ -225,7 +228,7 @@ fn state_shows_revision_drift_mode_and_last_check() {
             },
         })
     );
-    let fresh = pb::NodeState::default();
+    let fresh = pb::GetStateResponse::default();
     assert_eq!(
         state_text(&fresh),
         "revision 0 (nothing applied yet)\n\
@@ -286,7 +289,7 @@ fn revisions_print_as_a_table_newest_first() {
 
 #[test]
 fn events_print_one_line_each() {
-    use pb::state_event::Event;
+    use pb::watch_state_events_response::Event;
     let drift = |d: &[&str]| {
         d.iter()
             .map(|s| pb::Drift {
@@ -296,7 +299,7 @@ fn events_print_one_line_each() {
     };
     let cases = [
         (
-            pb::StateEvent {
+            pb::WatchStateEventsResponse {
                 time: at(T0),
                 event: Some(Event::Applied(pb::Revision {
                     revision: 7,
@@ -308,7 +311,7 @@ fn events_print_one_line_each() {
             "{\"event\":\"applied\",\"origin\":\"apply\",\"revision\":7,\"time\":\"2026-11-25T10:00:00Z\"}\n",
         ),
         (
-            pb::StateEvent {
+            pb::WatchStateEventsResponse {
                 time: at(T0 + 1),
                 event: Some(Event::DriftFound(pb::DriftFound {
                     drift: drift(&["ip link add ipvs0 type dummy", "-A -f 1 -s rr"]),
@@ -318,7 +321,7 @@ fn events_print_one_line_each() {
             "{\"drift\":[\"ip link add ipvs0 type dummy\",\"-A -f 1 -s rr\"],\"event\":\"drift-found\",\"time\":\"2026-11-25T10:00:01Z\"}\n",
         ),
         (
-            pb::StateEvent {
+            pb::WatchStateEventsResponse {
                 time: at(T0 + 2),
                 event: Some(Event::DriftRepaired(pb::DriftRepaired {
                     drift: drift(&["-A -f 1 -s rr"]),
@@ -328,7 +331,7 @@ fn events_print_one_line_each() {
             "{\"drift\":[\"-A -f 1 -s rr\"],\"event\":\"drift-repaired\",\"time\":\"2026-11-25T10:00:02Z\"}\n",
         ),
         (
-            pb::StateEvent {
+            pb::WatchStateEventsResponse {
                 time: None,
                 event: None,
             },
@@ -342,8 +345,8 @@ fn events_print_one_line_each() {
     }
 }
 
-fn progress(phase: pb::DrainPhase) -> pb::DrainProgress {
-    pb::DrainProgress {
+fn progress(phase: pb::DrainPhase) -> pb::DrainResponse {
+    pb::DrainResponse {
         phase: phase.into(),
         ..Default::default()
     }
@@ -354,24 +357,24 @@ fn drains_print_each_step() {
     let s = server_text(IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)), 80);
     let cases = [
         (
-            pb::DrainProgress {
+            pb::DrainResponse {
                 previous_weight: 5,
                 ..progress(pb::DrainPhase::WeightZero)
             },
             "draining 10.0.1.1:80: weight 0 (was 5)\n",
         ),
         (
-            pb::DrainProgress {
+            pb::DrainResponse {
                 active_connections: 2,
                 inactive_connections: 1,
-                elapsed_ms: 12_400,
+                elapsed: crate::durations::from_millis(12_400),
                 ..progress(pb::DrainPhase::Waiting)
             },
             "10.0.1.1:80: 2 active, 1 inactive, 12 s\n",
         ),
         (
-            pb::DrainProgress {
-                elapsed_ms: 31_000,
+            pb::DrainResponse {
+                elapsed: crate::durations::from_millis(31_000),
                 removed: true,
                 revision: 7,
                 ..progress(pb::DrainPhase::Done)
@@ -379,8 +382,8 @@ fn drains_print_each_step() {
             "10.0.1.1:80: drained in 31 s, removed (revision 7)\n",
         ),
         (
-            pb::DrainProgress {
-                elapsed_ms: 300_000,
+            pb::DrainResponse {
+                elapsed: crate::durations::from_millis(300_000),
                 active_connections: 2,
                 timed_out: true,
                 removed: true,
@@ -390,8 +393,8 @@ fn drains_print_each_step() {
             "10.0.1.1:80: timed out after 300 s with 2 active; removed (revision 8)\n",
         ),
         (
-            pb::DrainProgress {
-                elapsed_ms: 4_000,
+            pb::DrainResponse {
+                elapsed: crate::durations::from_millis(4_000),
                 removed: false,
                 revision: 7,
                 ..progress(pb::DrainPhase::Done)
@@ -402,8 +405,8 @@ fn drains_print_each_step() {
     for (p, want) in cases {
         assert_eq!(drain_text(&s, &p), want);
     }
-    let done = pb::DrainProgress {
-        elapsed_ms: 31_000,
+    let done = pb::DrainResponse {
+        elapsed: crate::durations::from_millis(31_000),
         removed: true,
         revision: 7,
         ..progress(pb::DrainPhase::Done)
