@@ -8,7 +8,7 @@
 
 mod args;
 mod command;
-mod inventory;
+pub(crate) mod inventory;
 mod merge;
 mod rollout;
 mod runner;
