@@ -5,6 +5,7 @@ mod cargo;
 mod console;
 mod cpio;
 mod exec;
+mod fuzz;
 mod host;
 mod image;
 mod init;
@@ -46,6 +47,23 @@ enum Cmd {
     /// The lab VM: a real kernel with IPVS under qemu.
     #[command(subcommand)]
     Lab(LabCmd),
+    /// Coverage-guided fuzzing of the parsers that take outside input (cargo-fuzz, fuzz/).
+    ///
+    /// Needs the nightly toolchain and cargo-fuzz; says how to get them when they are missing,
+    /// or installs them with --install. Seeds are made from the project's sources on every run;
+    /// what libFuzzer finds stays in fuzz/corpus/, crashes in fuzz/artifacts/. Prints per
+    /// target: executions, exec/s, coverage (cov, ft) and crashes; fails if any target crashed.
+    Fuzz {
+        /// Targets to run (default: all of them).
+        #[arg(value_name = "TARGET")]
+        targets: Vec<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Install a missing nightly toolchain or cargo-fuzz instead of stopping.
+        #[arg(long)]
+        install: bool,
+    },
     /// Guest policies (WebAssembly components in policies/).
     #[command(subcommand)]
     Policies(PoliciesCmd),
@@ -123,6 +141,11 @@ fn run(cli: Cli) -> Result<u8> {
     let paths = Paths::new();
     match cli.command {
         Cmd::Test { vm } => test_all(&paths, &vm).map(|()| 0),
+        Cmd::Fuzz {
+            targets,
+            time,
+            install,
+        } => fuzz::run(&paths, &targets, time, install).map(|clean| if clean { 0 } else { 1 }),
         Cmd::Policies(PoliciesCmd::Build) => policies::build(&paths).map(|_| 0),
         Cmd::Policies(PoliciesCmd::Test) => policies::test(&paths).map(|()| 0),
         Cmd::Lab(cmd) => match cmd {

@@ -1,0 +1,10 @@
+//! Fleet inventories (YAML).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        ipvsctl::fuzzing::inventory(text);
+    }
+});
