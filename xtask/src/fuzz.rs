@@ -117,10 +117,17 @@ pub fn run(paths: &Paths, targets: &[String], seconds: u64, install: bool) -> Re
     Ok(clean)
 }
 
-/// `cargo +nightly fuzz ...` at the workspace root.
+/// `cargo +nightly fuzz ...` at the workspace root. The fuzz build keeps its own target
+/// directory (`fuzz/target`): a shared `CARGO_TARGET_DIR` would mix nightly sanitizer builds
+/// into the normal ones and rebuild both.
 fn cargo_fuzz(root: &Path) -> Command {
     let mut c = Command::new("cargo");
-    c.arg(format!("+{TOOLCHAIN}")).arg("fuzz").current_dir(root);
+    c.arg(format!("+{TOOLCHAIN}"))
+        .arg("fuzz")
+        .current_dir(root)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .env_remove("RUSTUP_TOOLCHAIN");
     c
 }
 
