@@ -230,7 +230,7 @@ fn run_target(
 
 /// Lines worth showing while the run goes: the last status line, errors, artifacts.
 fn is_notable(line: &str) -> bool {
-    line.contains(" DONE ")
+    line.contains("\tDONE ")
         || line.contains("ERROR")
         || line.contains("panicked")
         || line.contains("Test unit written")
@@ -510,6 +510,7 @@ mod tests {
         ] {
             parse_line(line, &mut o);
         }
+        assert!(is_notable("#1000\tDONE   cov: 812 ft: 2301"));
         assert_eq!(
             (o.execs, o.exec_per_sec, o.cov, o.ft),
             (Some(1000), Some(33), Some(812), Some(2301))
