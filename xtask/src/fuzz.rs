@@ -304,7 +304,9 @@ fn seeds(root: &Path, target: &str) -> Result<BTreeSet<Vec<u8>>> {
             }
         }
         "ipvsadm_args" => {
-            for line in command_lines(&read(&format!("{ipvsadm}/oracle/requests.lines"))?) {
+            let mut lines = command_lines(&read(&format!("{ipvsadm}/oracle/requests.lines"))?);
+            lines.extend(differential_lines(&read(DIFFERENTIAL)?));
+            for line in lines {
                 out.insert(
                     line.split_whitespace()
                         .collect::<Vec<_>>()
@@ -317,7 +319,12 @@ fn seeds(root: &Path, target: &str) -> Result<BTreeSet<Vec<u8>>> {
             for file in ["many-S.txt", "many-Sn.txt", "oracle/requests.lines"] {
                 out.insert(read(&format!("{ipvsadm}/{file}"))?.into_bytes());
             }
-            for line in command_lines(&read(&format!("{ipvsadm}/oracle/requests.lines"))?) {
+            let differential = differential_lines(&read(DIFFERENTIAL)?);
+            out.insert(differential.join("\n").into_bytes());
+            for line in command_lines(&read(&format!("{ipvsadm}/oracle/requests.lines"))?)
+                .into_iter()
+                .chain(differential)
+            {
                 out.insert(line.into_bytes());
             }
         }
@@ -356,6 +363,18 @@ fn seeds(root: &Path, target: &str) -> Result<BTreeSet<Vec<u8>>> {
         _ => bail!("no seeds for {target}"),
     }
     Ok(out)
+}
+
+/// The differential corpus: the ipvsadm commands the lab runs through both tools.
+const DIFFERENTIAL: &str = "tests/src/corpus.rs";
+
+/// The whole ipvsadm command lines the differential corpus spells out (its templates with
+/// `{}` holes are left out): refusals, odd spellings and option mixes the oracle was run on.
+fn differential_lines(src: &str) -> Vec<String> {
+    string_literals(src)
+        .into_iter()
+        .filter(|s| s.starts_with('-') && s.contains(' ') && !s.contains('{'))
+        .collect()
 }
 
 /// The lines of a file of ipvsadm command lines, comments and blank lines left out.
@@ -486,6 +505,17 @@ fn string_literals(src: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_targets_are_seeded_from_the_differential_corpus() {
+        let src = r#"let a = "-A -t 10.0.0.1:80 -s rr"; let b = format!("-a {s} -r {r}"); "-t";"#;
+        assert_eq!(differential_lines(src), ["-A -t 10.0.0.1:80 -s rr"]);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let restore = seeds(&root, "restore").expect("seeds");
+        assert!(restore.contains(b"-A -t nosuchhost.invalid:80 -s rr".as_slice()));
+        let args = seeds(&root, "ipvsadm_args").expect("seeds");
+        assert!(args.contains(b"-A\n-t\nnosuchhost.invalid:80\n-s\nrr".as_slice()));
+    }
 
     #[test]
     fn finds_byte_constants_without_comment_hex() {
