@@ -9,6 +9,8 @@ pub mod config;
 pub mod ipvs;
 pub mod link;
 pub mod policy;
+#[cfg(test)]
+mod props;
 pub mod state;
 pub mod stats;
 pub mod table;
