@@ -32,4 +32,4 @@ pub mod view;
 #[cfg(test)]
 mod golden;
 #[cfg(test)]
-mod props;
+pub(crate) mod props;

@@ -308,7 +308,7 @@ fn dest_spec(
     other_family: bool,
     port: u16,
     tunnel: (u8, u16, u8),
-    weight: u32,
+    (weight, upper_threshold, lower_threshold): (u32, u32, u32),
 ) -> DestSpec {
     let forward = match forward {
         0 => Forward::Route,
@@ -364,12 +364,12 @@ fn dest_spec(
         forward,
         tunnel,
         weight,
-        upper_threshold: 0,
-        lower_threshold: 0,
+        upper_threshold,
+        lower_threshold,
     }
 }
 
-type DestChoice = (u8, bool, u16, (u8, u16, u8), u32);
+type DestChoice = (u8, bool, u16, (u8, u16, u8), (u32, u32, u32));
 
 fn dest_choice() -> impl Strategy<Value = DestChoice> {
     (
@@ -377,12 +377,12 @@ fn dest_choice() -> impl Strategy<Value = DestChoice> {
         any::<bool>(),
         any::<u16>(),
         (any::<u8>(), any::<u16>(), any::<u8>()),
-        0u32..=65535,
+        (0u32..=65535, 0u32..=65535, 0u32..=65535),
     )
 }
 
 /// A valid table: services of every kind, each with its real servers.
-fn table() -> impl Strategy<Value = Vec<(ServiceSpec, Vec<DestSpec>)>> {
+pub(crate) fn table() -> impl Strategy<Value = Vec<(ServiceSpec, Vec<DestSpec>)>> {
     let service = (
         (0u8..4, any::<bool>(), 1u16..=65535, scheduler()),
         (
