@@ -312,3 +312,73 @@ proptest! {
         }
     }
 }
+
+/// Words of the node file: what [`text`] writes it reads back, and any text is read or
+/// refused with a message.
+mod words {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
+    use crate::ipvsadm::command::ServiceKey;
+    use crate::ipvsadm::resolve::L4;
+    use crate::spec::text;
+
+    fn ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+            any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = ServiceKey> {
+        let protocol = proptest::sample::select(&[L4::Tcp, L4::Udp, L4::Sctp][..]);
+        prop_oneof![
+            (protocol, ip(), any::<u16>()).prop_map(|(protocol, addr, port)| ServiceKey::Addr {
+                protocol,
+                addr,
+                port
+            }),
+            (1u32.., any::<bool>()).prop_map(|(mark, ipv6)| ServiceKey::Fwmark { mark, ipv6 }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Addresses, references and intervals read back as written.
+        #[test]
+        fn words_read_back_as_written(
+            addr in ip(),
+            port in any::<u16>(),
+            key in key(),
+            ms in 1u64..=u64::from(u32::MAX) * 1000,
+        ) {
+            let written = text::endpoint_text(addr, port);
+            prop_assert_eq!(text::address(&written), Ok((addr, Some(port))));
+            prop_assert_eq!(text::address(&addr.to_string()), Ok((addr, None)));
+            prop_assert_eq!(text::reference(&text::reference_text(&key)), Ok(key));
+            prop_assert_eq!(text::interval_ms(&text::interval_text(ms)), Ok(ms));
+        }
+
+        /// Any text is a word or refused with a message.
+        #[test]
+        fn any_word_is_read_or_refused(
+            s in prop_oneof![
+                any::<String>(),
+                "(tcp|udp|sctp|fwmark|fwmark6)?:?[0-9a-f:.\\[\\]]{0,40}",
+                "[0-9.]{0,400}(ms|s|m|h|)",
+            ],
+        ) {
+            for r in [
+                text::address(&s).map(|_| ()),
+                text::reference(&s).map(|_| ()),
+                text::interval_ms(&s).map(|_| ()),
+            ] {
+                if let Err(e) = r {
+                    prop_assert!(!e.is_empty());
+                }
+            }
+        }
+    }
+}
