@@ -113,7 +113,7 @@ fn argv() -> impl Strategy<Value = Vec<String>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+    #![proptest_config(ProptestConfig::with_cases(2000))]
 
     /// Any inventory text reads or is refused with a message.
     #[test]

@@ -427,7 +427,7 @@ fn save(services: &[ipvs_proto::v1::Service]) -> Result<String, TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
 
     /// Any command line parses or fails with ipvsadm's message and status.
     #[test]
@@ -442,7 +442,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     /// Any `-R` input reads, or is refused naming one of its lines.
     #[test]

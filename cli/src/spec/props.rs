@@ -275,7 +275,7 @@ fn spec() -> impl Strategy<Value = pb::NodeSpec> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     /// Any document, as YAML and as TOML, is read or refused with its line or its path.
     #[test]
