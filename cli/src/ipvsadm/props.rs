@@ -183,8 +183,36 @@ fn word() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Any words, or a command with a service first so that more lines get past the first checks.
 fn argv() -> impl Strategy<Value = Vec<String>> {
-    proptest::collection::vec(word(), 0..14)
+    let command = proptest::sample::select(&["-A", "-E", "-D", "-a", "-e", "-d", "-L", "-Z"][..]);
+    let service = proptest::sample::select(&["-t", "-u", "--sctp-service", "-f"][..]);
+    let target = proptest::sample::select(
+        &[
+            "10.0.0.1:80",
+            "[2001:db8::1]:443",
+            "localhost:http",
+            "1",
+            "4294967295",
+            "10.0.0.1",
+        ][..],
+    );
+    prop_oneof![
+        proptest::collection::vec(word(), 0..14),
+        (
+            command,
+            service,
+            target,
+            proptest::collection::vec(word(), 0..10)
+        )
+            .prop_map(|(c, s, t, rest)| {
+                [c, s, t]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(rest)
+                    .collect()
+            }),
+    ]
 }
 
 /// An error the way ipvsadm reports it: a message and its exit status.
@@ -481,8 +509,18 @@ proptest! {
             Table::Untouched => Vec::new(),
             Table::OnTop(_) => return Err(TestCaseError::fail("not a replacement")),
         };
-        prop_assert_eq!(save(&table)?, saved);
+        prop_assert_eq!(&save(&table)?, &saved);
         prop_assert!(restored.deferred.is_empty());
+        // On top of the current table, every line is one command for the agent.
+        let lines = saved.lines().count();
+        match restore::read("ipvsctl", &saved, &NoNames, Mode::OnTop) {
+            Ok(r) => match r.table {
+                Table::OnTop(commands) => prop_assert_eq!(commands.len(), lines),
+                Table::Untouched => prop_assert_eq!(lines, 0),
+                Table::Replace(_) => prop_assert!(false, "a replacement on top"),
+            },
+            Err(r) => prop_assert!(false, "{saved}refused on top: {:?}", r.error),
+        }
     }
 
     /// Any services database reads; the names of well-formed lines resolve.
