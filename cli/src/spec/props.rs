@@ -382,3 +382,32 @@ mod words {
         }
     }
 }
+
+/// The API's durations, which specs carry as persistence timeouts and intervals: any value
+/// the agent sends converts without a panic, and what ipvsctl sends converts back.
+mod api_durations {
+    use proptest::prelude::*;
+
+    use crate::durations;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn durations_convert_both_ways(
+            seconds in any::<i64>(),
+            nanos in any::<i32>(),
+            secs in any::<u32>(),
+            ms in any::<u64>(),
+        ) {
+            let d = prost_types::Duration { seconds, nanos };
+            let whole = durations::secs(Some(&d));
+            if seconds <= 0 {
+                prop_assert_eq!(whole, 0);
+            }
+            let _ = durations::millis(Some(&d));
+            prop_assert_eq!(durations::secs(durations::from_secs(secs).as_ref()), secs);
+            prop_assert_eq!(durations::millis(durations::from_millis(ms).as_ref()), ms);
+        }
+    }
+}
