@@ -66,6 +66,8 @@ mod answer;
 pub mod artifacts;
 mod bindings;
 pub mod contract;
+#[cfg(test)]
+mod decision_props;
 pub mod engine;
 pub mod error;
 pub mod health;

@@ -117,6 +117,24 @@ pub fn with_detail(status: Status, f: impl FnOnce(&mut ErrorDetail)) -> Status {
     encode(status.code(), status.message().to_owned(), rest)
 }
 
+/// `status` with `violation` added to its `google.rpc.BadRequest` (one is added if it had
+/// none); its message and other details stay.
+pub fn with_violation(status: Status, violation: FieldViolation) -> Status {
+    let mut violations = field_violations(&status);
+    violations.push(violation);
+    let mut rest: Vec<_> = details(&status)
+        .into_iter()
+        .filter(|a| a.type_url != BAD_REQUEST_TYPE_URL)
+        .collect();
+    rest.push(any(
+        BAD_REQUEST_TYPE_URL,
+        &BadRequest {
+            field_violations: violations,
+        },
+    ));
+    encode(status.code(), status.message().to_owned(), rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +194,38 @@ mod tests {
         let s = with_detail(s, |d| d.object = "TCP 10.0.0.1:0".into());
         assert_eq!(detail(&s).map(|d| d.object), Some("TCP 10.0.0.1:0".into()));
         assert_eq!(field_violations(&s), vec![v]);
+    }
+
+    #[test]
+    fn a_violation_is_added_to_a_status_that_has_a_detail() {
+        let d = ErrorDetail {
+            reason: "INVALID_ARGUMENT".into(),
+            ..ErrorDetail::default()
+        };
+        let s = status(
+            Code::InvalidArgument,
+            "a service with port 0 must be persistent".into(),
+            &d,
+        );
+        let port = FieldViolation {
+            field: "service.key.port".into(),
+            description: "a service with port 0 must be persistent".into(),
+        };
+        let s = with_violation(s, port.clone());
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                Code::InvalidArgument,
+                "a service with port 0 must be persistent"
+            )
+        );
+        assert_eq!(detail(&s), Some(d));
+        assert_eq!(field_violations(&s), vec![port.clone()]);
+        let weight = FieldViolation {
+            field: "destination.weight".into(),
+            description: "x".into(),
+        };
+        let s = with_violation(s, weight.clone());
+        assert_eq!(field_violations(&s), vec![port, weight]);
     }
 }

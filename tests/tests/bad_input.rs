@@ -237,12 +237,12 @@ async fn grpc_statuses_are_precise_and_nothing_changes() -> Result<()> {
         })
         .await?;
     }
-    expect(
+    expect_field(
         "port 0",
         ipvs.create_service(service(tcp_key("10.1.0.2", 0), rr))
             .await,
-        Code::InvalidArgument,
-        "port",
+        "a service with port 0 must be persistent",
+        "service.key.port",
     );
     expect_field(
         "port > 65535",

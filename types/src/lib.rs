@@ -7,6 +7,8 @@ pub mod cidr;
 pub mod durable;
 pub mod link_name;
 pub mod model;
+#[cfg(test)]
+mod props;
 pub mod quote;
 pub mod uapi;
 pub mod validation;

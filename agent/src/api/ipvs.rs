@@ -8,6 +8,7 @@ use pb::ipvs_service_server::{IpvsService, IpvsServiceServer};
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
+use super::status::edit_refused;
 use crate::convert::{self, ipvs::DestinationChange};
 use crate::ipvs::{Destination, IpvsOps, Service, ServiceKey};
 use crate::kernel::Kernel;
@@ -66,14 +67,20 @@ impl<I: IpvsOps> IpvsApi<I> {
             .turn()
             .await
             .create_service(&svc, &dests)
-            .await?;
+            .await
+            .map_err(|e| edit_refused(e, "service"))?;
         Ok(pb::CreateServiceResponse {
             service: Some(self.read_back(&svc, !dests.is_empty()).await),
         })
     }
 
     async fn update(&self, svc: Service) -> Result<pb::UpdateServiceResponse, Status> {
-        self.kernel.turn().await.update_service(&svc).await?;
+        self.kernel
+            .turn()
+            .await
+            .update_service(&svc)
+            .await
+            .map_err(|e| edit_refused(e, "service"))?;
         Ok(pb::UpdateServiceResponse {
             service: Some(self.read_back(&svc, true).await),
         })
@@ -168,7 +175,9 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
         let parsed = convert::ipvs::add_destination(request.get_ref());
         logged("AddDestination", parsed, dest_target, |c| async move {
             let turn = self.kernel.turn().await;
-            turn.add_destination(&c.service, &c.dest).await?;
+            turn.add_destination(&c.service, &c.dest)
+                .await
+                .map_err(|e| edit_refused(e, "destination"))?;
             Ok(pb::AddDestinationResponse {})
         })
         .await
@@ -182,7 +191,8 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
         logged("UpdateDestination", parsed, dest_target, |c| async move {
             let turn = self.kernel.turn().await;
             turn.update_destination(&c.service, &c.dest, !c.weight_given)
-                .await?;
+                .await
+                .map_err(|e| edit_refused(e, "destination"))?;
             Ok(pb::UpdateDestinationResponse {})
         })
         .await

@@ -14,7 +14,7 @@ use super::audit::logged;
 use crate::convert::ipvs::{destination_address, service_key};
 use crate::convert::state::{node_spec, node_spec_to_proto, time_to_proto};
 use crate::convert::table::change_to_proto;
-use crate::convert::{Field, FieldError, duration_or, duration_to_proto, nested};
+use crate::convert::{Field, FieldError, Problem, duration_or, duration_to_proto, nested};
 use crate::declared::drain::{DrainRequest, Progress};
 use crate::declared::{ApplyOptions, Declared, EventKind, Outcome, Step, revision_info};
 use crate::ipvs::IpvsOps;
@@ -24,6 +24,9 @@ use crate::state::DriftMode;
 
 /// A drain waits this long for active connections when the request does not say.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest a drain may wait: a year, longer than any use; its deadline is the clock
+/// plus the timeout, which a longer one would overflow.
+pub const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Time between a drain's connection counts.
 pub const DRAIN_POLL: Duration = Duration::from_secs(1);
 
@@ -104,13 +107,24 @@ fn drifts(v: &[String]) -> Vec<pb::Drift> {
         .collect()
 }
 
+fn drain_timeout(d: Option<&prost_types::Duration>) -> Result<Duration, Problem> {
+    let value = duration_or(d, DEFAULT_DRAIN_TIMEOUT)?;
+    if value > MAX_DRAIN_TIMEOUT {
+        return Err(Problem::TooLong {
+            value,
+            max: MAX_DRAIN_TIMEOUT,
+        });
+    }
+    Ok(value)
+}
+
 fn drain_request(r: &pb::DrainRequest) -> Result<DrainRequest, FieldError> {
     let (addr, port) = nested(r.destination.as_ref(), "destination", destination_address)?;
     Ok(DrainRequest {
         service: nested(r.service.as_ref(), "service", service_key)?,
         addr,
         port,
-        timeout: duration_or(r.timeout.as_ref(), DEFAULT_DRAIN_TIMEOUT).field("timeout")?,
+        timeout: drain_timeout(r.timeout.as_ref()).field("timeout")?,
         keep: r.keep,
         expected: r.expected_revision,
         poll: DRAIN_POLL,
@@ -326,4 +340,43 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(body(tx));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A drain's deadline is the clock plus its timeout: a huge timeout overflowed it and
+    /// panicked the request.
+    #[test]
+    fn drain_timeouts_the_clock_cannot_add_are_refused() {
+        let request = |seconds| pb::DrainRequest {
+            service: Some(pb::ServiceKey {
+                address: "10.0.0.1".into(),
+                port: 80,
+                ..Default::default()
+            }),
+            destination: Some(pb::Destination {
+                address: "10.0.1.1".into(),
+                port: 80,
+                ..Default::default()
+            }),
+            timeout: Some(prost_types::Duration { seconds, nanos: 0 }),
+            ..Default::default()
+        };
+        assert_eq!(
+            drain_request(&request(i64::MAX)).map(|r| r.timeout),
+            Err(FieldError::new(
+                "timeout",
+                Problem::TooLong {
+                    value: Duration::from_secs(i64::MAX as u64),
+                    max: MAX_DRAIN_TIMEOUT,
+                }
+            ))
+        );
+        assert_eq!(
+            drain_request(&request(600)).map(|r| r.timeout),
+            Ok(Duration::from_secs(600))
+        );
+    }
 }

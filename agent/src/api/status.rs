@@ -2,7 +2,7 @@
 //!
 //! | error | code |
 //! |---|---|
-//! | malformed request field ([`FieldError`]: also a `google.rpc.BadRequest` naming it), `IpvsError::Invalid`, `LinkError::InvalidName`/`InvalidPrefix` | `INVALID_ARGUMENT` |
+//! | malformed request field ([`FieldError`]: also a `google.rpc.BadRequest` naming it), `IpvsError::Invalid` (an edit's names its field too: [`edit_refused`]), `LinkError::InvalidName`/`InvalidPrefix` | `INVALID_ARGUMENT` |
 //! | `ServiceNotFound`, `DestinationNotFound`, `DaemonNotRunning`, `LinkNotFound`, `AddressNotFound` | `NOT_FOUND` |
 //! | `ServiceExists`, `DestinationExists`, `DaemonRunning`, `LinkExists`, `AddressExists` | `ALREADY_EXISTS` |
 //! | `SchedulerNotFound`, `PersistenceEngineNotFound`, `LinkError::NotSupported`/`Ipv6Disabled` | `FAILED_PRECONDITION` |
@@ -192,6 +192,35 @@ impl From<EditError> for Status {
                 })
             }
         }
+    }
+}
+
+/// An edit's refusal, naming the request field at fault (under `at`, the request's field that
+/// holds the service or real server) when an ipvsadm rule refused it; the message is the
+/// rule's own, as [`From<EditError>`] gives it.
+pub fn edit_refused(e: EditError, at: &str) -> Status {
+    let field = match &e {
+        EditError::Kernel(IpvsError::Invalid(v)) => {
+            crate::convert::ipvs::rule_field(v).map(|f| (format!("{at}.{f}"), v.to_string()))
+        }
+        EditError::Destination { change, cause, .. } => match cause.as_ref() {
+            EditError::Kernel(IpvsError::Invalid(v)) => {
+                crate::convert::ipvs::rule_field(v).map(|f| {
+                    let index = change.saturating_sub(2);
+                    (format!("{at}.destinations[{index}].{f}"), v.to_string())
+                })
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    let status = Status::from(e);
+    match field {
+        Some((field, description)) => ipvs_proto::details::with_violation(
+            status,
+            ipvs_proto::details::FieldViolation { field, description },
+        ),
+        None => status,
     }
 }
 

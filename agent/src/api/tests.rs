@@ -341,6 +341,73 @@ async fn malformed_requests_are_refused_before_the_core() {
     assert_eq!(server.ipvs.writes(), vec![], "nothing reached the core");
 }
 
+/// A refusal by ipvsadm's rules keeps the rule's words and names its field in a
+/// `google.rpc.BadRequest`, as a malformed field does.
+#[tokio::test]
+async fn rule_refusals_name_their_field() {
+    let server = TestServer::start().await;
+    let mut ipvs = server.ipvs_client();
+    let gue_without_port = |octets, port| {
+        Some(pb::Destination {
+            forwarding: pb::ForwardingMethod::Tunnel.into(),
+            tunnel: Some(pb::Tunnel {
+                r#type: pb::TunnelType::Gue.into(),
+                ..Default::default()
+            }),
+            ..masq(octets, port, None).expect("dest")
+        })
+    };
+    let with_dests = pb::CreateServiceRequest {
+        service: Some(pb::Service {
+            destinations: vec![
+                masq([10, 2, 0, 1], 8080, None).expect("dest"),
+                gue_without_port([10, 2, 0, 2], 80).expect("dest"),
+            ],
+            ..rr(tcp_key(VIP, 80)).service.expect("service")
+        }),
+    };
+    let cases: Vec<(Result<(), Status>, &str, &str)> = vec![
+        (
+            ipvs.create_service(rr(tcp_key(VIP, 0))).await.map(drop),
+            "a service with port 0 must be persistent",
+            "service.key.port",
+        ),
+        (
+            ipvs.create_service(with_dests).await.map(drop),
+            "real server 2 of 2 (10.2.0.2:80): a GUE tunnel needs a tunnel port",
+            "service.destinations[1].tunnel.port",
+        ),
+    ];
+    for (r, message, field) in cases {
+        let s = r.expect_err(message);
+        assert_eq!((s.code(), s.message()), (Code::InvalidArgument, message));
+        let fields: Vec<String> = ipvs_proto::details::field_violations(&s)
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, [field], "{message}");
+    }
+    seed(&server).await;
+    let v6 = pb::Destination {
+        address: "2001:db8::1".into(),
+        ..masq([0; 4], 8080, None).expect("dest")
+    };
+    let s = ipvs
+        .add_destination(add_dest(Some(v6)))
+        .await
+        .expect_err("a real server of another family");
+    assert_eq!(
+        ipvs_proto::details::field_violations(&s)
+            .into_iter()
+            .map(|v| (v.field, v.description))
+            .collect::<Vec<_>>(),
+        [(
+            "destination.address".to_owned(),
+            "a real server of another address family is only allowed in tunnel mode".to_owned()
+        )]
+    );
+}
+
 #[tokio::test]
 async fn kernel_refusals_keep_their_meaning() {
     let server = TestServer::start().await;

@@ -44,6 +44,9 @@ pub use store::{PolicyStore, StoreError, StoredPolicy};
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 /// The shortest interval accepted.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest interval accepted: a year, longer than any use; the timer adds it to the
+/// clock, which a longer one would overflow.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Consecutive failures that quarantine an attachment when the request gives none.
 pub const DEFAULT_QUARANTINE_AFTER: u32 = 3;
 /// Events a slow watcher may lag behind before it misses some.

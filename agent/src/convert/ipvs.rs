@@ -16,7 +16,7 @@ use super::{
 use crate::ipvs::{
     Destination, DestinationEntry, Family, ForwardMethod, Info, MAX_WEIGHT, Protocol, Scheduler,
     Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, Tunnel, TunnelChecksum, TunnelType,
-    default_netmask,
+    ValidationError, default_netmask,
 };
 
 /// Every scheduler the API names, with its domain value.
@@ -483,6 +483,29 @@ pub fn info_to_proto(info: &Info) -> pb::GetInfoResponse {
         version: info.version,
         connection_table_size: info.conn_tab_size,
     }
+}
+
+/// The field an ipvsadm rule refused, relative to the `Service` or `Destination` message it
+/// was checked in, so that a refusal by the rules names its field as a parse error does.
+pub fn rule_field(e: &ValidationError) -> Option<&'static str> {
+    use ValidationError as V;
+    Some(match e {
+        V::UnknownScheduler(_) => "scheduler",
+        V::ZeroFwMark => "key.fwmark",
+        V::ZeroPortNotPersistent => "key.port",
+        V::OnePacketProtocol => "options.one_packet",
+        V::PersistenceTimeout => "options.persistence_timeout",
+        V::Netmask(_) => "options.ipv4_netmask",
+        V::PersistenceEngine(_) => "options.persistence_engine",
+        V::Weight(_) => "weight",
+        V::Thresholds { .. } => "lower_threshold",
+        V::MixedFamily => "address",
+        V::GuePortMissing => "tunnel.port",
+        V::GreRemoteChecksum => "tunnel.checksum",
+        V::TunnelOptionsWithoutType => "tunnel.type",
+        V::TunnelOptionsWithoutTunnel => "forwarding",
+        V::OutOfRange { .. } | V::Missing(_) => return None,
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ pub mod config;
 pub mod ipvs;
 pub mod link;
 pub mod policy;
+#[cfg(test)]
+mod props;
 pub mod state;
 pub mod stats;
 pub mod table;
@@ -137,8 +139,34 @@ pub fn optional_ip_address(s: &str) -> Result<Option<IpAddr>, Problem> {
 
 /// A non-negative `google.protobuf.Duration`.
 pub fn duration(d: &prost_types::Duration) -> Result<Duration, Problem> {
-    Duration::try_from(*d)
-        .map_err(|_| Problem::Invalid(format!("{d} is not a non-negative duration")))
+    non_negative(d).ok_or_else(|| {
+        Problem::Invalid(format!(
+            "{} is not a non-negative duration",
+            show_duration(d)
+        ))
+    })
+}
+
+/// `d` if it is not negative. prost's `TryFrom` negates a negative duration for its error,
+/// which overflows (a panic in debug builds) for the most negative number of seconds.
+pub fn non_negative(d: &prost_types::Duration) -> Option<Duration> {
+    let n = d.normalized();
+    let seconds = u64::try_from(n.seconds).ok()?;
+    let nanos = u32::try_from(n.nanos).ok()?;
+    Some(Duration::new(seconds, nanos))
+}
+
+/// `d` as prost shows it (`-1.500s`), which it cannot for the most negative number of
+/// seconds: its `Display` negates that, and overflows.
+pub fn show_duration(d: &prost_types::Duration) -> String {
+    let n = d.normalized();
+    if n.seconds != i64::MIN {
+        return d.to_string();
+    }
+    match n.nanos {
+        0 => format!("{}s", n.seconds),
+        nanos => format!("{}.{:09}s", n.seconds, nanos.unsigned_abs()),
+    }
 }
 
 /// A duration whose unset or zero value means `default`.
@@ -159,7 +187,8 @@ pub fn whole_seconds(d: Option<&prost_types::Duration>) -> Result<u32, Problem> 
     let value = duration(d)?;
     if value.subsec_nanos() != 0 {
         return Err(Problem::Invalid(format!(
-            "{d} is not a whole number of seconds"
+            "{} is not a whole number of seconds",
+            show_duration(d)
         )));
     }
     u32::try_from(value.as_secs()).map_err(|_| Problem::TooLarge {
@@ -195,6 +224,33 @@ mod tests {
 
     fn d(seconds: i64, nanos: i32) -> prost_types::Duration {
         prost_types::Duration { seconds, nanos }
+    }
+
+    /// prost's `TryFrom` and `Display` of a duration negate its seconds, which overflowed (a
+    /// panic in debug builds) for the most negative ones.
+    #[test]
+    fn the_most_negative_durations_are_refused() {
+        let refused = |what: &str| {
+            Err(Problem::Invalid(format!(
+                "{what} is not a non-negative duration"
+            )))
+        };
+        assert_eq!(duration(&d(i64::MIN, 0)), refused("-9223372036854775808s"));
+        assert_eq!(
+            duration(&d(i64::MIN, -1)),
+            refused("-9223372036854775808.000000001s")
+        );
+        assert_eq!(
+            duration(&d(i64::MIN + 1, -1_000_000_000)),
+            refused("-9223372036854775808s")
+        );
+        assert_eq!(duration(&d(-1, -500_000_000)), refused("-1.500s"));
+        assert_eq!(
+            stats::watch_interval(Some(&d(i64::MIN, 0))),
+            Err(Problem::Invalid(
+                "-9223372036854775808s is not a positive duration".into()
+            ))
+        );
     }
 
     #[test]

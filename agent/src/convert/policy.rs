@@ -1,7 +1,7 @@
 //! PolicyService messages ↔ the attachments' domain: requests parsed (refusals name the
 //! field), replies and events built. The saved attachments file uses the same messages.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use ipvs_proto::v1 as pb;
 
@@ -10,8 +10,8 @@ use super::{
     ipvs::service_key,
 };
 use crate::attach::{
-    DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, DecisionRecord, Event, Mode, RunRecord, Spec,
-    StoredPolicy,
+    DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, DecisionRecord, Event, MAX_INTERVAL, Mode,
+    RunRecord, Spec, StoredPolicy,
 };
 
 pub fn policy_to_proto(p: &StoredPolicy) -> pb::Policy {
@@ -27,6 +27,19 @@ pub fn mode_to_proto(m: Mode) -> pb::PolicyMode {
         Mode::Enforce => pb::PolicyMode::Enforce,
         Mode::DryRun => pb::PolicyMode::DryRun,
     }
+}
+
+/// An evaluation interval: unset or zero is [`DEFAULT_INTERVAL`], and at most
+/// [`MAX_INTERVAL`].
+pub fn interval(d: Option<&prost_types::Duration>) -> Result<Duration, Problem> {
+    let value = duration_or(d, DEFAULT_INTERVAL)?;
+    if value > MAX_INTERVAL {
+        return Err(Problem::TooLong {
+            value,
+            max: MAX_INTERVAL,
+        });
+    }
+    Ok(value)
 }
 
 /// An attach request as a [`Spec`].
@@ -46,7 +59,7 @@ pub fn attach_spec(req: &pb::AttachRequest) -> Result<Spec, FieldError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let interval = duration_or(req.interval.as_ref(), DEFAULT_INTERVAL).field("interval")?;
+    let interval = interval(req.interval.as_ref()).field("interval")?;
     let mode = match pb::PolicyMode::try_from(req.mode) {
         Ok(pb::PolicyMode::Unspecified | pb::PolicyMode::Enforce) => Mode::Enforce,
         Ok(pb::PolicyMode::DryRun) => Mode::DryRun,
@@ -167,6 +180,34 @@ mod tests {
             port: 80,
             ..Default::default()
         }
+    }
+
+    /// An interval is added to the clock on every tick: a huge one overflowed it, panicking
+    /// the attachment's task.
+    #[test]
+    fn intervals_the_timer_cannot_add_are_refused() {
+        let huge = pb::AttachRequest {
+            interval: Some(prost_types::Duration {
+                seconds: i64::MAX,
+                nanos: 0,
+            }),
+            ..request()
+        };
+        assert_eq!(
+            attach_spec(&huge),
+            Err(FieldError::new(
+                "interval",
+                Problem::TooLong {
+                    value: Duration::from_secs(i64::MAX as u64),
+                    max: MAX_INTERVAL,
+                }
+            ))
+        );
+        let year = pb::AttachRequest {
+            interval: Some(duration_to_proto(MAX_INTERVAL)),
+            ..request()
+        };
+        assert_eq!(attach_spec(&year).map(|s| s.interval), Ok(MAX_INTERVAL));
     }
 
     fn request() -> pb::AttachRequest {

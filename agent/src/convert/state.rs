@@ -11,8 +11,8 @@ use super::ipvs::{
     service_config_to_proto, service_key,
 };
 use super::link::{link_name, prefix, prefix_to_proto};
-use super::{At, Field, FieldError, Problem, duration_or, duration_to_proto};
-use crate::attach::{DEFAULT_INTERVAL, DEFAULT_QUARANTINE_AFTER, Mode};
+use super::{At, Field, FieldError, Problem, duration_to_proto};
+use crate::attach::{DEFAULT_QUARANTINE_AFTER, Mode};
 use crate::link::Cidr;
 use crate::state::{AttachmentSpec, DesiredTable, DriftMode, Managed, NodeSpec, SpecError};
 
@@ -65,7 +65,7 @@ fn attachment(a: &pb::AttachmentSpec) -> Result<AttachmentSpec, FieldError> {
             .iter()
             .map(|p| (p.key.clone(), p.value.clone()))
             .collect(),
-        interval: duration_or(a.interval.as_ref(), DEFAULT_INTERVAL).field("interval")?,
+        interval: super::policy::interval(a.interval.as_ref()).field("interval")?,
         mode,
         quarantine_after: match a.quarantine_after {
             0 => DEFAULT_QUARANTINE_AFTER,
@@ -248,6 +248,7 @@ pub fn time(t: Option<&prost_types::Timestamp>) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attach::DEFAULT_INTERVAL;
 
     fn key(last: u8) -> pb::ServiceKey {
         pb::ServiceKey {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use ipvs_proto::v1 as pb;
 
 use super::ipvs::{key_to_proto, optional_key, stats_to_proto};
-use super::{FieldError, Problem};
+use super::{FieldError, Problem, non_negative, show_duration};
 use crate::ipvs::{DestinationEntry, ServiceEntry, ServiceKey};
 
 /// The kernel folds its counters and rate estimates every 2 s: sampling faster shows nothing new.
@@ -33,8 +33,9 @@ pub fn watch_interval(interval: Option<&prost_types::Duration>) -> Result<Durati
     let Some(d) = interval else {
         return Ok(DEFAULT_WATCH_INTERVAL);
     };
-    let value = Duration::try_from(*d)
-        .map_err(|_| Problem::Invalid(format!("{d} is not a positive duration")))?;
+    let value = non_negative(d).ok_or_else(|| {
+        Problem::Invalid(format!("{} is not a positive duration", show_duration(d)))
+    })?;
     if value < MIN_WATCH_INTERVAL {
         return Err(Problem::TooShort {
             value,

@@ -38,7 +38,7 @@ use super::types::{
     Timeouts,
 };
 
-type Msg = NetlinkMessage<GenlMessage<Frame>>;
+pub(super) type Msg = NetlinkMessage<GenlMessage<Frame>>;
 
 /// Requested socket receive buffer. The kernel caps it at `net.core.rmem_max` (and doubles
 /// it); batches are sized so that their acks fit even the default.
@@ -260,7 +260,7 @@ fn unreadable(cmd: Cmd, e: impl std::fmt::Display) -> IpvsError {
 }
 
 /// One reply: a message, nothing (ack, end of dump), or the kernel's refusal.
-fn read(cmd: Cmd, reply: Msg) -> Result<Option<IpvsMessage>, IpvsError> {
+pub(super) fn read(cmd: Cmd, reply: Msg) -> Result<Option<IpvsMessage>, IpvsError> {
     match reply.payload {
         NetlinkPayload::InnerMessage(genl) => genl
             .payload

@@ -23,6 +23,8 @@ pub mod handle;
 pub mod message;
 pub mod module;
 pub mod op;
+#[cfg(test)]
+mod proc_props;
 pub mod reply;
 pub mod request;
 pub mod rule;

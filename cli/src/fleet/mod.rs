@@ -10,6 +10,8 @@ mod args;
 mod command;
 pub(crate) mod inventory;
 mod merge;
+#[cfg(test)]
+mod props;
 mod rollout;
 mod runner;
 mod select;

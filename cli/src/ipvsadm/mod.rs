@@ -31,3 +31,5 @@ pub mod view;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+pub(crate) mod props;

@@ -129,6 +129,18 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
+    // Whole numbers are exact: through f64, large ones lose their last milliseconds.
+    if let Ok(n) = num.parse::<u64>() {
+        let exact = match unit {
+            "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
+            _ => None,
+        };
+        if let Some(d) = exact {
+            return Ok(d);
+        }
+    }
     let n: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "ms" => n / 1000.0,
@@ -585,6 +597,10 @@ mod tests {
             ("500ms", Ok(Duration::from_millis(500))),
             ("1m", Ok(Duration::from_secs(60))),
             ("3", Ok(Duration::from_secs(3))),
+            (
+                "1220765534803ms",
+                Ok(Duration::from_millis(1_220_765_534_803)),
+            ),
             (
                 "2h",
                 Err("invalid interval \"2h\" (e.g. 2s, 500ms, 1m)".to_owned()),

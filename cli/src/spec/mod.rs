@@ -21,6 +21,8 @@ pub mod syntax;
 pub mod text;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use ipvs_proto::v1 as pb;

@@ -266,6 +266,7 @@ mod tests {
             (2000, "2s"),
             (120_000, "2m"),
             (1500, "1500ms"),
+            (1_220_765_534_803, "1220765534803ms"),
         ] {
             assert_eq!(interval_text(ms), text);
             assert_eq!(interval_ms(text), Ok(ms));

@@ -4,6 +4,7 @@
 //! before it differs between runs (sequence number, port id) and is not the family's business.
 
 pub(crate) mod captured;
+mod props;
 mod replies;
 mod requests;
 
