@@ -25,6 +25,29 @@ pub fn build_bins(paths: &Paths) -> Result<Vec<PathBuf>> {
     artifacts(&mut cmd, Kind::Bin)
 }
 
+/// The benchmark's binaries, optimised as users run them: release `ipvs-agent` and
+/// `ipvsctl` (`thin`: without the policy engine) and the kernel-floor probe
+/// `ipvs-floor` (an example of the agent crate, so it never runs with the tests).
+pub fn build_release_bench(paths: &Paths, thin: bool) -> Result<Vec<PathBuf>> {
+    eprintln!("bench: building release binaries");
+    let mut cmd = cargo(paths);
+    cmd.args(["build", "--release", "-p", "ipvs-agent", "-p", "ipvsctl"])
+        .args(["--bins", "--example", "ipvs-floor"]);
+    if thin {
+        cmd.arg("--no-default-features");
+    }
+    let bins = artifacts(&mut cmd, Kind::Release)?;
+    for want in ["ipvs-agent", "ipvsctl", "ipvs-floor"] {
+        if !bins
+            .iter()
+            .any(|b| b.file_name().is_some_and(|n| n == want))
+        {
+            bail!("cargo built no {want}");
+        }
+    }
+    Ok(bins)
+}
+
 /// Builds the e2e test executables (all, or only `targets`) without running them.
 pub fn build_tests(paths: &Paths, targets: &[String]) -> Result<Vec<PathBuf>> {
     eprintln!("lab: building the e2e tests");
@@ -40,6 +63,8 @@ pub fn build_tests(paths: &Paths, targets: &[String]) -> Result<Vec<PathBuf>> {
 enum Kind {
     Bin,
     Test,
+    /// `bin` and `example` targets.
+    Release,
 }
 
 fn artifacts(cmd: &mut Command, kind: Kind) -> Result<Vec<PathBuf>> {
@@ -67,12 +92,15 @@ fn parse_artifacts(json_lines: &str, kind: Kind) -> Result<Vec<PathBuf>> {
             continue;
         };
         let is_test = msg["profile"]["test"].as_bool().unwrap_or(false);
-        let is_bin = msg["target"]["kind"]
-            .as_array()
-            .is_some_and(|k| k.iter().any(|k| k == "bin"));
+        let has_kind = |want: &str| {
+            msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == want))
+        };
         let wanted = match kind {
             Kind::Test => is_test,
-            Kind::Bin => is_bin && !is_test,
+            Kind::Bin => has_kind("bin") && !is_test,
+            Kind::Release => (has_kind("bin") || has_kind("example")) && !is_test,
         };
         let exe = PathBuf::from(exe);
         if wanted && !out.contains(&exe) {
@@ -91,6 +119,7 @@ mod tests {
 {"reason":"compiler-artifact","target":{"kind":["lib"],"name":"ipvs_e2e"},"profile":{"test":true},"executable":"/t/debug/deps/ipvs_e2e-2"}
 {"reason":"compiler-artifact","target":{"kind":["bin"],"name":"ipvsctl"},"profile":{"test":false},"executable":"/t/debug/ipvsctl"}
 {"reason":"compiler-artifact","target":{"kind":["bin"],"name":"ipvsctl"},"profile":{"test":false},"executable":"/t/debug/ipvsctl"}
+{"reason":"compiler-artifact","target":{"kind":["example"],"name":"ipvs-floor"},"profile":{"test":false},"executable":"/t/release/examples/ipvs-floor"}
 {"reason":"build-finished","success":true}
 "#;
 
@@ -111,6 +140,18 @@ mod tests {
         assert_eq!(
             parse_artifacts(MESSAGES, Kind::Bin)?,
             [PathBuf::from("/t/debug/ipvsctl")]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn release_bench_takes_examples_too() -> Result<()> {
+        assert_eq!(
+            parse_artifacts(MESSAGES, Kind::Release)?,
+            [
+                PathBuf::from("/t/debug/ipvsctl"),
+                PathBuf::from("/t/release/examples/ipvs-floor")
+            ]
         );
         Ok(())
     }

@@ -30,6 +30,9 @@ pub enum Mode {
     Up { agent_args: Vec<String> },
     /// Run `command` while tcpdump records netlink on `nl0`, dump the pcap, power off.
     Capture { command: Vec<String> },
+    /// Run the shipped xtask binary with `args` (`bench-guest ...`), which prints the
+    /// benchmark's records; power off.
+    Bench { args: Vec<String> },
 }
 
 const PRELUDE: &str = r#"#!/bin/sh
@@ -110,6 +113,13 @@ sync
 poweroff -f
 "#;
 
+const BENCH: &str = r#"__LAB__/xtask __ARGS__
+st=$?
+[ "$st" -eq 0 ] || echo "bench: error the guest's xtask exited with status $st"
+sync
+poweroff -f
+"#;
+
 pub fn script(mode: &Mode) -> String {
     let mut s = PRELUDE.replace("__BIN__", GUEST_BIN_DIR);
     let body = match mode {
@@ -132,6 +142,9 @@ pub fn script(mode: &Mode) -> String {
             .replace("__STATUS__", CAPTURE_STATUS)
             .replace("__PCAP_BEGIN__", PCAP_BEGIN)
             .replace("__PCAP_END__", PCAP_END),
+        Mode::Bench { args } => BENCH
+            .replace("__LAB__", GUEST_LAB_DIR)
+            .replace("__ARGS__", &quote_all(args)),
     };
     s.push_str(&body);
     s
@@ -214,6 +227,20 @@ mod tests {
             !s.contains("ip route"),
             "the guest must have no default route"
         );
+        assert!(!s.contains("__"), "unreplaced placeholder in {s}");
+    }
+
+    #[test]
+    fn bench_mode_runs_the_guest_half_and_powers_off() {
+        let s = script(&Mode::Bench {
+            args: vec!["bench-guest".into(), "--size".into(), "200x4".into()],
+        });
+        assert!(
+            s.contains("\n/opt/ipvs/lab/xtask bench-guest --size 200x4\nst=$?\n"),
+            "{s}"
+        );
+        assert!(s.contains("echo \"bench: error the guest's xtask exited with status $st\""));
+        assert!(s.ends_with("poweroff -f\n"));
         assert!(!s.contains("__"), "unreplaced placeholder in {s}");
     }
 

@@ -1,6 +1,7 @@
 //! Project tasks: the single test command and the lab VM (a stock Debian kernel with IPVS,
 //! booted under qemu) that the end-to-end tests run in.
 
+mod bench;
 mod cargo;
 mod console;
 mod cpio;
@@ -67,6 +68,15 @@ enum Cmd {
     /// Guest policies (WebAssembly components in policies/).
     #[command(subcommand)]
     Policies(PoliciesCmd),
+    /// Benchmark: ipvsadm and ipvsctl side by side on the lab VM's kernel, at several table
+    /// sizes, with the kernel's own cost as a floor; prints one table per size.
+    ///
+    /// Builds release binaries and boots one VM. Takes hours with the default sizes under
+    /// TCG; --quick checks the harness in minutes. Not part of `test` or CI.
+    Bench(bench::BenchArgs),
+    /// (guest side of `bench`)
+    #[command(hide = true)]
+    BenchGuest(bench::guest::GuestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +158,8 @@ fn run(cli: Cli) -> Result<u8> {
         } => fuzz::run(&paths, &targets, time, install).map(|clean| if clean { 0 } else { 1 }),
         Cmd::Policies(PoliciesCmd::Build) => policies::build(&paths).map(|_| 0),
         Cmd::Policies(PoliciesCmd::Test) => policies::test(&paths).map(|()| 0),
+        Cmd::Bench(args) => bench::run(&paths, &args).map(|()| 0),
+        Cmd::BenchGuest(args) => bench::guest::run(&args).map(|()| 0),
         Cmd::Lab(cmd) => match cmd {
             LabCmd::Test {
                 vm,
