@@ -27,16 +27,19 @@ pub fn build_bins(paths: &Paths) -> Result<Vec<PathBuf>> {
 
 /// The benchmark's binaries, optimised as users run them: release `ipvs-agent` and
 /// `ipvsctl` (`thin`: without the policy engine) and the kernel-floor probe
-/// `ipvs-floor` (an example of the agent crate, so it never runs with the tests).
+/// `ipvs-floor` (crate `bench`, outside the default members).
 pub fn build_release_bench(paths: &Paths, thin: bool) -> Result<Vec<PathBuf>> {
     eprintln!("bench: building release binaries");
     let mut cmd = cargo(paths);
-    cmd.args(["build", "--release", "-p", "ipvs-agent", "-p", "ipvsctl"])
-        .args(["--bins", "--example", "ipvs-floor"]);
+    let packages = ["ipvs-agent", "ipvsctl", "ipvs-bench"];
+    cmd.args(["build", "--release", "--bins"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
     if thin {
         cmd.arg("--no-default-features");
     }
-    let bins = artifacts(&mut cmd, Kind::Release)?;
+    let bins = artifacts(&mut cmd, Kind::Bin)?;
     for want in ["ipvs-agent", "ipvsctl", "ipvs-floor"] {
         if !bins
             .iter()
@@ -63,8 +66,6 @@ pub fn build_tests(paths: &Paths, targets: &[String]) -> Result<Vec<PathBuf>> {
 enum Kind {
     Bin,
     Test,
-    /// `bin` and `example` targets.
-    Release,
 }
 
 fn artifacts(cmd: &mut Command, kind: Kind) -> Result<Vec<PathBuf>> {
@@ -92,15 +93,12 @@ fn parse_artifacts(json_lines: &str, kind: Kind) -> Result<Vec<PathBuf>> {
             continue;
         };
         let is_test = msg["profile"]["test"].as_bool().unwrap_or(false);
-        let has_kind = |want: &str| {
-            msg["target"]["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == want))
-        };
+        let is_bin = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "bin"));
         let wanted = match kind {
             Kind::Test => is_test,
-            Kind::Bin => has_kind("bin") && !is_test,
-            Kind::Release => (has_kind("bin") || has_kind("example")) && !is_test,
+            Kind::Bin => is_bin && !is_test,
         };
         let exe = PathBuf::from(exe);
         if wanted && !out.contains(&exe) {
@@ -119,7 +117,6 @@ mod tests {
 {"reason":"compiler-artifact","target":{"kind":["lib"],"name":"ipvs_e2e"},"profile":{"test":true},"executable":"/t/debug/deps/ipvs_e2e-2"}
 {"reason":"compiler-artifact","target":{"kind":["bin"],"name":"ipvsctl"},"profile":{"test":false},"executable":"/t/debug/ipvsctl"}
 {"reason":"compiler-artifact","target":{"kind":["bin"],"name":"ipvsctl"},"profile":{"test":false},"executable":"/t/debug/ipvsctl"}
-{"reason":"compiler-artifact","target":{"kind":["example"],"name":"ipvs-floor"},"profile":{"test":false},"executable":"/t/release/examples/ipvs-floor"}
 {"reason":"build-finished","success":true}
 "#;
 
@@ -140,18 +137,6 @@ mod tests {
         assert_eq!(
             parse_artifacts(MESSAGES, Kind::Bin)?,
             [PathBuf::from("/t/debug/ipvsctl")]
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn release_bench_takes_examples_too() -> Result<()> {
-        assert_eq!(
-            parse_artifacts(MESSAGES, Kind::Release)?,
-            [
-                PathBuf::from("/t/debug/ipvsctl"),
-                PathBuf::from("/t/release/examples/ipvs-floor")
-            ]
         );
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: ipvsadm and ipvsctl side by side on one lab VM's kernel, at several
-//! table sizes, with a kernel-floor reference line (`agent/examples/ipvs-floor.rs`).
+//! table sizes, with a kernel-floor reference line (`bench/src/main.rs`).
 //!
 //! The guest half ([`guest`]) only runs and times; the host builds release binaries, boots
 //! one VM, reads [`record`] lines off its console and renders [`report`] tables. Not part of

@@ -27,14 +27,15 @@ fn main() -> Result<()> {
     let line = match args.first().map(String::as_str) {
         Some("restore") => {
             let file = args.get(1).context("usage: ipvs-floor restore FILE")?;
-            let text =
-                std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
             let ops = parse(&text)?;
             runtime.block_on(restore(&ops))?
         }
         Some("dump") => {
             let sockets = match args.get(1) {
-                Some(s) => s.parse().with_context(|| format!("bad socket count {s:?}"))?,
+                Some(s) => s
+                    .parse()
+                    .with_context(|| format!("bad socket count {s:?}"))?,
                 None => 4,
             };
             runtime.block_on(dump(sockets))?
@@ -116,7 +117,9 @@ fn parse(text: &str) -> Result<Vec<IpvsOp>> {
 }
 
 fn key(vip: &str) -> Result<ServiceKey> {
-    let addr: SocketAddr = vip.parse().with_context(|| format!("bad address {vip:?}"))?;
+    let addr: SocketAddr = vip
+        .parse()
+        .with_context(|| format!("bad address {vip:?}"))?;
     Ok(ServiceKey::Endpoint {
         protocol: Protocol::Tcp,
         addr: addr.ip(),
