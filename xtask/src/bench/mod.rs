@@ -272,8 +272,8 @@ fn machine(res: &Results, client: &str, plan: &Plan) -> String {
          - host: {cpu}, {nproc} CPUs; {}\n\
          - guest: kernel {} under TCG, {} CPU, {} RAM\n\
          - {client}; ipvs-agent release build on its unix socket\n\
-         - sizes {}, {} run(s) of each measurement (median shown); floor: ipvs-floor, a \
-         pipelined netlink writer and a reader dumping on 4 sockets\n\
+         - sizes {}, {} run(s) of each measurement (median shown); floor: ipvs-floor, the \
+         agent's netlink handle alone: pipelined writes, pipelined dumps\n\
          - ratio adm/ctl > 1: ipvsctl is faster\n",
         date.trim(),
         qemu.lines().next().unwrap_or("qemu").trim(),
