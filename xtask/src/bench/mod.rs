@@ -204,16 +204,11 @@ pub fn run(paths: &Paths, args: &BenchArgs) -> Result<()> {
         bail!("the guest printed a {e}");
     }
     if !results.done {
-        let at = match &results.last_start {
-            Some((op, size)) => format!("last seen: {op} at {}", size.label()),
-            None => "no measurement had started".to_string(),
+        let ended = match end {
+            End::TimedOut => format!("the VM timed out after {timeout} s (--timeout)"),
+            End::Exited(st) => format!("qemu exited ({st}) before `bench: done`"),
         };
-        let why = match (results.errors.first(), end) {
-            (Some(e), _) => format!("the guest failed: {e}"),
-            (None, End::TimedOut) => format!("the VM timed out after {timeout} s (--timeout)"),
-            (None, End::Exited(st)) => format!("qemu exited ({st}) before `bench: done`"),
-        };
-        bail!("{why} ({at})");
+        bail!(unfinished(&results, &ended));
     }
     println!("{}", machine(&results, &client, &plan));
     println!("{}", report::render(&results));
@@ -223,6 +218,19 @@ pub fn run(paths: &Paths, args: &BenchArgs) -> Result<()> {
         booted.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Why a run without `bench: done` failed: the guest's own error if it printed one, else how
+/// the VM ended; and the operation it was at.
+fn unfinished(res: &Results, ended: &str) -> String {
+    let at = match &res.last_start {
+        Some((op, size)) => format!("last seen: {op} at {}", size.label()),
+        None => "no measurement had started".to_string(),
+    };
+    match res.errors.first() {
+        Some(e) => format!("the guest failed: {e} ({at})"),
+        None => format!("{ended} ({at})"),
+    }
 }
 
 fn progress(r: &Record, booted: Instant) {
@@ -355,6 +363,36 @@ mod tests {
             ]
         );
         Ok(())
+    }
+
+    #[test]
+    fn an_unfinished_run_says_where_it_stopped() {
+        let mut res = Results::default();
+        let ended = "the VM timed out after 60 s (--timeout)";
+        assert_eq!(
+            unfinished(&res, ended),
+            "the VM timed out after 60 s (--timeout) (no measurement had started)"
+        );
+        for line in [
+            "bench: start op=restore size=200x4",
+            "bench: op=restore size=200x4 tool=ipvsadm secs=1.0",
+            "bench: start op=list size=800x4",
+        ] {
+            if let Some(Ok(r)) = Record::parse(line) {
+                res.add(r);
+            }
+        }
+        assert_eq!(
+            unfinished(&res, ended),
+            "the VM timed out after 60 s (--timeout) (last seen: list at 800x4)"
+        );
+        res.add(Record::Error(
+            "\"ipvsadm\" \"-Ln\" failed (exit status: 1)".into(),
+        ));
+        assert_eq!(
+            unfinished(&res, ended),
+            "the guest failed: \"ipvsadm\" \"-Ln\" failed (exit status: 1) (last seen: list at 800x4)"
+        );
     }
 
     #[test]
