@@ -1,7 +1,7 @@
 //! `ipvs.agent.v1.StateService` node specs and revisions ↔ the [`crate::state`] model. The
 //! agent also keeps its revisions on disk in this form.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipvs_proto::v1 as pb;
@@ -13,6 +13,7 @@ use super::ipvs::{
 use super::link::{link_name, prefix, prefix_to_proto};
 use super::{At, Field, FieldError, Problem, duration_to_proto};
 use crate::attach::{DEFAULT_QUARANTINE_AFTER, Mode};
+use crate::ipvs::ServiceKey;
 use crate::link::Cidr;
 use crate::state::{AttachmentSpec, DesiredTable, DriftMode, Managed, NodeSpec, SpecError};
 
@@ -167,7 +168,7 @@ pub fn node_spec_to_proto(s: &NodeSpec) -> pb::NodeSpec {
 /// The managed set as a spec of bare keys: services with real-server addresses, links with
 /// addresses.
 pub fn managed_to_proto(m: &Managed) -> pb::NodeSpec {
-    let mut links: std::collections::BTreeMap<_, BTreeSet<Cidr>> = m
+    let mut links: BTreeMap<_, BTreeSet<Cidr>> = m
         .links
         .iter()
         .map(|n| (n.clone(), BTreeSet::new()))
@@ -175,24 +176,22 @@ pub fn managed_to_proto(m: &Managed) -> pb::NodeSpec {
     for (n, a) in &m.addresses {
         links.entry(n.clone()).or_default().insert(*a);
     }
-    let services = m
-        .services
-        .iter()
-        .chain(m.dests.iter().map(|(k, _)| k))
-        .collect::<BTreeSet<_>>()
+    // One pass over the real servers, grouped by service: a scan per service would make a
+    // revision's encoding grow with the square of the table.
+    let mut by_service: BTreeMap<&ServiceKey, Vec<pb::Destination>> =
+        m.services.iter().map(|k| (k, Vec::new())).collect();
+    for (k, (addr, port)) in &m.dests {
+        by_service.entry(k).or_default().push(pb::Destination {
+            address: addr.to_string(),
+            port: (*port).into(),
+            ..Default::default()
+        });
+    }
+    let services = by_service
         .into_iter()
-        .map(|k| pb::Service {
+        .map(|(k, destinations)| pb::Service {
             key: Some(key_to_proto(k)),
-            destinations: m
-                .dests
-                .iter()
-                .filter(|(s, _)| s == k)
-                .map(|(_, (addr, port))| pb::Destination {
-                    address: addr.to_string(),
-                    port: (*port).into(),
-                    ..Default::default()
-                })
-                .collect(),
+            destinations,
             ..Default::default()
         })
         .collect();

@@ -152,17 +152,20 @@ impl Ledger {
         observed: &[(ServiceEntry, Vec<DestinationEntry>)],
     ) -> DesiredTable {
         let mut table = declared.clone();
+        // The live real servers of held services only, keyed: a scan of `observed` per
+        // service would grow with the square of the table.
+        let held: BTreeMap<ServiceKey, &[DestinationEntry]> = observed
+            .iter()
+            .filter(|(s, _)| self.policies.contains_key(&s.service.key))
+            .map(|(s, d)| (s.service.key, d.as_slice()))
+            .collect();
         for svc in table.services_mut() {
             let key = svc.service.key;
             let hold = self.policies.get(&key);
             if let Some(s) = hold.and_then(|h| h.scheduler.clone()) {
                 svc.service.scheduler = s;
             }
-            let live = observed
-                .iter()
-                .find(|(s, _)| s.service.key == key)
-                .map(|(_, d)| d.as_slice())
-                .unwrap_or_default();
+            let live = held.get(&key).copied().unwrap_or_default();
             for (dk, dest) in svc.dests.iter_mut() {
                 if self.draining(&key, *dk) {
                     dest.weight = 0;

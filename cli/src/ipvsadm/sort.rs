@@ -129,11 +129,19 @@ pub fn glibc_qsort<T: Clone>(v: &mut [T], cmp: &dyn Fn(&T, &T) -> i32) {
 }
 
 /// Sorts services and each service's real servers as ipvsadm does.
-pub fn sort_like_ipvsadm(services: &mut [ServiceView]) {
-    glibc_qsort(services, &cmp_services);
+///
+/// The merge sort moves positions, not services: a service is a large value, and copying
+/// each one at every level of the merge cost more than reading the table.
+pub fn sort_like_ipvsadm(services: &mut Vec<ServiceView>) {
     for s in services.iter_mut() {
         glibc_qsort(&mut s.destinations, &cmp_dests);
     }
+    let mut order: Vec<usize> = (0..services.len()).collect();
+    glibc_qsort(&mut order, &|a: &usize, b: &usize| {
+        cmp_services(&services[*a], &services[*b])
+    });
+    let mut slots: Vec<Option<ServiceView>> = services.drain(..).map(Some).collect();
+    services.extend(order.into_iter().filter_map(|i| slots[i].take()));
 }
 
 #[cfg(test)]

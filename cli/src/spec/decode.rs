@@ -7,6 +7,7 @@
 //! 255.255.255.255 (or /128) is the default, a real server without a port takes the service's,
 //! and direct-routing and tunnel servers always take the service's port.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipvs_proto::v1 as pb;
@@ -57,11 +58,12 @@ fn out_of_range(path: String, value: impl std::fmt::Display, range: &str) -> Inv
 /// The whole document, checked: the first problem found is the error.
 pub fn node(doc: &NodeFile) -> Result<pb::NodeSpec, Invalid> {
     let links = links(&doc.links)?;
-    let mut keys: Vec<ServiceKey> = Vec::new();
+    // Where each key was declared: a scan per service would grow with the square of the file.
+    let mut declared_at: HashMap<ServiceKey, usize> = HashMap::new();
     let mut services = Vec::new();
     for (i, entry) in doc.services.iter().enumerate() {
         let (key, svc) = service(&format!("services[{i}]"), entry)?;
-        if let Some(j) = keys.iter().position(|k| *k == key) {
+        if let Some(&j) = declared_at.get(&key) {
             return Err(Invalid::new(
                 format!("services[{i}]"),
                 format!(
@@ -70,14 +72,14 @@ pub fn node(doc: &NodeFile) -> Result<pb::NodeSpec, Invalid> {
                 ),
             ));
         }
-        keys.push(key);
+        declared_at.insert(key, i);
         services.push(svc);
     }
     let attachments = doc
         .attachments
         .iter()
         .enumerate()
-        .map(|(i, a)| attachment(&format!("attachments[{i}]"), a, &keys))
+        .map(|(i, a)| attachment(&format!("attachments[{i}]"), a, &declared_at))
         .collect::<Result<_, _>>()?;
     Ok(pb::NodeSpec {
         links,
@@ -506,7 +508,7 @@ fn server(
 fn attachment(
     at: &str,
     a: &AttachmentEntry,
-    declared: &[ServiceKey],
+    declared: &HashMap<ServiceKey, usize>,
 ) -> Result<pb::AttachmentSpec, Invalid> {
     if a.policy.is_empty() {
         return Err(Invalid::new(format!("{at}.policy"), "is empty"));
@@ -518,7 +520,7 @@ fn attachment(
     for (j, r) in a.services.iter().enumerate() {
         let path = format!("{at}.services[{j}]");
         let key = text::reference(r).map_err(|e| Invalid::new(path.clone(), e))?;
-        if !declared.contains(&key) {
+        if !declared.contains_key(&key) {
             return Err(Invalid::new(
                 path,
                 format!("{r} is not a service of this file"),
