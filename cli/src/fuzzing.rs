@@ -1,33 +1,12 @@
 //! Entry points for the fuzz targets (`fuzz/`): each takes outside input the way ipvsctl
 //! reads it and must return, never panic. Not an API: hidden from the docs, unstable.
 
-use std::net::{IpAddr, Ipv4Addr};
-
-use crate::ipvsadm::resolve::{L4, Resolve};
+use crate::ipvsadm::resolve::NoNames;
 use crate::ipvsadm::{parse, restore};
 use crate::{fleet::inventory, spec};
 
 /// The name ipvsadm's messages use for the program.
 const PROGRAM: &str = "ipvsadm";
-
-/// Resolves nothing: a fuzz run must not wait on DNS or depend on `/etc/services`.
-#[derive(Debug)]
-struct NoNames;
-
-impl Resolve for NoNames {
-    fn host_to_ipv4(&self, _: &str) -> Option<Ipv4Addr> {
-        None
-    }
-    fn service_to_port(&self, _: &str, _: L4) -> Option<u16> {
-        None
-    }
-    fn addr_to_host(&self, _: IpAddr) -> Option<String> {
-        None
-    }
-    fn port_to_service(&self, _: u16, _: L4) -> Option<String> {
-        None
-    }
-}
 
 /// An ipvsctl command line (`args` without the program name), then the same words as one
 /// line of `-R` input; errors are rendered as they would be printed. No name lookups: a host

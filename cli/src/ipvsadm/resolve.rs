@@ -30,12 +30,11 @@ pub trait Resolve {
     fn port_to_service(&self, port: u16, proto: L4) -> Option<String>;
 }
 
-/// Resolves nothing: every name is unknown and every number prints as a number.
-#[cfg(test)]
+/// Resolves nothing: every name is unknown and every number prints as a number. Tests and
+/// fuzz runs use it so that they never wait on DNS or depend on `/etc/services`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoNames;
 
-#[cfg(test)]
 impl Resolve for NoNames {
     fn host_to_ipv4(&self, _: &str) -> Option<Ipv4Addr> {
         None
