@@ -4,8 +4,9 @@
 //! - [`cmd`], [`attr`], [`message`]: the wire format, parse and emit with no I/O; [`request`]
 //!   builds messages from domain values as ipvsadm does, [`reply`] reads the kernel's back;
 //!   [`errno`] names the kernel's refusals.
-//! - [`handle`]: [`IpvsHandle`], the async handle over one long-lived, pipelined socket;
-//!   [`op`]: a write as a value, for batches; [`rule`]: a write in ipvsadm's words.
+//! - [`handle`]: [`IpvsHandle`], the async handle over long-lived, pipelined sockets
+//!   ([`pipeline`] spreads the table's dumps over them); [`op`]: a write as a value, for
+//!   batches; [`rule`]: a write in ipvsadm's words.
 //! - [`conn`]: the connection table, which only `/proc` shows; [`module`]: scheduler modules
 //!   loaded on demand.
 
@@ -23,6 +24,7 @@ pub mod handle;
 pub mod message;
 pub mod module;
 pub mod op;
+mod pipeline;
 #[cfg(test)]
 mod proc_props;
 pub mod reply;
