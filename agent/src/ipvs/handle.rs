@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::future::join_all;
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_generic::GenlMessage;
 use netlink_proto::ConnectionHandle;
@@ -25,7 +25,6 @@ use netlink_proto::sys::protocols::NETLINK_GENERIC;
 use netlink_proto::sys::{AsyncSocket, SocketAddr};
 use tokio::sync::Mutex;
 
-use super::IpvsOps;
 use super::cmd::Cmd;
 use super::conn::{CONN_TABLE, Connection, parse_table};
 use super::errno::kernel_error;
@@ -40,6 +39,7 @@ use super::types::{
     Daemon, DaemonState, Destination, DestinationEntry, Info, Service, ServiceEntry, ServiceKey,
     Timeouts,
 };
+use super::{IpvsOps, TableRow};
 
 pub(super) type Msg = NetlinkMessage<GenlMessage<Frame>>;
 
@@ -388,17 +388,21 @@ impl IpvsOps for IpvsHandle {
         dests
     }
 
-    /// The services dump, then the services' destination dumps [`DUMP_SOCKETS`] at a time,
-    /// one per pool socket; the results keep the services' order.
     async fn table(&self) -> Result<Vec<(ServiceEntry, Vec<DestinationEntry>)>, IpvsError> {
-        let services = self.services().await?;
-        let keys: Vec<ServiceKey> = services.iter().map(|s| s.service.key).collect();
-        let dests: Vec<_> = pipelined(keys, self.pool.len(), |slot, key| async move {
-            self.dests_on(&self.pool[slot], &key).await
-        })
-        .try_collect()
-        .await?;
-        Ok(services.into_iter().zip(dests).collect())
+        self.table_stream().try_collect().await
+    }
+
+    /// The services dump, then the services' destination dumps [`DUMP_SOCKETS`] at a time,
+    /// one per pool socket; the services come out in the dump's order.
+    fn table_stream(&self) -> impl Stream<Item = Result<TableRow, IpvsError>> + Send + '_ {
+        futures::stream::once(self.services())
+            .map_ok(move |services| {
+                pipelined(services, self.pool.len(), move |slot, entry| async move {
+                    let dests = self.dests_on(&self.pool[slot], &entry.service.key).await?;
+                    Ok((entry, dests))
+                })
+            })
+            .try_flatten()
     }
 
     async fn new_service(&self, svc: &Service) -> Result<(), IpvsError> {
