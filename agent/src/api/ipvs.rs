@@ -91,10 +91,10 @@ impl<I: IpvsOps> IpvsApi<I> {
     }
 }
 
-/// Services per `StreamServices` message at most. A message carries whatever has been read
-/// when the last one left, so batches stay small while the client keeps up and the message
-/// count stays low when it does not.
-const STREAM_BATCH: usize = 256;
+/// Services per `StreamServices` message (the last may hold fewer). Sending whatever has been
+/// read instead made messages of a service or two when the client kept up, and the cost of a
+/// message on each side (framing, a wake-up) then made the stream slower than one message.
+const STREAM_BATCH: usize = 128;
 
 /// `StreamServices` messages read ahead of a slow client.
 const STREAM_BUFFER: usize = 4;
@@ -108,7 +108,7 @@ async fn send_table<I: IpvsOps>(
     tx: mpsc::Sender<Result<pb::StreamServicesResponse, Status>>,
 ) {
     let reader = kernel.read();
-    let mut batches = std::pin::pin!(reader.table_stream().ready_chunks(STREAM_BATCH));
+    let mut batches = std::pin::pin!(reader.table_stream().chunks(STREAM_BATCH));
     while let Some(batch) = batches.next().await {
         let mut services = Vec::with_capacity(batch.len());
         let mut failed = None;

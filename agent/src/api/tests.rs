@@ -833,8 +833,8 @@ async fn stream_services_lists_what_list_services_does_in_batches() {
     assert!(end.is_none(), "{end:?}");
     assert_eq!(
         batches.iter().map(Vec::len).collect::<Vec<_>>(),
-        [256, 44],
-        "whatever is ready, up to a batch's worth"
+        [128, 128, 44],
+        "batches of STREAM_BATCH, then the rest"
     );
     assert_eq!(
         batches.concat(),
