@@ -226,6 +226,124 @@ async fn refusals_use_ipvsadm_words_and_status() {
     assert_eq!(agent.ipvs.rules(), ["-A -t 10.0.0.1:80 -s wlc"]);
 }
 
+/// The agent streams a listing as it reads it; a read failing after some services were sent
+/// fails the listing exactly as one failing from the start does, with nothing printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_failing_half_way_fails_as_a_whole() {
+    let agent = agent().await;
+    let address = agent.address();
+    restore(&agent, "-A -t 10.0.0.1:80\n-A -t 10.0.0.2:80\n").await;
+    for line in ["-Ln", "-Sn", "-L --nosort"] {
+        let args: Vec<&str> = line.split(' ').collect();
+        let mut outs = Vec::new();
+        for after in [0, 1] {
+            agent
+                .ipvs
+                .cut_table(after, IpvsError::Netlink("connection closed".into()));
+            outs.push(result(&ipvsctl(Some(&address), &args).await));
+        }
+        assert_eq!(
+            outs[0],
+            (
+                Some(1),
+                String::new(),
+                "netlink: connection closed\n".into()
+            ),
+            "{line}"
+        );
+        assert_eq!(outs[1], outs[0], "{line}");
+    }
+}
+
+/// The IPVS service of an agent from before `StreamServices`: that call is UNIMPLEMENTED, as
+/// tonic answers a method it does not know.
+#[derive(Clone)]
+struct WithoutStreamServices<S>(S);
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for WithoutStreamServices<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>>
+    for WithoutStreamServices<S>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tonic::codegen::BoxFuture<S::Response, S::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
+        if req.uri().path().ends_with("/StreamServices") {
+            return Box::pin(async { Ok(tonic::Status::unimplemented("").into_http()) });
+        }
+        Box::pin(self.0.call(req))
+    }
+}
+
+/// An agent older than `StreamServices` lists through `ListServices`, with the same bytes
+/// and the same refusals.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_without_streamed_listings_lists_in_one_reply() {
+    let current = agent().await;
+    let old = TestNode::new(Services::default())
+        .await
+        .serve_with(|node, _| {
+            Ok(Routes::new(WithoutStreamServices(
+                IpvsApi::new(node.kernel.clone()).into_server(),
+            )))
+        });
+    for a in [&current.ipvs, &old.ipvs] {
+        seed_table(a).await;
+    }
+    for line in ["-Ln", "-Sn", "-L --nosort --stats"] {
+        let args: Vec<&str> = line.split(' ').collect();
+        let want = ipvsctl(Some(&current.address()), &args).await;
+        assert_eq!(want.status.code(), Some(0), "{}", text(&want.stderr));
+        let got = ipvsctl(Some(&old.address()), &args).await;
+        assert_eq!(result(&got), result(&want), "{line}");
+    }
+    old.ipvs
+        .fail_next(IpvsError::Netlink("connection closed".into()));
+    assert_eq!(
+        result(&ipvsctl(Some(&old.address()), &["-Sn"]).await),
+        (
+            Some(1),
+            String::new(),
+            "netlink: connection closed\n".into()
+        )
+    );
+}
+
+/// A few services with real servers, in an order the listing sorts.
+async fn seed_table(ipvs: &ipvs_agent::ipvs::fake::FakeIpvs) {
+    for vip in ["10.0.0.3:80", "10.0.0.1:443", "10.0.0.2:80"] {
+        let key = tcp(vip);
+        ipvs.new_service(&Service::new(key, Scheduler::Rr))
+            .await
+            .expect("service");
+        for port in [8082, 8081] {
+            let real = Destination {
+                forward: ForwardMethod::Masquerade,
+                ..Destination::new(ip("127.0.0.1"), port)
+            };
+            ipvs.new_dest(&key, &real).await.expect("real server");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_lines_never_reach_the_agent() {
     let agent = agent().await;

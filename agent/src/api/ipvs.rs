@@ -1,10 +1,14 @@
 //! `ipvs.agent.v1.IpvsService` over the node core: parse, validate, write during a turn of
 //! the core ([`Kernel`]), convert back.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::{Stream, StreamExt};
 use ipvs_proto::v1 as pb;
 use pb::ipvs_service_server::{IpvsService, IpvsServiceServer};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
@@ -87,6 +91,51 @@ impl<I: IpvsOps> IpvsApi<I> {
     }
 }
 
+/// Services per `StreamServices` message (the last may hold fewer). Sending whatever has been
+/// read instead made messages of a service or two when the client kept up, and the cost of a
+/// message on each side (framing, a wake-up) then made the stream slower than one message.
+const STREAM_BATCH: usize = 128;
+
+/// `StreamServices` messages read ahead of a slow client.
+const STREAM_BUFFER: usize = 4;
+
+type ServiceStream = Pin<Box<dyn Stream<Item = Result<pb::StreamServicesResponse, Status>> + Send>>;
+
+/// Reads the table into `tx` in batches; the first error is the last message. Returns when
+/// the table is sent or the client went away.
+async fn send_table<I: IpvsOps>(
+    kernel: Arc<Kernel<I>>,
+    tx: mpsc::Sender<Result<pb::StreamServicesResponse, Status>>,
+) {
+    let reader = kernel.read();
+    let mut batches = std::pin::pin!(reader.table_stream().chunks(STREAM_BATCH));
+    while let Some(batch) = batches.next().await {
+        let mut services = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        for row in batch {
+            match row {
+                Ok((svc, dests)) => services.push(convert::ipvs::service_to_proto(&svc, &dests)),
+                Err(e) => {
+                    failed = Some(Status::from(e));
+                    break;
+                }
+            }
+        }
+        if !services.is_empty()
+            && tx
+                .send(Ok(pb::StreamServicesResponse { services }))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        if let Some(status) = failed {
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+    }
+}
+
 /// The log target of a destination write: `TCP 192.168.100.1:80 -> 127.0.0.1:8081`.
 fn dest_target(c: &DestinationChange) -> String {
     format!("{} -> {}", c.service, endpoint(c.dest.addr, c.dest.port))
@@ -166,6 +215,23 @@ impl<I: IpvsOps> IpvsService for IpvsApi<I> {
                 .map(|(svc, dests)| convert::ipvs::service_to_proto(svc, dests))
                 .collect(),
         }))
+    }
+
+    type StreamServicesStream = ServiceStream;
+
+    /// The first batch is awaited before the call returns, so a table that cannot be read at
+    /// all fails the call itself, as `ListServices` would.
+    async fn stream_services(
+        &self,
+        _request: Request<pb::StreamServicesRequest>,
+    ) -> Result<Response<Self::StreamServicesStream>, Status> {
+        let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(send_table(self.kernel.clone(), tx));
+        let first = rx.recv().await.transpose()?;
+        let rest = ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(
+            futures::stream::iter(first.map(Ok)).chain(rest),
+        )))
     }
 
     async fn add_destination(

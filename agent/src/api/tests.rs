@@ -788,6 +788,80 @@ async fn deletes_flush_and_zero() {
     );
 }
 
+/// Every message of a `StreamServices` call, then how it ended.
+async fn streamed(
+    ipvs: &mut IpvsServiceClient<Channel>,
+) -> Result<(Vec<Vec<pb::Service>>, Option<Status>), Status> {
+    let mut stream = ipvs
+        .stream_services(pb::StreamServicesRequest {})
+        .await?
+        .into_inner();
+    let mut batches = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(batch)) => batches.push(batch.services),
+            Ok(None) => return Ok((batches, None)),
+            Err(s) => return Ok((batches, Some(s))),
+        }
+    }
+}
+
+#[tokio::test]
+async fn stream_services_lists_what_list_services_does_in_batches() {
+    let server = TestServer::start().await;
+    let mut ipvs = server.ipvs_client();
+    let (batches, end) = streamed(&mut ipvs).await.expect("stream");
+    assert!(
+        batches.is_empty() && end.is_none(),
+        "an empty table: no message"
+    );
+    for i in 0..300u16 {
+        let [hi, lo] = i.to_be_bytes();
+        let mut create = rr(tcp_key([10, 0, hi, lo], 80));
+        if let Some(s) = create.service.as_mut() {
+            s.destinations = masq([10, 1, hi, lo], 8080, Some(2)).into_iter().collect();
+        }
+        ipvs.create_service(create).await.expect("create");
+    }
+    let listed = ipvs
+        .list_services(pb::ListServicesRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .services;
+    let (batches, end) = streamed(&mut ipvs).await.expect("stream");
+    assert!(end.is_none(), "{end:?}");
+    assert_eq!(
+        batches.iter().map(Vec::len).collect::<Vec<_>>(),
+        [128, 128, 44],
+        "batches of STREAM_BATCH, then the rest"
+    );
+    assert_eq!(
+        batches.concat(),
+        listed,
+        "the same services in the same order"
+    );
+
+    // A read failing half-way ends the stream after what was read, with ListServices' status.
+    server
+        .ipvs
+        .cut_table(260, IpvsError::Netlink("connection closed".into()));
+    let (batches, end) = streamed(&mut ipvs).await.expect("stream");
+    assert_eq!(batches.concat(), listed[..260]);
+    let end = end.expect("an error ends the stream");
+    assert_eq!(
+        (end.code(), end.message()),
+        (Code::Unavailable, "netlink: connection closed")
+    );
+    // One failing from the start fails the call itself.
+    server.ipvs.fail_next(IpvsError::PermissionDenied);
+    refused(
+        ipvs.stream_services(pb::StreamServicesRequest {}).await,
+        Code::PermissionDenied,
+        "permission denied (you must be root or have CAP_NET_ADMIN)",
+    );
+}
+
 #[tokio::test]
 async fn stats_snapshots() {
     let server = TestServer::start().await;

@@ -10,12 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use futures::{Stream, TryStreamExt};
+
 use super::cmd::Cmd;
 use super::errno::kernel_error;
 use super::{
     Connection, Daemon, DaemonState, Destination, DestinationEntry, Family, ForwardMethod, Info,
     IpvsError, IpvsOp, IpvsOps, ModuleError, Service, ServiceEntry, ServiceFlags, ServiceKey,
-    Stats, Timeouts, Tunnel,
+    Stats, TableRow, Timeouts, Tunnel,
 };
 
 /// A write that reached the fake IPVS core.
@@ -112,6 +114,8 @@ struct Table {
     writes: Vec<Write>,
     reads: usize,
     fail_next: Option<IpvsError>,
+    /// The next table read hands out this many services, then fails.
+    cut_table: Option<(usize, IpvsError)>,
     /// Writes that fail once when they come, whatever the table holds.
     fail_writes: Vec<(Write, IpvsError)>,
     /// Writes that fail when they come, by their number (from 1, counting every write).
@@ -139,6 +143,7 @@ impl Default for Table {
             writes: Vec::new(),
             reads: 0,
             fail_next: None,
+            cut_table: None,
             fail_writes: Vec::new(),
             fail_at: Vec::new(),
             missing: BTreeSet::from(["twos".to_owned()]),
@@ -260,6 +265,12 @@ impl FakeIpvs {
     /// The next call fails with `err`, whatever it is.
     pub fn fail_next(&self, err: IpvsError) {
         self.table().fail_next = Some(err);
+    }
+
+    /// The next read of the whole table hands out its first `services`, then fails with
+    /// `err`, as a destination dump failing half-way through a listing would.
+    pub fn cut_table(&self, services: usize, err: IpvsError) {
+        self.table().cut_table = Some((services, err));
     }
 
     /// `write` fails once with `err` when it comes, before it can change anything.
@@ -520,7 +531,19 @@ impl IpvsOps for FakeIpvs {
     }
 
     async fn table(&self) -> Result<Vec<(ServiceEntry, Vec<DestinationEntry>)>, IpvsError> {
-        self.read(|t| Ok(t.services.values().cloned().collect()))
+        self.table_stream().try_collect().await
+    }
+
+    /// Read at once, handed out a service at a time, cut short by [`FakeIpvs::cut_table`].
+    fn table_stream(&self) -> impl Stream<Item = Result<TableRow, IpvsError>> + Send + '_ {
+        let rows = self.read(|t| Ok(t.services.values().cloned().collect::<Vec<_>>()));
+        let cut = self.table().cut_table.take();
+        let rows: Vec<Result<TableRow, IpvsError>> = match (rows, cut) {
+            (Err(e), _) => vec![Err(e)],
+            (Ok(rows), None) => rows.into_iter().map(Ok).collect(),
+            (Ok(rows), Some((n, e))) => rows.into_iter().take(n).map(Ok).chain([Err(e)]).collect(),
+        };
+        futures::stream::iter(rows)
     }
 
     /// The kernel looks the service up before it checks the scheduler: `-A` of an existing

@@ -6,16 +6,18 @@
 //! - The kernel runs at most one dump per socket at a time (a second one started while the
 //!   first has not ended fails with EBUSY), so dumps are queued in order behind each other
 //!   while writes and single reads keep flowing around them.
-//! - The socket is opened by [`IpvsHandle::new`] on the thread that first polls it and
-//!   belongs to that thread's network namespace for its whole life, whichever thread later
-//!   drives the connection.
+//! - The whole table's per-service destination dumps go to [`DUMP_SOCKETS`] more sockets,
+//!   several at once ([`pipelined`]), so reading the table is not one dump after another.
+//! - The sockets are opened by [`IpvsHandle::new`] on the thread that first polls it and
+//!   belong to that thread's network namespace for their whole life, whichever thread later
+//!   drives the connections.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::StreamExt;
-use futures::future::{join_all, try_join_all};
+use futures::future::join_all;
+use futures::{Stream, StreamExt, TryStreamExt};
 use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_generic::GenlMessage;
 use netlink_proto::ConnectionHandle;
@@ -23,7 +25,6 @@ use netlink_proto::sys::protocols::NETLINK_GENERIC;
 use netlink_proto::sys::{AsyncSocket, SocketAddr};
 use tokio::sync::Mutex;
 
-use super::IpvsOps;
 use super::cmd::Cmd;
 use super::conn::{CONN_TABLE, Connection, parse_table};
 use super::errno::kernel_error;
@@ -33,10 +34,12 @@ use super::frame::Frame;
 use super::message::IpvsMessage;
 use super::module::{ModuleError, modprobe, scheduler_module};
 use super::op::IpvsOp;
+use super::pipeline::pipelined;
 use super::types::{
     Daemon, DaemonState, Destination, DestinationEntry, Info, Service, ServiceEntry, ServiceKey,
     Timeouts,
 };
+use super::{IpvsOps, TableRow};
 
 pub(super) type Msg = NetlinkMessage<GenlMessage<Frame>>;
 
@@ -49,13 +52,30 @@ pub const RX_BUF_BYTES: usize = 4 << 20;
 /// drops them (ENOBUFS) and the batch would never complete.
 pub const BATCH: usize = 128;
 
-/// A handle to the kernel's IPVS table; cheap to clone (clones share the connection).
+/// Sockets, besides the main one, that read the whole table's destination dumps, one
+/// service each at a time. The kernel runs one dump per socket, so with one socket every
+/// service costs a full round trip through the agent before the next dump may start; a few
+/// sockets keep the kernel busy meanwhile. More would mostly add file descriptors: the
+/// dumps still share the kernel's IPVS lock and the agent's cores.
+pub const DUMP_SOCKETS: usize = 4;
+
+/// A socket that runs dumps, one at a time.
+#[derive(Debug, Clone)]
+struct DumpSocket {
+    conn: ConnectionHandle<GenlMessage<Frame>>,
+    /// Held for the whole life of a dump: one dump per socket.
+    turn: Arc<Mutex<()>>,
+}
+
+/// A handle to the kernel's IPVS table; cheap to clone (clones share the connections).
 #[derive(Debug, Clone)]
 pub struct IpvsHandle {
-    conn: ConnectionHandle<GenlMessage<Frame>>,
+    /// Writes, single reads and the dumps of single things (services, one service's
+    /// destinations, daemons).
+    main: DumpSocket,
+    /// The whole table's destination dumps: [`DUMP_SOCKETS`] of them.
+    pool: Arc<[DumpSocket]>,
     family_id: u16,
-    /// Held for the whole life of a dump: one dump per socket.
-    dumps: Arc<Mutex<()>>,
     /// The connection table file ([`CONN_TABLE`] unless told otherwise).
     conn_table: Arc<PathBuf>,
 }
@@ -72,7 +92,7 @@ impl IpvsHandle {
     /// Resolves the "IPVS" family and starts the connection task on the current tokio
     /// runtime. `Unavailable` if the kernel has no IPVS.
     ///
-    /// Both sockets are opened as soon as the future is first polled, before it yields, so
+    /// Every socket is opened as soon as the future is first polled, before it yields, so
     /// they belong to the network namespace of the thread that polls it: the caller's own
     /// under `block_on` or `#[tokio::main]`, not necessarily under `tokio::spawn`.
     pub async fn new() -> Result<Self, IpvsError> {
@@ -83,27 +103,14 @@ impl IpvsHandle {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| IpvsError::Netlink("IpvsHandle::new needs a tokio runtime".into()))?;
         let family_id = resolve_family_id()?;
-        let (mut conn, handle, mut unsolicited) =
-            netlink_proto::new_connection::<GenlMessage<Frame>>(NETLINK_GENERIC)
-                .map_err(|e| IpvsError::Netlink(format!("open generic netlink socket: {e}")))?;
-        // Acks complete write requests; the handle needs to see them to match batches.
-        conn.set_forward_ack(true);
-        let rx_buf = libc::c_int::try_from(RX_BUF_BYTES).unwrap_or(libc::c_int::MAX);
-        if let Err(e) = conn.socket_mut().socket_mut().set_rx_buf_sz(rx_buf) {
-            tracing::warn!("IPVS socket: cannot set the receive buffer: {e}");
-        }
-        runtime.spawn(conn);
-        runtime.spawn(async move {
-            while let Some((msg, _)) = unsolicited.next().await {
-                if let NetlinkPayload::Overrun(_) = msg.payload {
-                    tracing::error!("IPVS socket: receive buffer overrun, replies were lost");
-                }
-            }
-        });
+        let main = connect(&runtime, true)?;
+        let pool = (0..DUMP_SOCKETS)
+            .map(|_| connect(&runtime, false))
+            .collect::<Result<_, _>>()?;
         Ok(IpvsHandle {
-            conn: handle,
+            main,
+            pool,
             family_id,
-            dumps: Arc::new(Mutex::new(())),
             conn_table: Arc::new(PathBuf::from(CONN_TABLE)),
         })
     }
@@ -131,6 +138,7 @@ impl IpvsHandle {
     async fn ack(&self, msg: IpvsMessage, service: Option<&Service>) -> Result<(), IpvsError> {
         let cmd = msg.cmd;
         let replies: Vec<Msg> = self
+            .main
             .conn
             .request(self.frame(&msg, NLM_F_REQUEST | NLM_F_ACK), kernel_addr())
             .map_err(closed)?
@@ -154,6 +162,7 @@ impl IpvsHandle {
     async fn get(&self, msg: IpvsMessage) -> Result<IpvsMessage, IpvsError> {
         let cmd = msg.cmd;
         let replies: Vec<Msg> = self
+            .main
             .conn
             .request(self.frame(&msg, NLM_F_REQUEST), kernel_addr())
             .map_err(closed)?
@@ -168,13 +177,23 @@ impl IpvsHandle {
         out.ok_or_else(|| IpvsError::Netlink(format!("{}: no reply", cmd.op())))
     }
 
-    /// A dump. It runs in its own task so that a caller giving up half-way cannot release the
-    /// queue while the kernel is still dumping (the next dump would fail with EBUSY).
+    /// A dump on the main socket.
     async fn dump(&self, msg: IpvsMessage) -> Result<Vec<IpvsMessage>, IpvsError> {
+        self.dump_on(&self.main, msg).await
+    }
+
+    /// A dump on `socket`. It runs in its own task so that a caller giving up half-way cannot
+    /// release the socket while the kernel is still dumping (the next dump would fail with
+    /// EBUSY).
+    async fn dump_on(
+        &self,
+        socket: &DumpSocket,
+        msg: IpvsMessage,
+    ) -> Result<Vec<IpvsMessage>, IpvsError> {
         let cmd = msg.cmd;
         let request = self.frame(&msg, NLM_F_REQUEST | NLM_F_DUMP);
-        let conn = self.conn.clone();
-        let queue = self.dumps.clone();
+        let conn = socket.conn.clone();
+        let queue = socket.turn.clone();
         let replies = tokio::spawn(async move {
             let _turn = queue.lock_owned().await;
             let stream = conn.request(request, kernel_addr()).map_err(closed)?;
@@ -192,8 +211,16 @@ impl IpvsHandle {
     }
 
     async fn dests_of(&self, key: &ServiceKey) -> Result<Vec<DestinationEntry>, IpvsError> {
+        self.dests_on(&self.main, key).await
+    }
+
+    async fn dests_on(
+        &self,
+        socket: &DumpSocket,
+        key: &ServiceKey,
+    ) -> Result<Vec<DestinationEntry>, IpvsError> {
         let family = key.family();
-        self.dump(IpvsMessage::get_dests(key))
+        self.dump_on(socket, IpvsMessage::get_dests(key))
             .await?
             .iter()
             .map(|m| {
@@ -219,7 +246,7 @@ impl IpvsHandle {
             .iter()
             .map(|op| self.frame(&op.message(), NLM_F_REQUEST | NLM_F_ACK))
             .collect();
-        let replies: Vec<Msg> = match self.conn.request_batch(requests, kernel_addr()) {
+        let replies: Vec<Msg> = match self.main.conn.request_batch(requests, kernel_addr()) {
             Ok(stream) => stream.collect().await,
             Err(e) => return vec![Err(closed(e)); ops.len()],
         };
@@ -235,6 +262,33 @@ impl IpvsHandle {
             Err(e) => vec![Err(e); ops.len()],
         }
     }
+}
+
+/// A generic-netlink connection driven by a task on `runtime`. The main socket (`main`)
+/// sees acks, to match batched writes, and gets a larger receive buffer to hold them.
+fn connect(runtime: &tokio::runtime::Handle, main: bool) -> Result<DumpSocket, IpvsError> {
+    let (mut conn, handle, mut unsolicited) =
+        netlink_proto::new_connection::<GenlMessage<Frame>>(NETLINK_GENERIC)
+            .map_err(|e| IpvsError::Netlink(format!("open generic netlink socket: {e}")))?;
+    if main {
+        conn.set_forward_ack(true);
+        let rx_buf = libc::c_int::try_from(RX_BUF_BYTES).unwrap_or(libc::c_int::MAX);
+        if let Err(e) = conn.socket_mut().socket_mut().set_rx_buf_sz(rx_buf) {
+            tracing::warn!("IPVS socket: cannot set the receive buffer: {e}");
+        }
+    }
+    runtime.spawn(conn);
+    runtime.spawn(async move {
+        while let Some((msg, _)) = unsolicited.next().await {
+            if let NetlinkPayload::Overrun(_) = msg.payload {
+                tracing::error!("IPVS socket: receive buffer overrun, replies were lost");
+            }
+        }
+    });
+    Ok(DumpSocket {
+        conn: handle,
+        turn: Arc::new(Mutex::new(())),
+    })
 }
 
 /// The connection table at `path`. A missing file means the kernel has no IPVS (the file
@@ -334,12 +388,21 @@ impl IpvsOps for IpvsHandle {
         dests
     }
 
-    /// The services dump, then every service's destination dump issued at once; the kernel's
-    /// one-dump-per-socket rule queues them on the connection back to back.
     async fn table(&self) -> Result<Vec<(ServiceEntry, Vec<DestinationEntry>)>, IpvsError> {
-        let services = self.services().await?;
-        let dests = try_join_all(services.iter().map(|s| self.dests_of(&s.service.key))).await?;
-        Ok(services.into_iter().zip(dests).collect())
+        self.table_stream().try_collect().await
+    }
+
+    /// The services dump, then the services' destination dumps [`DUMP_SOCKETS`] at a time,
+    /// one per pool socket; the services come out in the dump's order.
+    fn table_stream(&self) -> impl Stream<Item = Result<TableRow, IpvsError>> + Send + '_ {
+        futures::stream::once(self.services())
+            .map_ok(move |services| {
+                pipelined(services, self.pool.len(), move |slot, entry| async move {
+                    let dests = self.dests_on(&self.pool[slot], &entry.service.key).await?;
+                    Ok((entry, dests))
+                })
+            })
+            .try_flatten()
     }
 
     async fn new_service(&self, svc: &Service) -> Result<(), IpvsError> {

@@ -4,8 +4,9 @@
 //! - [`cmd`], [`attr`], [`message`]: the wire format, parse and emit with no I/O; [`request`]
 //!   builds messages from domain values as ipvsadm does, [`reply`] reads the kernel's back;
 //!   [`errno`] names the kernel's refusals.
-//! - [`handle`]: [`IpvsHandle`], the async handle over one long-lived, pipelined socket;
-//!   [`op`]: a write as a value, for batches; [`rule`]: a write in ipvsadm's words.
+//! - [`handle`]: [`IpvsHandle`], the async handle over long-lived, pipelined sockets
+//!   ([`pipeline`] spreads the table's dumps over them); [`op`]: a write as a value, for
+//!   batches; [`rule`]: a write in ipvsadm's words.
 //! - [`conn`]: the connection table, which only `/proc` shows; [`module`]: scheduler modules
 //!   loaded on demand.
 
@@ -23,6 +24,7 @@ pub mod handle;
 pub mod message;
 pub mod module;
 pub mod op;
+mod pipeline;
 #[cfg(test)]
 mod proc_props;
 pub mod reply;
@@ -38,6 +40,8 @@ mod tests;
 use std::future::Future;
 use std::net::IpAddr;
 
+use futures::{Stream, TryStreamExt};
+
 pub use conn::Connection;
 pub use error::{IpvsError, ValidationError};
 pub use handle::IpvsHandle;
@@ -45,6 +49,9 @@ pub use message::IpvsMessage;
 pub use module::ModuleError;
 pub use op::IpvsOp;
 pub use types::*;
+
+/// A service of the table with its real servers.
+pub type TableRow = (ServiceEntry, Vec<DestinationEntry>);
 
 /// Every operation the agent performs on an IPVS table. The netlink handle implements it for
 /// the real kernel; the API layer is generic over it so its adapters can be unit-tested.
@@ -68,6 +75,14 @@ pub trait IpvsOps: Send + Sync + 'static {
     fn table(
         &self,
     ) -> impl Future<Output = Result<Vec<(ServiceEntry, Vec<DestinationEntry>)>, IpvsError>> + Send;
+    /// The table as [`IpvsOps::table`] reads it, in the same order, each service handed out
+    /// as soon as its real servers are read; an error ends it. By default the whole table is
+    /// read first.
+    fn table_stream(&self) -> impl Stream<Item = Result<TableRow, IpvsError>> + Send + '_ {
+        futures::stream::once(self.table())
+            .map_ok(|rows| futures::stream::iter(rows.into_iter().map(Ok)))
+            .try_flatten()
+    }
     /// `ipvsadm -A`.
     fn new_service(&self, svc: &Service) -> impl Future<Output = Result<(), IpvsError>> + Send;
     /// `ipvsadm -E`.

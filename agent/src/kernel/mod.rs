@@ -17,12 +17,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use futures::Stream;
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::ipvs::module::with_scheduler;
 use crate::ipvs::{
     Connection, Daemon, DestinationEntry, Info, IpvsError, IpvsOp, IpvsOps, Scheduler,
-    ServiceEntry, ServiceKey, Timeouts,
+    ServiceEntry, ServiceKey, TableRow, Timeouts,
 };
 use crate::state::desired::DestKey;
 pub use drains::DrainStore;
@@ -50,7 +51,7 @@ pub struct Turn<'a, I> {
 #[derive(Debug)]
 pub struct Reader<'a, I>(&'a I);
 
-impl<I: IpvsOps> Reader<'_, I> {
+impl<'a, I: IpvsOps> Reader<'a, I> {
     pub async fn info(&self) -> Result<Info, IpvsError> {
         self.0.info().await
     }
@@ -66,6 +67,9 @@ impl<I: IpvsOps> Reader<'_, I> {
     #[allow(clippy::type_complexity)]
     pub async fn table(&self) -> Result<Vec<(ServiceEntry, Vec<DestinationEntry>)>, IpvsError> {
         self.0.table().await
+    }
+    pub fn table_stream(&self) -> impl Stream<Item = Result<TableRow, IpvsError>> + Send + 'a {
+        self.0.table_stream()
     }
     pub async fn timeouts(&self) -> Result<Timeouts, IpvsError> {
         self.0.timeouts().await

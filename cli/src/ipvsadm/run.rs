@@ -543,6 +543,32 @@ async fn apply(
     Ok(if json { to_json(&plan) } else { String::new() })
 }
 
+/// Every service in the agent's order, taken in as the agent reads them (`StreamServices`);
+/// from an agent older than that call, in one reply (`ListServices`). Either way a failure
+/// is `ListServices`' refusal, whether it comes first or after some services.
+async fn all_services(
+    ipvs: &mut IpvsServiceClient<Channel>,
+    settings: &Settings<'_>,
+) -> Result<Vec<ServiceView>, Failure> {
+    let failed = |s: tonic::Status| refused(settings, Op::ListServices, exit::LIST_FAILED, &s);
+    let mut stream = match ipvs.stream_services(pb::StreamServicesRequest {}).await {
+        Ok(r) => r.into_inner(),
+        Err(s) if s.code() == tonic::Code::Unimplemented => {
+            let r = ipvs
+                .list_services(pb::ListServicesRequest {})
+                .await
+                .map_err(failed)?;
+            return views(&r.get_ref().services);
+        }
+        Err(s) => return Err(failed(s)),
+    };
+    let mut services = Vec::new();
+    while let Some(batch) = stream.message().await.map_err(failed)? {
+        services.extend(views(&batch.services)?);
+    }
+    Ok(services)
+}
+
 /// Every service, sorted unless `nosort`, with the header when `with_info`.
 async fn listing_all(
     ipvs: &mut IpvsServiceClient<Channel>,
@@ -560,11 +586,7 @@ async fn listing_all(
     } else {
         None
     };
-    let r = ipvs
-        .list_services(pb::ListServicesRequest {})
-        .await
-        .map_err(list_failed(Op::ListServices))?;
-    let mut services = views(&r.get_ref().services)?;
+    let mut services = all_services(ipvs, settings).await?;
     if !nosort {
         sort_like_ipvsadm(&mut services);
     }
