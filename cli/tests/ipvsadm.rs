@@ -63,16 +63,7 @@ const VIP: &str = "192.168.100.1:80";
 async fn seed(agent: &TestAgent) {
     let key = tcp(VIP);
     let ipvs = &agent.ipvs;
-    ipvs.new_service(&Service::new(key, Scheduler::Rr))
-        .await
-        .expect("service");
-    for port in [8082, 8081] {
-        let real = Destination {
-            forward: ForwardMethod::Masquerade,
-            ..Destination::new(ip("127.0.0.1"), port)
-        };
-        ipvs.new_dest(&key, &real).await.expect("real server");
-    }
+    round_robin_with_two_backends(ipvs, key).await;
     ipvs.set_stats(&key, counters([6, 38, 35, 2486, 3248]));
     ipvs.set_dest_stats(
         &key,
@@ -330,17 +321,21 @@ async fn an_agent_without_streamed_listings_lists_in_one_reply() {
 /// A few services with real servers, in an order the listing sorts.
 async fn seed_table(ipvs: &ipvs_agent::ipvs::fake::FakeIpvs) {
     for vip in ["10.0.0.3:80", "10.0.0.1:443", "10.0.0.2:80"] {
-        let key = tcp(vip);
-        ipvs.new_service(&Service::new(key, Scheduler::Rr))
-            .await
-            .expect("service");
-        for port in [8082, 8081] {
-            let real = Destination {
-                forward: ForwardMethod::Masquerade,
-                ..Destination::new(ip("127.0.0.1"), port)
-            };
-            ipvs.new_dest(&key, &real).await.expect("real server");
-        }
+        round_robin_with_two_backends(ipvs, tcp(vip)).await;
+    }
+}
+
+/// A round-robin service at `key` with NAT real servers 127.0.0.1:8082 and :8081.
+async fn round_robin_with_two_backends(ipvs: &ipvs_agent::ipvs::fake::FakeIpvs, key: ServiceKey) {
+    ipvs.new_service(&Service::new(key, Scheduler::Rr))
+        .await
+        .expect("service");
+    for port in [8082, 8081] {
+        let real = Destination {
+            forward: ForwardMethod::Masquerade,
+            ..Destination::new(ip("127.0.0.1"), port)
+        };
+        ipvs.new_dest(&key, &real).await.expect("real server");
     }
 }
 
