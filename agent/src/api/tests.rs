@@ -169,12 +169,7 @@ async fn seed_scenario_reads_back_with_defaults() {
             .expect("add destination");
     }
 
-    let listed = ipvs
-        .list_services(pb::ListServicesRequest {})
-        .await
-        .expect("list")
-        .into_inner()
-        .services;
+    let listed = list_services(&mut ipvs).await;
     let [svc] = listed.as_slice() else {
         panic!("one service expected: {listed:?}");
     };
@@ -806,6 +801,15 @@ async fn streamed(
     }
 }
 
+/// The whole table through the unary ListServices.
+async fn list_services(ipvs: &mut IpvsServiceClient<Channel>) -> Vec<pb::Service> {
+    ipvs.list_services(pb::ListServicesRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .services
+}
+
 #[tokio::test]
 async fn stream_services_lists_what_list_services_does_in_batches() {
     let server = TestServer::start().await;
@@ -823,12 +827,7 @@ async fn stream_services_lists_what_list_services_does_in_batches() {
         }
         ipvs.create_service(create).await.expect("create");
     }
-    let listed = ipvs
-        .list_services(pb::ListServicesRequest {})
-        .await
-        .expect("list")
-        .into_inner()
-        .services;
+    let listed = list_services(&mut ipvs).await;
     let (batches, end) = streamed(&mut ipvs).await.expect("stream");
     assert!(end.is_none(), "{end:?}");
     assert_eq!(
