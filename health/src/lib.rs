@@ -8,6 +8,7 @@
 pub mod check;
 pub mod machine;
 pub mod probe;
+pub mod runner;
 
 pub use check::{Check, Kind};
 pub use probe::{Outcome, ProbeResult};
