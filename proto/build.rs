@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ipvs/agent/v1/config.proto",
         "ipvs/agent/v1/table.proto",
         "ipvs/agent/v1/policy.proto",
+        "ipvs/agent/v1/health.proto",
         "ipvs/agent/v1/state.proto",
     ];
     let fds = protox::compile(files, ["."])?;

@@ -9,6 +9,7 @@ pub mod check;
 pub mod machine;
 pub mod probe;
 pub mod runner;
+pub mod spec;
 
 pub use check::{Check, Kind};
 pub use probe::{Outcome, ProbeResult};
