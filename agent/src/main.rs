@@ -96,6 +96,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .context("cannot open the declared state")?,
     );
+    // Health checks first: a server declared to start down is not brought up by the reconcile.
+    declared.start_checks().await;
     // After a restart the node is made to match the last revision; what matches is untouched.
     match declared.check(true).await {
         Ok(d) if d.is_empty() => {}

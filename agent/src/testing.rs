@@ -181,6 +181,9 @@ impl TestNode {
                 .expect("declared state"),
             )
         });
+        if let Some(s) = &state {
+            s.start_checks().await;
+        }
         TestNode {
             ipvs,
             links,

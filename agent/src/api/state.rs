@@ -11,16 +11,18 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::audit::logged;
-use crate::convert::ipvs::{destination_address, service_key};
+use crate::convert::ipvs::{destination_address, key_to_proto, service_key};
 use crate::convert::state::{node_spec, node_spec_to_proto, time_to_proto};
 use crate::convert::table::change_to_proto;
 use crate::convert::{Field, FieldError, Problem, duration_or, duration_to_proto, nested};
 use crate::declared::drain::{DrainRequest, Progress};
+use crate::declared::health::HealthView;
 use crate::declared::{ApplyOptions, Declared, EventKind, Outcome, Step, revision_info};
 use crate::ipvs::IpvsOps;
 use crate::link::LinkOps;
 use crate::shutdown::Shutdown;
 use crate::state::DriftMode;
+use ipvs_health::check::State as HealthState;
 
 /// A drain waits this long for active connections when the request does not say.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -211,6 +213,7 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
             drift_mode: drift_mode_to_proto(s.drift_mode).into(),
             last_check: s.last_check.map(time_to_proto),
             drift: drifts(&s.drift),
+            health: s.health.iter().map(health_to_proto).collect(),
         }))
     }
 
@@ -316,6 +319,15 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
                     EventKind::DriftRepaired(d) => {
                         E::DriftRepaired(pb::DriftRepaired { drift: drifts(&d) })
                     }
+                    EventKind::Health(h) => E::HealthChanged(pb::HealthChanged {
+                        health: Some(health_to_proto(&h)),
+                    }),
+                    EventKind::Quorum(q) => E::QuorumChanged(pb::QuorumChanged {
+                        service: Some(key_to_proto(&q.service)),
+                        lost: q.lost,
+                        healthy_weight: q.healthy_weight,
+                        quorum: q.quorum,
+                    }),
                 };
                 let msg = pb::WatchStateEventsResponse {
                     time: Some(time_to_proto(e.time)),
@@ -327,6 +339,31 @@ impl<I: IpvsOps, L: LinkOps> StateService for StateApi<I, L> {
             }
         });
         Ok(Response::new(stream))
+    }
+}
+
+/// One real server's health, as `GetState` and `WatchStateEvents` give it.
+fn health_to_proto(h: &HealthView) -> pb::ServerHealth {
+    let st = &h.status;
+    pb::ServerHealth {
+        service: Some(key_to_proto(&h.service)),
+        server: std::net::SocketAddr::new(h.server.0, h.server.1).to_string(),
+        check: st.kind.to_owned(),
+        target: st.addr.to_string(),
+        state: match st.state {
+            HealthState::Up => pb::HealthState::Up,
+            HealthState::Down => pb::HealthState::Down,
+        }
+        .into(),
+        since: Some(time_to_proto(st.since)),
+        streak: st.streak,
+        last_result: st
+            .last
+            .as_ref()
+            .map(|r| r.reason.clone())
+            .unwrap_or_default(),
+        last_latency: st.last.as_ref().map(|r| duration_to_proto(r.latency)),
+        weight: Some(h.weight),
     }
 }
 

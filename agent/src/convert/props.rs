@@ -351,6 +351,7 @@ fn arb_node_spec() -> BoxedStrategy<pb::NodeSpec> {
             services,
             attachments,
             drift,
+            checks: Vec::new(),
         })
         .boxed()
 }

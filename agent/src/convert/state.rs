@@ -15,7 +15,9 @@ use super::{At, Field, FieldError, Problem, duration_to_proto};
 use crate::attach::{DEFAULT_QUARANTINE_AFTER, Mode};
 use crate::ipvs::ServiceKey;
 use crate::link::Cidr;
-use crate::state::{AttachmentSpec, DesiredTable, DriftMode, Managed, NodeSpec, SpecError};
+use crate::state::{
+    AttachmentSpec, CheckDecl, DesiredTable, DriftMode, Managed, NodeSpec, SpecError,
+};
 
 /// Why a spec from a request or a record cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,7 +115,48 @@ pub fn node_spec(s: &pb::NodeSpec) -> Result<NodeSpec, SpecInputError> {
         .map(|(i, a)| attachment(a).at(&format!("attachments[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let drift = drift_mode(s.drift).map_err(|p| FieldError::new("drift", p))?;
-    Ok(NodeSpec::new(links, table, attachments, drift)?)
+    let checks = s
+        .checks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| check(c).at(&format!("checks[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NodeSpec::new(links, table, attachments, drift)?.with_checks(checks)?)
+}
+
+/// A declared health check, its kind and timings checked by the health crate's rules.
+fn check(c: &pb::CheckSpec) -> Result<CheckDecl, FieldError> {
+    let service = super::nested(c.service.as_ref(), "service", service_key)?;
+    let server = match c.server.as_str() {
+        "" => None,
+        t => {
+            let sa: std::net::SocketAddr = t.parse().map_err(|_| {
+                FieldError::new(
+                    "server",
+                    Problem::Invalid(format!(
+                        "{t:?} is not ADDR:PORT (\"10.0.1.1:80\", \"[2001:db8::1]:80\")"
+                    )),
+                )
+            })?;
+            Some((sa.ip(), sa.port()))
+        }
+    };
+    let checked = ipvs_health::spec::check(c)
+        .map_err(|e| FieldError::new(e.field, Problem::Invalid(e.reason)))?;
+    let sorry = c
+        .sorry_server
+        .as_ref()
+        .map(destination)
+        .transpose()
+        .at("sorry_server")?;
+    Ok(CheckDecl {
+        service,
+        server,
+        check: checked,
+        sorry,
+        quorum: c.quorum.max(1),
+        spec: c.clone(),
+    })
 }
 
 pub fn attachment_to_proto(a: &AttachmentSpec) -> pb::AttachmentSpec {
@@ -162,6 +205,7 @@ pub fn node_spec_to_proto(s: &NodeSpec) -> pb::NodeSpec {
             .collect(),
         attachments: s.attachments.iter().map(attachment_to_proto).collect(),
         drift: drift_to_proto(s.drift).into(),
+        checks: s.checks.iter().map(|c| c.spec.clone()).collect(),
     }
 }
 
@@ -294,6 +338,15 @@ mod tests {
                 ..Default::default()
             }],
             drift: pb::DriftMode::Enforce.into(),
+            checks: vec![pb::CheckSpec {
+                service: Some(key(1)),
+                kind: Some(pb::check_spec::Kind::Http(pb::HttpCheck {
+                    path: "/healthz".into(),
+                    ..Default::default()
+                })),
+                interval: millis(1000),
+                ..Default::default()
+            }],
         }
     }
 
@@ -303,8 +356,11 @@ mod tests {
         assert_eq!(parsed.links.len(), 1);
         assert_eq!(parsed.attachments[0].interval, Duration::from_millis(500));
         assert_eq!(parsed.drift, Some(DriftMode::Enforce));
+        assert_eq!(parsed.checks[0].check.timeout, Duration::from_millis(500));
+        assert_eq!(parsed.check_targets()[0].addr.to_string(), "10.0.1.1:80");
         let wire = node_spec_to_proto(&parsed);
         assert_eq!(wire.links, spec().links);
+        assert_eq!(wire.checks, spec().checks);
         assert_eq!(wire.attachments[0].interval, millis(500));
         assert_eq!(
             wire.services[0].key.as_ref().map(|k| k.family),
@@ -413,6 +469,40 @@ mod tests {
             (
                 |s| s.attachments[0].policy.clear(),
                 "invalid attachments[0].policy: is required",
+            ),
+            (
+                |s| s.checks[0].timeout = millis(3000),
+                "invalid checks[0].timeout: 3s is not below the interval 1s",
+            ),
+            (
+                |s| s.checks[0].kind = None,
+                "invalid checks[0]: says no kind of check (tcp, http, udp, dns, grpc or exec)",
+            ),
+            (
+                |s| s.checks[0].service = Some(key(9)),
+                "checks[0]: service TCP 10.0.0.9:80 is not declared in the spec",
+            ),
+            (
+                |s| s.checks[0].server = "10.0.1.2:80".into(),
+                "checks[0]: 10.0.1.2:80 is not a real server of service TCP 10.0.0.1:80 in the spec",
+            ),
+            (
+                |s| s.checks[0].server = "10.0.1.1".into(),
+                r#"invalid checks[0].server: "10.0.1.1" is not ADDR:PORT ("10.0.1.1:80", "[2001:db8::1]:80")"#,
+            ),
+            (
+                |s| s.checks.push(s.checks[0].clone()),
+                "checks[1]: service TCP 10.0.0.1:80 already has a check, at checks[0]",
+            ),
+            (
+                |s| {
+                    s.checks[0].sorry_server = Some(pb::Destination {
+                        address: "10.0.1.1".into(),
+                        port: 80,
+                        ..Default::default()
+                    })
+                },
+                "checks[0].sorry_server: 10.0.1.1:80 is a declared real server of service TCP 10.0.0.1:80",
             ),
             (
                 |s| {

@@ -9,6 +9,7 @@
 //! the declared values, with the weights an enforcing policy or a drain owns in their place.
 
 pub mod drain;
+pub mod health;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,7 @@ use crate::state::{
     self, ApplyError, AttachmentSpec, Change, DesiredTable, DriftMode, LinkChange, LinkState,
     Managed, NodeSpec,
 };
+use health::{Checks, HealthView, QuorumView};
 use store::RevisionStore;
 
 /// One recorded revision.
@@ -157,9 +159,16 @@ pub enum StateError {
 /// What happened, for `WatchEvents`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
-    Applied { revision: u64, origin: String },
+    Applied {
+        revision: u64,
+        origin: String,
+    },
     DriftFound(Vec<String>),
     DriftRepaired(Vec<String>),
+    /// A real server's health changed.
+    Health(HealthView),
+    /// A service lost its quorum of healthy servers, or got it back.
+    Quorum(QuorumView),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +184,8 @@ pub struct Snapshot {
     pub drift_mode: DriftMode,
     pub last_check: Option<SystemTime>,
     pub drift: Vec<String>,
+    /// Every checked real server.
+    pub health: Vec<HealthView>,
 }
 
 #[derive(Debug, Default)]
@@ -228,6 +239,7 @@ pub struct Declared<I, L> {
     default_drift: DriftMode,
     inner: Mutex<Inner>,
     events: broadcast::Sender<Event>,
+    checks: Checks,
 }
 
 /// One revision as the agent keeps it in its state directory: private to the agent (not in
@@ -329,6 +341,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             default_drift,
             inner: Mutex::new(inner),
             events: broadcast::channel(256).0,
+            checks: Checks::new(),
         })
     }
 
@@ -362,6 +375,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             current,
             last_check: inner.last_check,
             drift: inner.drift.clone(),
+            health: self.health(),
         }
     }
 
@@ -689,6 +703,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             revision: number,
             origin: rev.origin.clone(),
         });
+        self.sync_checks(&rev.spec);
         inner.history.insert(number, rev);
         while inner.history.len() > store::KEEP {
             inner.history.pop_first();

@@ -4,17 +4,19 @@
 //!
 //! | field                      | owners, highest first                                   |
 //! |----------------------------|---------------------------------------------------------|
-//! | real server weight         | drain > enforcing policy attachment > declaration       |
+//! | real server weight         | drain > health (down) > enforcing policy attachment > health (an exec check's weight) > declaration |
+//! | whether a declared real server is in the table | health (down, `on-failure: remove`) > declaration |
+//! | a service's sorry server   | health (while the service is below its quorum)           |
 //! | service scheduler          | enforcing policy attachment (once it chose one) > declaration |
 //! | every other field, and whether a service or real server exists | declaration  |
 //!
 //! Drift is measured against the result ([`Ledger::effective`]), so a policy's or a drain's
 //! change is never drift and drift repair never undoes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
-use crate::ipvs::{DestinationEntry, Scheduler, ServiceEntry, ServiceKey};
+use crate::ipvs::{Destination, DestinationEntry, Scheduler, ServiceEntry, ServiceKey};
 use crate::state::{DesiredTable, desired::DestKey};
 
 /// Who decides a real server's weight right now.
@@ -26,6 +28,18 @@ pub enum Owner {
     Policy(String),
     /// A drain in progress: the weight stays 0.
     Drain,
+    /// The server's health check: down (weight 0, or out of the table), or an exec check's
+    /// weight.
+    Health,
+}
+
+/// What a health check holds of one real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthHold {
+    /// Down: weight 0, or out of the table when `remove`.
+    Down { remove: bool },
+    /// Up, asking for this weight (an exec check's).
+    Weight(u32),
 }
 
 /// A drain in progress, kept on disk so a restart neither revives the server nor forgets to
@@ -67,6 +81,12 @@ pub struct Held {
 pub struct Ledger {
     policies: BTreeMap<ServiceKey, PolicyHold>,
     drains: BTreeMap<(ServiceKey, DestKey), DrainRecord>,
+    health: BTreeMap<(ServiceKey, DestKey), HealthHold>,
+    /// Servers health brought back in a service a policy steers, which the policy has not
+    /// written since: they get their declared weight, not the 0 they were left at.
+    recovered: BTreeSet<(ServiceKey, DestKey)>,
+    /// Sorry servers in use, by service.
+    sorry: BTreeMap<ServiceKey, Destination>,
 }
 
 impl Ledger {
@@ -105,7 +125,58 @@ impl Ledger {
     pub fn wrote_weight(&mut self, service: &ServiceKey, dest: DestKey, weight: u32) {
         if let Some(h) = self.policies.get_mut(service) {
             h.weights.insert(dest, weight);
+            self.recovered.remove(&(*service, dest));
         }
+    }
+
+    /// Sets (or, with `None`, gives back) what health holds of `dest`. A server coming back
+    /// up in a service a policy steers gets its declared weight until the policy writes one.
+    pub fn set_health(&mut self, service: &ServiceKey, dest: DestKey, hold: Option<HealthHold>) {
+        let key = (*service, dest);
+        let was_down = matches!(self.health.get(&key), Some(HealthHold::Down { .. }));
+        match hold {
+            Some(h) => {
+                if matches!(h, HealthHold::Down { .. })
+                    && let Some(p) = self.policies.get_mut(service)
+                {
+                    p.weights.remove(&dest);
+                }
+                self.health.insert(key, h);
+            }
+            None => {
+                self.health.remove(&key);
+            }
+        }
+        let is_down = matches!(self.health.get(&key), Some(HealthHold::Down { .. }));
+        if was_down && !is_down && self.policies.contains_key(service) {
+            self.recovered.insert(key);
+        }
+    }
+
+    pub fn health(&self, service: &ServiceKey, dest: DestKey) -> Option<HealthHold> {
+        self.health.get(&(*service, dest)).copied()
+    }
+
+    /// Every real server health holds something of.
+    pub fn health_holds(&self) -> Vec<(ServiceKey, DestKey)> {
+        self.health.keys().copied().collect()
+    }
+
+    /// Health has taken `dest` out of service (weight 0 or removed).
+    pub fn health_down(&self, service: &ServiceKey, dest: DestKey) -> bool {
+        matches!(self.health(service, dest), Some(HealthHold::Down { .. }))
+    }
+
+    /// Puts `sorry` in `service` (or, with `None`, takes it out) from the next write on.
+    pub fn set_sorry(&mut self, service: &ServiceKey, sorry: Option<Destination>) {
+        match sorry {
+            Some(d) => self.sorry.insert(*service, d),
+            None => self.sorry.remove(service),
+        };
+    }
+
+    pub fn sorry(&self, service: &ServiceKey) -> Option<&Destination> {
+        self.sorry.get(service)
     }
 
     /// Records a scheduler the holder of `service` chose.
@@ -136,8 +207,12 @@ impl Ledger {
     pub fn weight_owner(&self, service: &ServiceKey, dest: DestKey) -> Owner {
         if self.draining(service, dest) {
             Owner::Drain
+        } else if self.health_down(service, dest) {
+            Owner::Health
         } else if let Some(h) = self.policies.get(service) {
             Owner::Policy(h.attachment.clone())
+        } else if self.health(service, dest).is_some() {
+            Owner::Health
         } else {
             Owner::Declaration
         }
@@ -166,18 +241,43 @@ impl Ledger {
                 svc.service.scheduler = s;
             }
             let live = held.get(&key).copied().unwrap_or_default();
+            let mut removed = Vec::new();
             for (dk, dest) in svc.dests.iter_mut() {
+                let health = self.health(&key, *dk);
                 if self.draining(&key, *dk) {
                     dest.weight = 0;
+                } else if let Some(HealthHold::Down { remove }) = health {
+                    dest.weight = 0;
+                    if remove {
+                        removed.push(*dk);
+                    }
                 } else if let Some(h) = hold {
                     let now = live
                         .iter()
                         .find(|d| (d.dest.addr, d.dest.port) == *dk)
                         .map(|d| d.dest.weight);
-                    if let Some(w) = h.weights.get(dk).copied().or(now) {
+                    let recovered = self.recovered.contains(&(key, *dk));
+                    let declared = match health {
+                        Some(HealthHold::Weight(w)) => w,
+                        _ => dest.weight,
+                    };
+                    let w = match h.weights.get(dk).copied() {
+                        Some(w) => Some(w),
+                        None if recovered => Some(declared),
+                        None => now,
+                    };
+                    if let Some(w) = w {
                         dest.weight = w;
                     }
+                } else if let Some(HealthHold::Weight(w)) = health {
+                    dest.weight = w;
                 }
+            }
+            for dk in removed {
+                svc.dests.remove(&dk);
+            }
+            if let Some(sorry) = self.sorry.get(&key) {
+                svc.dests.entry((sorry.addr, sorry.port)).or_insert(*sorry);
             }
         }
         table

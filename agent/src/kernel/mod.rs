@@ -173,6 +173,11 @@ impl<I> Kernel<I> {
         self.ledger_mut().clone()
     }
 
+    /// Changes the ledger in one step (health checks record what they hold this way).
+    pub fn update_ledger<R>(&self, f: impl FnOnce(&mut Ledger) -> R) -> R {
+        f(&mut self.ledger_mut())
+    }
+
     /// Gives the weights (and the scheduler, once chosen) of `services` to an enforcing
     /// attachment; refused if another one steers any of them.
     pub fn hold(&self, attachment: &str, services: &[ServiceKey]) -> Result<(), Held> {
@@ -227,7 +232,7 @@ impl<I: IpvsOps> Kernel<I> {
     /// Writes a policy's decision if the attachment still steers the service and nothing it
     /// owns moved since it read the service (compare and set). Only the weights and the
     /// scheduler change: every other field is the table's as it is now, never the snapshot's.
-    /// A server being drained keeps weight 0.
+    /// A server being drained, or down by its health check, keeps weight 0.
     pub async fn write_decision(&self, w: &PolicyWrite) -> Result<Written, DecisionError> {
         let turn = self.turn().await;
         let ipvs = turn.ipvs();
@@ -243,7 +248,8 @@ impl<I: IpvsOps> Kernel<I> {
             w.weights
                 .iter()
                 .map(|(d, _, _)| *d)
-                .filter(|d| ledger.draining(&w.service, *d))
+                // A drained server, or one its health check took out, keeps its weight.
+                .filter(|d| ledger.draining(&w.service, *d) || ledger.health_down(&w.service, *d))
                 .collect()
         };
         let mut written = Written::default();

@@ -18,5 +18,6 @@ pub use commands::{Command, CommandError, Numbered, Refusal, Start};
 pub use desired::{DesiredService, DesiredTable, TableError};
 pub use links::{LinkChange, LinkPlan, LinkState, plan_links};
 pub use node::{AttachmentSpec, DriftMode, Managed, NodeSpec, SpecError};
+pub use node::{CheckDecl, CheckTarget};
 pub use plan::{Change, ChangeKind, plan, plan_with};
 pub use readback::Ignored;

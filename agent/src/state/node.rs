@@ -1,8 +1,13 @@
 //! A whole node's declared state: links with their addresses, the IPVS table, policy
 //! attachments, and what to do about drift. Checked as a whole before anything is compared.
 
+use std::net::SocketAddr;
+
+use ipvs_health::Check;
+use ipvs_proto::v1 as pb;
+
 use super::desired::{DesiredTable, DestKey, TableError};
-use crate::ipvs::ServiceKey;
+use crate::ipvs::{Destination, ServiceKey};
 use crate::link::{Cidr, LinkName};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +32,35 @@ pub struct NodeSpec {
     pub attachments: Vec<AttachmentSpec>,
     /// `None`: the agent's default.
     pub drift: Option<DriftMode>,
+    /// Health checks of the table's real servers.
+    pub checks: Vec<CheckDecl>,
+}
+
+/// A declared health check: as it runs, and as it was given (to give it back unchanged).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckDecl {
+    pub service: ServiceKey,
+    /// One real server; `None`: every real server of the service without a check of its own.
+    pub server: Option<DestKey>,
+    pub check: Check,
+    /// The service's sorry server (default checks only).
+    pub sorry: Option<Destination>,
+    /// The least healthy weight the service needs (default checks only); at least 1.
+    pub quorum: u32,
+    pub spec: pb::CheckSpec,
+}
+
+// `spec` holds no floating point.
+impl Eq for CheckDecl {}
+
+/// One real server's check, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckTarget<'a> {
+    pub service: ServiceKey,
+    pub server: DestKey,
+    pub decl: &'a CheckDecl,
+    /// Where the probe goes.
+    pub addr: SocketAddr,
 }
 
 /// Why a node spec is refused; nothing has been compared or written.
@@ -41,6 +75,32 @@ pub enum SpecError {
         address: Cidr,
         first: LinkName,
         second: LinkName,
+    },
+    #[error("checks[{index}]: service {service} is not declared in the spec")]
+    CheckUndeclared { index: usize, service: ServiceKey },
+    #[error("checks[{index}]: {server} is not a real server of service {service} in the spec")]
+    CheckUnknownServer {
+        index: usize,
+        service: ServiceKey,
+        server: String,
+    },
+    #[error("checks[{index}]: {what} already has a check, at checks[{first}]")]
+    CheckTwice {
+        index: usize,
+        first: usize,
+        what: String,
+    },
+    #[error(
+        "checks[{index}]: real server {server} has no port to probe: give the check a connect_port"
+    )]
+    CheckNoPort { index: usize, server: String },
+    #[error(
+        "checks[{index}].sorry_server: {server} is a declared real server of service {service}"
+    )]
+    SorryDeclared {
+        index: usize,
+        service: ServiceKey,
+        server: String,
     },
     #[error("attachment {index} ({policy}): it steers no service")]
     AttachmentWithoutService { index: usize, policy: String },
@@ -100,8 +160,106 @@ impl NodeSpec {
             table,
             attachments,
             drift,
+            checks: Vec::new(),
         })
     }
+
+    /// The spec with `checks`, each of a declared service and real server, at most one per
+    /// server and one default per service, each with a port to probe.
+    pub fn with_checks(mut self, checks: Vec<CheckDecl>) -> Result<Self, SpecError> {
+        let mut seen: BTreeMap<(ServiceKey, Option<DestKey>), usize> = BTreeMap::new();
+        for (index, c) in checks.iter().enumerate() {
+            let Some(svc) = self.table.get(&c.service) else {
+                return Err(SpecError::CheckUndeclared {
+                    index,
+                    service: c.service,
+                });
+            };
+            if let Some(dk) = c.server
+                && !svc.dests.contains_key(&dk)
+            {
+                return Err(SpecError::CheckUnknownServer {
+                    index,
+                    service: c.service,
+                    server: endpoint(dk),
+                });
+            }
+            if let Some(&first) = seen.get(&(c.service, c.server)) {
+                let what = match c.server {
+                    Some(dk) => format!("real server {} of {}", endpoint(dk), c.service),
+                    None => format!("service {}", c.service),
+                };
+                return Err(SpecError::CheckTwice { index, first, what });
+            }
+            seen.insert((c.service, c.server), index);
+            if let Some(s) = &c.sorry
+                && svc.dests.contains_key(&(s.addr, s.port))
+            {
+                return Err(SpecError::SorryDeclared {
+                    index,
+                    service: c.service,
+                    server: endpoint((s.addr, s.port)),
+                });
+            }
+        }
+        self.checks = checks;
+        for t in self.check_targets() {
+            if t.addr.port() == 0 {
+                let index = self
+                    .checks
+                    .iter()
+                    .position(|c| std::ptr::eq(c, t.decl))
+                    .unwrap_or_default();
+                return Err(SpecError::CheckNoPort {
+                    index,
+                    server: endpoint(t.server),
+                });
+            }
+        }
+        Ok(self)
+    }
+
+    /// Every checked real server with its check: its own, or its service's default.
+    pub fn check_targets(&self) -> Vec<CheckTarget<'_>> {
+        let mut own: BTreeMap<(ServiceKey, DestKey), &CheckDecl> = BTreeMap::new();
+        let mut default: BTreeMap<ServiceKey, &CheckDecl> = BTreeMap::new();
+        for c in &self.checks {
+            match c.server {
+                Some(dk) => own.insert((c.service, dk), c),
+                None => default.insert(c.service, c),
+            };
+        }
+        let mut out = Vec::new();
+        for svc in self.table.services() {
+            let key = svc.service.key;
+            for dk in svc.dests.keys() {
+                let Some(decl) = own.get(&(key, *dk)).or(default.get(&key)).copied() else {
+                    continue;
+                };
+                let ip = decl.check.connect_ip.unwrap_or(dk.0);
+                let port = decl.check.connect_port.unwrap_or(dk.1);
+                out.push(CheckTarget {
+                    service: key,
+                    server: *dk,
+                    decl,
+                    addr: SocketAddr::new(ip, port),
+                });
+            }
+        }
+        out
+    }
+
+    /// The default check of `service`, which says its sorry server and quorum.
+    pub fn service_check(&self, service: &ServiceKey) -> Option<&CheckDecl> {
+        self.checks
+            .iter()
+            .find(|c| c.service == *service && c.server.is_none())
+    }
+}
+
+/// "10.0.1.1:8080", "[2001:db8::1]:80".
+pub fn endpoint((addr, port): DestKey) -> String {
+    SocketAddr::new(addr, port).to_string()
 }
 
 /// Objects some revision declared and no prune has removed since: the only ones prune may
