@@ -11,7 +11,40 @@ pub const EXPORT: &str = "evaluate";
 
 /// The policy's own interfaces, by name without version.
 const OWN: &[&str] = &["ipvs:policy/host", "ipvs:policy/types"];
-const OWN_VERSION: &str = "1.0.0";
+
+/// A version of the contract (`ipvs:policy@X`) that the engine runs. A component is run with
+/// the version it was built against: its imports of the policy's own interfaces name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Version {
+    /// The first contract.
+    V1_0,
+    /// 1.0.0 plus each real server's `health`.
+    V1_1,
+}
+
+impl Version {
+    /// Every version, newest first.
+    pub const ALL: [Version; 2] = [Version::V1_1, Version::V1_0];
+    /// What new policies are built against.
+    pub const LATEST: Version = Version::V1_1;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::V1_0 => "1.0.0",
+            Version::V1_1 => "1.1.0",
+        }
+    }
+
+    fn parse(version: &str) -> Option<Self> {
+        Version::ALL.into_iter().find(|v| v.as_str() == version)
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// WASI 0.2 interfaces a guest may import: they are linked to an empty sandbox (no preopened
 /// directories, no environment, no arguments, empty stdin, bounded stdout/stderr). Sockets and
@@ -53,6 +86,34 @@ impl Shape {
     /// True when the component imports any WASI interface (and so needs a `WasiCtx`).
     pub fn uses_wasi(&self) -> bool {
         self.imports.iter().any(|i| i.starts_with("wasi:"))
+    }
+
+    /// The contract version the component's imports of `ipvs:policy/*` name (a component
+    /// from wit-bindgen or componentize-py imports at least `ipvs:policy/types`, whose types
+    /// its `evaluate` uses), or `None` when it imports none of them: then only the type of
+    /// its `evaluate` can tell. Imports of two versions are refused.
+    pub fn version(&self) -> Result<Option<Version>, LoadError> {
+        let mut found: Option<Version> = None;
+        for import in &self.imports {
+            let Some((base, version)) = import.split_once('@') else {
+                continue;
+            };
+            if !OWN.contains(&base) {
+                continue;
+            }
+            let Some(version) = Version::parse(version) else {
+                return Err(LoadError::DisallowedImport(import.clone()));
+            };
+            match found {
+                Some(v) if v != version => {
+                    return Err(LoadError::Contract(format!(
+                        "imports ipvs:policy at both {v} and {version}"
+                    )));
+                }
+                _ => found = Some(version),
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -111,7 +172,7 @@ pub fn shape(bytes: &[u8]) -> Result<Shape, LoadError> {
 pub fn import_allowed(name: &str) -> bool {
     let (base, version) = name.split_once('@').unwrap_or((name, ""));
     if OWN.contains(&base) {
-        return version == OWN_VERSION;
+        return Version::parse(version).is_some();
     }
     WASI_ALLOWED.contains(&base) && version.starts_with("0.2.")
 }
@@ -141,6 +202,9 @@ mod tests {
         let cases = [
             ("ipvs:policy/host@1.0.0", true),
             ("ipvs:policy/types@1.0.0", true),
+            ("ipvs:policy/host@1.1.0", true),
+            ("ipvs:policy/types@1.1.0", true),
+            ("ipvs:policy/host@1.2.0", false),
             ("ipvs:policy/host@2.0.0", false),
             ("ipvs:policy/host", false),
             ("wasi:cli/environment@0.2.6", true),
@@ -210,5 +274,40 @@ mod tests {
         );
         assert!(s(&["wasi:io/error@0.2.0"], &[]).uses_wasi());
         assert!(!s(&["ipvs:policy/host@1.0.0"], &[]).uses_wasi());
+    }
+
+    #[test]
+    fn version_is_named_by_the_policy_imports() {
+        let v = |imports: &[&str]| {
+            Shape {
+                imports: imports.iter().map(|s| (*s).to_owned()).collect(),
+                exports: vec![EXPORT.into()],
+                memory_min_bytes: 0,
+            }
+            .version()
+        };
+        assert_eq!(v(&["ipvs:policy/types@1.0.0"]), Ok(Some(Version::V1_0)));
+        assert_eq!(
+            v(&[
+                "wasi:io/error@0.2.0",
+                "ipvs:policy/types@1.1.0",
+                "ipvs:policy/host@1.1.0"
+            ]),
+            Ok(Some(Version::V1_1))
+        );
+        assert_eq!(v(&["wasi:io/error@0.2.0"]), Ok(None));
+        assert_eq!(
+            v(&["ipvs:policy/types@1.1.0", "ipvs:policy/host@1.0.0"]),
+            Err(LoadError::Contract(
+                "imports ipvs:policy at both 1.1.0 and 1.0.0".into()
+            ))
+        );
+        assert_eq!(
+            v(&["ipvs:policy/types@1.2.0"]),
+            Err(LoadError::DisallowedImport(
+                "ipvs:policy/types@1.2.0".into()
+            ))
+        );
+        assert_eq!(Version::LATEST, Version::ALL[0]);
     }
 }

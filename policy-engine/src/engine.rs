@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{
-    Component, ComponentExportIndex, HasSelf, Linker, ResourceTable, TypedFunc,
+    Component, ComponentExportIndex, HasSelf, Instance, InstancePre, Linker, ResourceTable,
+    TypedFunc,
 };
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
@@ -19,8 +20,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::answer::{self, Caps, LogMessage};
 use super::artifacts::{ArtifactKey, ArtifactStore, Hash, hex, sha256};
-use super::bindings::{PolicyPre, ipvs};
-use super::contract;
+use super::bindings::{v1_0, v1_1};
+use super::contract::{self, Version};
 use super::error::{EngineError, Failure, LoadError, OutputError};
 use super::input::PolicyInput;
 use super::limits::Limits;
@@ -78,8 +79,11 @@ pub struct CompiledPolicy {
     imports: Vec<String>,
     uses_wasi: bool,
     from_cache: bool,
-    pre: PolicyPre<HostState>,
-    /// The `evaluate` export, type-checked against [`wire::Input`] at load.
+    /// The contract version the component was built against, whose `input` it is given.
+    version: Version,
+    /// Type-checked at load against the world of `version`.
+    pre: InstancePre<HostState>,
+    /// The `evaluate` export, type-checked against `version`'s `input` at load.
     evaluate: ComponentExportIndex,
 }
 
@@ -88,6 +92,7 @@ impl std::fmt::Debug for CompiledPolicy {
         f.debug_struct("CompiledPolicy")
             .field("hash", &self.hash_hex())
             .field("imports", &self.imports)
+            .field("version", &self.version)
             .field("from_cache", &self.from_cache)
             .finish_non_exhaustive()
     }
@@ -111,6 +116,12 @@ impl CompiledPolicy {
     /// True when the compiled code came from the artifact store rather than the compiler.
     pub fn from_cache(&self) -> bool {
         self.from_cache
+    }
+
+    /// The contract version the component was built against (`ipvs:policy@1.0.0` components
+    /// are given no health).
+    pub fn version(&self) -> Version {
+        self.version
     }
 }
 
@@ -181,6 +192,7 @@ impl PolicyEngine {
         }
         let shape = contract::shape(bytes)?;
         contract::check(&shape)?;
+        let named = shape.version()?;
         if shape.memory_min_bytes > limits.memory_bytes as u64 {
             return Err(LoadError::MemoryTooLarge {
                 needs: shape.memory_min_bytes,
@@ -221,7 +233,7 @@ impl PolicyEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Contract(format!("{e:#}")))?;
-        let pre = PolicyPre::new(pre).map_err(|e| LoadError::Contract(format!("{e:#}")))?;
+        let version = matching_version(&pre, named)?;
         let evaluate = component
             .get_export_index(None, "evaluate")
             .ok_or_else(|| LoadError::MissingExport("evaluate".into()))?;
@@ -230,6 +242,7 @@ impl PolicyEngine {
             uses_wasi: shape.uses_wasi(),
             imports: shape.imports,
             from_cache,
+            version,
             pre,
             evaluate,
         }))
@@ -340,21 +353,50 @@ fn call(
     input: &PolicyInput,
     limits: &Limits,
 ) -> Result<Decision, Failure> {
-    let instance = match policy.pre.instance_pre().instantiate(&mut *store) {
+    let instance = match policy.pre.instantiate(&mut *store) {
         Ok(i) => i,
         Err(e) => return Err(classify(e, store, limits, Stage::Instantiate)),
     };
-    let evaluate: Evaluate<'_> = match instance.get_typed_func(&mut *store, policy.evaluate) {
+    match policy.version {
+        Version::V1_0 => call_with(
+            store,
+            instance,
+            policy,
+            &wire::input_v1_0(input),
+            input,
+            limits,
+        ),
+        Version::V1_1 => call_with(
+            store,
+            instance,
+            policy,
+            &wire::input_v1_1(input),
+            input,
+            limits,
+        ),
+    }
+}
+
+/// Calls `evaluate` with `wire_input`, the `input` of the policy's version, then validates
+/// the answer.
+fn call_with<I: wire::Input>(
+    store: &mut Store<HostState>,
+    instance: Instance,
+    policy: &CompiledPolicy,
+    wire_input: &I,
+    input: &PolicyInput,
+    limits: &Limits,
+) -> Result<Decision, Failure> {
+    let evaluate: Evaluate<'_, I> = match instance.get_typed_func(&mut *store, policy.evaluate) {
         Ok(f) => f,
         Err(e) => return Err(Failure::Instantiate(format!("{e:#}"))),
     };
-    let wire_input = wire::input(input);
-    let answer = match evaluate.call(&mut *store, (&wire_input,)) {
+    let answer = match evaluate.call(&mut *store, (wire_input,)) {
         Ok((a,)) => a,
         Err(e) => return Err(classify(e, store, limits, Stage::Call)),
     };
     // The names the policy was given are the ones its weights must use.
-    let names = wire::server_names(&wire_input);
+    let names = wire_input.server_names();
     match answer {
         Ok(d) => {
             let raw = d.into_raw(names.len(), limits)?;
@@ -376,36 +418,86 @@ fn call(
 }
 
 /// `evaluate` with the input lowered by [`wire`] and the answer lifted by [`answer`].
-type Evaluate<'a> = TypedFunc<(&'a wire::Input,), (answer::Answer,)>;
+type Evaluate<'a, I> = TypedFunc<(&'a I,), (answer::Answer,)>;
 
-/// The policy's own imports: the contract's types and the `log` function. `log` is defined
-/// here rather than through the generated bindings so that its message is lifted with a cap
-/// ([`LogMessage`]): a line longer than the whole log budget is measured and dropped, never
-/// copied.
+/// The contract version whose world the linked component matches: the one its imports name
+/// or, when they name none, the newest whose `evaluate` has its type. The generated `*Pre`
+/// type-checks the `evaluate` export.
+fn matching_version(
+    pre: &InstancePre<HostState>,
+    named: Option<Version>,
+) -> Result<Version, LoadError> {
+    let check = |version: Version| match version {
+        Version::V1_0 => v1_0::PolicyPre::new(pre.clone()).map(drop),
+        Version::V1_1 => v1_1::PolicyPre::new(pre.clone()).map(drop),
+    };
+    let candidates = match named {
+        Some(v) => vec![v],
+        None => Version::ALL.to_vec(),
+    };
+    let mut first_error = None;
+    for version in candidates {
+        match check(version) {
+            Ok(()) => return Ok(version),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(LoadError::Contract(match first_error {
+        Some(e) => format!("{e:#}"),
+        None => "no contract version to check against".into(),
+    }))
+}
+
+/// The policy's own imports, for every contract version: the contract's types and the `log`
+/// function. `log` is defined here rather than through the generated bindings so that its
+/// message is lifted with a cap ([`LogMessage`]): a line longer than the whole log budget is
+/// measured and dropped, never copied.
 fn add_policy_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    ipvs::policy::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    let mut host = linker.instance("ipvs:policy/host@1.0.0")?;
-    host.func_wrap(
+    v1_0::ipvs::policy::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    v1_1::ipvs::policy::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    linker.instance("ipvs:policy/host@1.0.0")?.func_wrap(
         "log",
-        |mut store: StoreContextMut<'_, HostState>,
-         (level, message): (ipvs::policy::host::Level, LogMessage)| {
-            use ipvs::policy::host::Level;
+        |store: StoreContextMut<'_, HostState>,
+         (level, message): (v1_0::ipvs::policy::host::Level, LogMessage)| {
+            use v1_0::ipvs::policy::host::Level;
             let level = match level {
                 Level::Debug => LogLevel::Debug,
                 Level::Info => LogLevel::Info,
                 Level::Warn => LogLevel::Warn,
                 Level::Error => LogLevel::Error,
             };
-            let log = &mut store.data_mut().log;
-            if message.whole {
-                log.push(level, &message.text);
-            } else {
-                log.dropped += 1;
-            }
+            log(store, level, message);
+            Ok(())
+        },
+    )?;
+    linker.instance("ipvs:policy/host@1.1.0")?.func_wrap(
+        "log",
+        |store: StoreContextMut<'_, HostState>,
+         (level, message): (v1_1::ipvs::policy::host::Level, LogMessage)| {
+            use v1_1::ipvs::policy::host::Level;
+            let level = match level {
+                Level::Debug => LogLevel::Debug,
+                Level::Info => LogLevel::Info,
+                Level::Warn => LogLevel::Warn,
+                Level::Error => LogLevel::Error,
+            };
+            log(store, level, message);
             Ok(())
         },
     )?;
     Ok(())
+}
+
+/// The `log` import: keeps a whole line within the budget, counts any other as dropped.
+fn log(mut store: StoreContextMut<'_, HostState>, level: LogLevel, message: LogMessage) {
+    let log = &mut store.data_mut().log;
+    if message.whole {
+        log.push(level, &message.text);
+    } else {
+        log.dropped += 1;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -559,7 +651,8 @@ impl WasiView for HostState {
     }
 }
 
-impl ipvs::policy::types::Host for HostState {}
+impl v1_0::ipvs::policy::types::Host for HostState {}
+impl v1_1::ipvs::policy::types::Host for HostState {}
 
 /// The evaluation's log, bounded in bytes.
 #[derive(Debug)]
@@ -707,9 +800,18 @@ mod tests {
         Ok(())
     }
 
-    /// A component whose `evaluate` answers with its first 32 KiB of memory as the state:
-    /// everything the host lowered into it, byte for byte.
-    fn memory_dump_component() -> Vec<u8> {
+    /// The WIT directory of contract `version`.
+    fn wit_dir(version: Version) -> std::path::PathBuf {
+        let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/wit");
+        match version {
+            Version::V1_0 => wit.join("v1.0.0"),
+            Version::V1_1 => wit,
+        }
+    }
+
+    /// A component of contract `version` whose `evaluate` answers with its first 32 KiB of
+    /// memory as the state: everything the host lowered into it, byte for byte.
+    fn memory_dump_component(version: Version) -> Vec<u8> {
         let mut ret = [0u8; 44];
         ret[24] = 1;
         ret[32..36].copy_from_slice(&32768u32.to_le_bytes());
@@ -728,9 +830,10 @@ mod tests {
     (i32.const 1024))
   (data (i32.const 1024) "{ret}"))"#
         );
-        let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/wit");
         let mut resolve = wit_parser::Resolve::default();
-        let (pkg, _) = resolve.push_dir(&wit).expect("the policy WIT parses");
+        let (pkg, _) = resolve
+            .push_dir(wit_dir(version))
+            .expect("the policy WIT parses");
         let world = resolve
             .select_world(&[pkg], Some("policy"))
             .expect("world policy");
@@ -751,7 +854,8 @@ mod tests {
     }
 
     /// Servers of every shape: both families, every forwarding method, distinct values in
-    /// every field.
+    /// every field, health of every shape (none, up, down, probed or not, with and without a
+    /// latency, reasons of all lengths).
     fn varied_input() -> PolicyInput {
         use ipvs_types::{
             Destination, DestinationEntry, ForwardMethod, Protocol, Scheduler, Service,
@@ -795,6 +899,24 @@ mod tests {
                     stats: stats(u64::from(i) + 1),
                 }
             })
+            .collect::<Vec<DestinationEntry>>();
+        let health = servers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 4 != 1)
+            .map(|(i, s)| {
+                let i = i as u32;
+                let health = crate::input::ServerHealth {
+                    up: !i.is_multiple_of(3),
+                    last_passed: i.is_multiple_of(2),
+                    consecutive: i * 5,
+                    last_latency: (!i.is_multiple_of(5))
+                        .then(|| Duration::from_micros(u64::from(i) * 977)),
+                    since: Duration::from_millis(u64::from(i) << 33 | 9),
+                    reason: "x".repeat(i as usize * 9),
+                };
+                ((s.dest.addr, s.dest.port), health)
+            })
             .collect();
         PolicyInput {
             service: ServiceEntry {
@@ -809,6 +931,7 @@ mod tests {
                 stats: stats(99),
             },
             servers,
+            health,
             now: std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
             sequence: 7,
             params: vec![("k".into(), "v".into())],
@@ -818,14 +941,21 @@ mod tests {
     }
 
     /// The engine's `evaluate` (`wire`: the fast lowering with `fast-lowering`, the derived
-    /// one without) against the generated bindings' `call_evaluate`: the guest must be handed
-    /// the same bytes either way.
+    /// one without) against the generated bindings' `call_evaluate`, for each contract
+    /// version: the guest must be handed the same bytes either way.
     #[test]
     fn the_engine_lowers_the_input_as_the_bindings_do() {
+        for version in Version::ALL {
+            lowers_as_the_bindings_do(version);
+        }
+    }
+
+    fn lowers_as_the_bindings_do(version: Version) {
         let engine = PolicyEngine::new(Limits::default(), None).expect("engine");
         let policy = engine
-            .load(&memory_dump_component())
+            .load(&memory_dump_component(version))
             .expect("fixture loads");
+        assert_eq!(policy.version(), version);
         let input = varied_input();
         let engine_side = engine.evaluate(&policy, &input);
         let engine_side = engine_side
@@ -850,16 +980,44 @@ mod tests {
         );
         store.set_fuel(limits.fuel).expect("fuel");
         store.set_epoch_deadline(limits.deadline_ticks());
-        let instance = policy.pre.instantiate(&mut store).expect("instantiates");
-        let bindings_side = instance
-            .call_evaluate(&mut store, &crate::bindings::to_wit(&input))
-            .expect("calls")
-            .expect("a decision")
-            .state
-            .expect("the memory dump");
+        let bindings_side = match version {
+            Version::V1_0 => {
+                v1_0::PolicyPre::new(policy.pre.clone())
+                    .expect("a 1.0.0 component")
+                    .instantiate(&mut store)
+                    .expect("instantiates")
+                    .call_evaluate(&mut store, &crate::bindings::to_v1_0::input(&input))
+                    .expect("calls")
+                    .expect("a decision")
+                    .state
+            }
+            Version::V1_1 => {
+                v1_1::PolicyPre::new(policy.pre.clone())
+                    .expect("a 1.1.0 component")
+                    .instantiate(&mut store)
+                    .expect("instantiates")
+                    .call_evaluate(&mut store, &crate::bindings::to_v1_1::input(&input))
+                    .expect("calls")
+                    .expect("a decision")
+                    .state
+            }
+        };
+        let bindings_side = bindings_side.expect("the memory dump");
         assert_eq!(engine_side.len(), 32768);
-        // The servers are in there: 20 of 136 bytes, and their names.
-        assert!(bindings_side.iter().filter(|&&b| b != 0).count() > 20 * 40);
+        // The servers are in there: 20 of 136 (1.0.0) or 184 (1.1.0) bytes, and their names;
+        // with 1.1.0, the health reasons too (the longest cut to 128 bytes).
+        let nonzero = bindings_side.iter().filter(|&&b| b != 0).count();
+        assert!(nonzero > 20 * 40, "{version}: {nonzero}");
+        let longest_reason = bindings_side
+            .windows(129)
+            .map(|w| w.iter().take_while(|&&b| b == b'x').count())
+            .max()
+            .unwrap_or(0);
+        match version {
+            // No reasons: only the odd 'x' (0x78) among the numbers.
+            Version::V1_0 => assert!(longest_reason < 8, "{version}: {longest_reason}"),
+            Version::V1_1 => assert_eq!(longest_reason, 128, "{version}"),
+        }
         let first_difference = engine_side
             .iter()
             .zip(&bindings_side)

@@ -17,14 +17,14 @@ pub enum LoadError {
     NotAComponent,
     #[error("malformed component: {0}")]
     Malformed(String),
-    #[error("not an ipvs:policy/policy@1.0.0 component: missing export `{0}`")]
+    #[error("not an ipvs:policy/policy component (1.0.0 or 1.1.0): missing export `{0}`")]
     MissingExport(String),
     #[error(
-        "import `{0}` is not allowed: a policy may import ipvs:policy/host@1.0.0 and the \
-         WASI interfaces of an empty sandbox (cli, io, clocks, filesystem, random)"
+        "import `{0}` is not allowed: a policy may import ipvs:policy/host (1.0.0 or 1.1.0) \
+         and the WASI interfaces of an empty sandbox (cli, io, clocks, filesystem, random)"
     )]
     DisallowedImport(String),
-    #[error("does not match the ipvs:policy/policy@1.0.0 world: {0}")]
+    #[error("does not match the ipvs:policy/policy world (1.0.0 or 1.1.0): {0}")]
     Contract(String),
     #[error("compiling the component: {0}")]
     Compile(String),

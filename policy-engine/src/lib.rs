@@ -1,6 +1,13 @@
 //! The WASM policy host: runs untrusted WebAssembly components that read a service's live
 //! state and return new weights and maybe a scheduler (contract: `policies/wit/policy.wit`,
-//! world `ipvs:policy/policy@1.0.0`).
+//! world `ipvs:policy/policy@1.1.0`).
+//!
+//! Both versions of the contract run side by side: a component built against 1.0.0
+//! (`policies/wit/v1.0.0/policy.wit`) keeps loading and gets the 1.0.0 input, and a 1.1.0 one
+//! also gets each real server's health ([`PolicyInput::health`]). The version is read at
+//! load from the component's imports of `ipvs:policy/types` and `ipvs:policy/host`
+//! ([`contract::Shape::version`]), confirmed by the type of its `evaluate`, and kept in the
+//! [`CompiledPolicy`] ([`CompiledPolicy::version`]).
 //!
 //! ```text
 //!  upload ──▶ PolicyEngine::load ─▶ size cap ─▶ contract::check ─▶ compile or artifact store
@@ -28,8 +35,9 @@
 //! let mut state = Vec::new();
 //! for sequence in 1.. {
 //!     if health.is_quarantined() { break }
-//!     let input = PolicyInput { service, servers, now: SystemTime::now(), sequence,
-//!                               params: params.clone(), state: state.clone(), schedulers };
+//!     let input = PolicyInput { service, servers, health: server_health.clone(),
+//!                               now: SystemTime::now(), sequence, params: params.clone(),
+//!                               state: state.clone(), schedulers };
 //!     let eval = engine.evaluate_async(policy.clone(), input).await;
 //!     match health.record(eval.outcome) {
 //!         Verdict::Apply(d) => { /* write d.weights (full Destinations) and d.scheduler */
@@ -50,9 +58,10 @@
 //!   env, args or network; stdout/stderr kept up to [`Limits::output_bytes`]); the answer is
 //!   validated by [`output::validate`] into a [`Decision`] that holds only changes. Failures
 //!   are classified into [`Failure`].
-//! - The input goes into the guest through `wire`: each real server's fixed-size fields in
-//!   one copy rather than one memory access per field, the generated type check unchanged
-//!   (feature `fast-lowering`, on by default; without it, wasmtime's derived lowering).
+//! - The input goes into the guest through `wire`, as the policy's contract version has it:
+//!   each real server's fixed-size fields in one copy rather than one memory access per
+//!   field, the generated type check unchanged (feature `fast-lowering`, on by default;
+//!   without it, wasmtime's derived lowering).
 //! - The answer comes out through `answer`: lists and strings are measured where they lie in
 //!   the guest's memory and copied only within their caps (one weight change per real
 //!   server, names, reason, state), so a hostile answer costs the host a bounded amount;
@@ -80,10 +89,11 @@ mod wire;
 
 pub use artifacts::ArtifactStore;
 pub use bindings::server_name;
+pub use contract::Version;
 pub use engine::{CompiledPolicy, Evaluation, LogLevel, LogLine, PolicyEngine};
 pub use error::{EngineError, Failure, LoadError, OutputError};
 pub use health::{Health, Verdict};
-pub use input::PolicyInput;
+pub use input::{PolicyInput, ServerHealth};
 pub use limits::Limits;
 pub use output::{Decision, WeightChange};
 pub use test_input::{TestError, TestReport, test_component};

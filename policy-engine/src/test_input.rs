@@ -7,7 +7,9 @@
 //!   "scheduler": "wlc",                    // default "wlc"
 //!   "servers": [
 //!     { "address": "10.0.0.2", "port": 80, "weight": 5, "forward": "masquerade",
-//!       "active": 3, "inactive": 1, "persistent": 0 }
+//!       "active": 3, "inactive": 1, "persistent": 0,
+//!       "health": { "up": false, "consecutive": 3, "latency_us": 2000, "since_ms": 9000,
+//!                   "reason": "http 503" } }  // health: only for 1.1.0 policies; default none
 //!   ],
 //!   "now_ms": 1700000000000,               // default: now
 //!   "sequence": 1,                         // default 1
@@ -32,7 +34,7 @@ use super::artifacts::hex;
 use super::bindings::server_name;
 use super::engine::{Evaluation, LogLine, PolicyEngine};
 use super::error::{EngineError, Failure, LoadError};
-use super::input::PolicyInput;
+use super::input::{PolicyInput, ServerHealth};
 use super::limits::Limits;
 
 /// Why a test could not run (as opposed to the policy failing, which is a report).
@@ -87,6 +89,22 @@ struct JsonServer {
     conns: u64,
     #[serde(default)]
     cps: u64,
+    health: Option<JsonHealth>,
+}
+
+/// A real server's health check; `last_passed` defaults to `up`, `consecutive` to 1.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonHealth {
+    up: bool,
+    last_passed: Option<bool>,
+    #[serde(default = "one_u32")]
+    consecutive: u32,
+    latency_us: Option<u64>,
+    #[serde(default)]
+    since_ms: u64,
+    #[serde(default)]
+    reason: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +196,22 @@ pub fn parse_input(json: &str) -> Result<PolicyInput, String> {
         .scheduler
         .parse::<Scheduler>()
         .map_err(|e| format!("scheduler: {e}"))?;
+    let health = j
+        .servers
+        .iter()
+        .filter_map(|s| {
+            let h = s.health.as_ref()?;
+            let health = ServerHealth {
+                up: h.up,
+                last_passed: h.last_passed.unwrap_or(h.up),
+                consecutive: h.consecutive,
+                last_latency: h.latency_us.map(Duration::from_micros),
+                since: Duration::from_millis(h.since_ms),
+                reason: h.reason.clone(),
+            };
+            Some(((s.address, s.port), health))
+        })
+        .collect();
     let servers = j
         .servers
         .into_iter()
@@ -227,6 +261,7 @@ pub fn parse_input(json: &str) -> Result<PolicyInput, String> {
             stats: Stats::default(),
         },
         servers,
+        health,
         now: j
             .now_ms
             .map_or_else(SystemTime::now, |ms| UNIX_EPOCH + Duration::from_millis(ms)),
@@ -405,17 +440,35 @@ mod tests {
         );
     }
 
+    fn s_addr(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
     #[test]
     fn full_input() -> Result<(), String> {
         let i = parse_input(
             r#"{"service": "TCP 10.0.0.1:80", "scheduler": "lc",
                 "servers": [{"address": "10.0.0.2", "port": 8080, "weight": 5,
-                             "forward": "masquerade", "active": 3, "inactive": 1}],
+                             "forward": "masquerade", "active": 3, "inactive": 1,
+                             "health": {"up": false, "latency_us": 1500, "reason": "timeout"}},
+                            {"address": "10.0.0.3", "port": 8080}],
                 "now_ms": 1000, "sequence": 4, "params": {"b": "2", "a": "1"},
                 "state_hex": "0aff", "schedulers": ["rr", "lc"]}"#,
         )?;
         assert_eq!(i.service.service.scheduler, Scheduler::Lc);
-        assert_eq!(i.servers.len(), 1);
+        assert_eq!(i.servers.len(), 2);
+        assert_eq!(
+            i.health_of(s_addr("10.0.0.2"), 8080),
+            Some(&ServerHealth {
+                up: false,
+                last_passed: false,
+                consecutive: 1,
+                last_latency: Some(Duration::from_micros(1500)),
+                since: Duration::ZERO,
+                reason: "timeout".into(),
+            })
+        );
+        assert_eq!(i.health_of(s_addr("10.0.0.3"), 8080), None);
         let s = &i.servers[0];
         assert_eq!(
             (

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ipvs_policy::{
-    CompiledPolicy, Decision, Failure, Limits, OutputError, PolicyEngine, PolicyInput, server_name,
-    test_component,
+    CompiledPolicy, Decision, Failure, Limits, OutputError, PolicyEngine, PolicyInput,
+    ServerHealth, Version, server_name, test_component,
 };
 use ipvs_types::Scheduler;
 use support::fixtures::input;
@@ -66,6 +66,49 @@ fn least_connections_sets_only_changed_weights() {
     );
     assert_eq!(d.reason, "least-connections over 3 servers, lowest load 10");
     assert_eq!(d.scheduler, None);
+}
+
+/// The examples are 1.1.0 components: they see each real server's health.
+#[test]
+fn least_connections_takes_a_down_server_out() {
+    assert_eq!(load("least_connections").version(), Version::V1_1);
+    let mut i = with_conns(input(3), &[(1, 0), (3, 0), (0, 10)]);
+    let down = &i.servers[1].dest;
+    i.health.insert(
+        (down.addr, down.port),
+        ServerHealth {
+            up: false,
+            last_passed: false,
+            consecutive: 3,
+            last_latency: Some(Duration::from_millis(2)),
+            since: Duration::from_secs(4),
+            reason: "http 503".into(),
+        },
+    );
+    let up = &i.servers[2].dest;
+    i.health.insert(
+        (up.addr, up.port),
+        ServerHealth {
+            up: true,
+            last_passed: true,
+            consecutive: 9,
+            ..ServerHealth::default()
+        },
+    );
+    let d = run("least_connections", &i).expect("decision");
+    assert_eq!(
+        weights(&d),
+        BTreeMap::from([
+            ("10.0.0.2:80".to_owned(), (1, 4)),
+            ("10.0.0.3:80".to_owned(), (1, 0)),
+            ("10.0.0.4:80".to_owned(), (1, 100)),
+        ])
+    );
+    assert_eq!(
+        d.reason,
+        "least-connections over 2 servers, lowest load 10; 1 down"
+    );
+    assert_eq!(d.state.as_deref(), Some(&b"10.0.0.3:80=down\n"[..]));
 }
 
 #[test]

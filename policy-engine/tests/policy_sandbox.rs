@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use ipvs_policy::{
     ArtifactStore, Failure, Limits, LoadError, LogLevel, LogLine, OutputError, PolicyEngine,
-    server_name,
+    ServerHealth, Version, server_name,
 };
-use support::fixtures::{self, Out, componentize, core_module, input, policy};
+use support::fixtures::{self, Out, componentize, componentize_v1_1, core_module, input, policy};
 
 /// Generous: the guards catch a hung sandbox, not a slow machine.
 const MARGIN: Duration = Duration::from_secs(3);
@@ -265,6 +265,89 @@ fn policy_errors_and_logs_come_back() {
         }]
     );
     assert!(ev.fuel_used > 0);
+}
+
+/// Components of the first contract (every fixture here) and of 1.1.0 load side by side,
+/// each run with its own version's input; the `log` import of either version works.
+#[test]
+fn components_of_both_contract_versions_load_and_run() {
+    let e = engine(Limits::default());
+    let mut i = input(2);
+    // Health a 1.0.0 component is not given, and a 1.1.0 one is: both run.
+    i.health.insert(
+        ("10.0.0.3".parse().expect("addr"), 80),
+        ServerHealth {
+            up: false,
+            reason: "http 503".into(),
+            ..ServerHealth::default()
+        },
+    );
+    let logging = |version: &str| {
+        core_module(
+            "(call $log (i32.const 1) (i32.const 16) (i32.const 5))",
+            &Out::ok("logged").weight("10.0.0.2:80", 7),
+            r#"(data (i32.const 16) "hello")"#,
+        )
+        .replace("ipvs:policy/host@1.0.0", version)
+    };
+    let cases = [
+        (fixtures::good(), Version::V1_0),
+        (
+            componentize(&logging("ipvs:policy/host@1.0.0")),
+            Version::V1_0,
+        ),
+        (
+            componentize_v1_1(&logging("ipvs:policy/host@1.1.0")),
+            Version::V1_1,
+        ),
+        (
+            componentize_v1_1(&core_module("", &Out::ok("no log"), "").replace(
+                r#"(import "ipvs:policy/host@1.0.0" "log" (func $log (param i32 i32 i32)))"#,
+                "",
+            )),
+            Version::V1_1,
+        ),
+    ];
+    for (n, (component, version)) in cases.into_iter().enumerate() {
+        let p = e.load(&component).expect("loads");
+        assert_eq!(p.version(), version, "case {n}");
+        let ev = e.evaluate(&p, &i);
+        let d = ev.outcome.expect("a decision");
+        if n == 3 {
+            assert_eq!(d.reason, "no log");
+            continue;
+        }
+        assert_eq!(server_name(&d.weights[0].dest), "10.0.0.2:80", "case {n}");
+        assert_eq!(d.weights[0].dest.weight, 7, "case {n}");
+        if n > 0 {
+            assert_eq!(
+                ev.logs,
+                [LogLine {
+                    level: LogLevel::Info,
+                    message: "hello".into()
+                }],
+                "case {n}"
+            );
+        }
+    }
+
+    // A component that names both versions is refused, naming them.
+    let mixed = wat::parse_str(
+        r#"(component
+            (import "ipvs:policy/types@1.0.0" (instance))
+            (import "ipvs:policy/host@1.1.0" (instance))
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (export "evaluate" (func $f)))"#,
+    )
+    .expect("WAT parses");
+    assert_eq!(
+        e.load(&mixed).map(|_| ()),
+        Err(LoadError::Contract(
+            "imports ipvs:policy at both 1.0.0 and 1.1.0".into()
+        ))
+    );
 }
 
 #[test]

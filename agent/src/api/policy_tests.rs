@@ -85,7 +85,8 @@ fn fixture_with(
         escape(&ret),
         escape(&heap)
     );
-    let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/wit");
+    // A component of the first contract, 1.0.0, as uploaded before 1.1.0: still accepted.
+    let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/wit/v1.0.0");
     let mut resolve = wit_parser::Resolve::default();
     let (pkg, _) = resolve.push_dir(&wit).expect("the policy WIT parses");
     let world = resolve

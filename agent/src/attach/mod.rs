@@ -538,6 +538,8 @@ impl<I: IpvsOps> Runner<I> {
         let input = PolicyInput {
             service: service.clone(),
             servers,
+            // No real server has a health check yet: policies see `health: none`.
+            health: Default::default(),
             now: time,
             sequence: sequence + 1,
             params: self.spec.params.clone(),

@@ -20,9 +20,10 @@
 //! ```
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`: the result is a component for
-//! the `ipvs:policy/policy@1.0.0` world (`policies/wit/policy.wit`). The same crate builds
-//! for the host too, so a policy's logic is tested with plain `cargo test`; [`testing`] has
-//! builders for inputs.
+//! the `ipvs:policy/policy@1.1.0` world (`policies/wit/policy.wit`), which gives each real
+//! server its health check's verdict ([`RealServer::health`], [`RealServer::is_healthy`]).
+//! The same crate builds for the host too, so a policy's logic is tested with plain
+//! `cargo test`; [`testing`] has builders for inputs.
 
 extern crate self as ipvs_policy_sdk;
 
@@ -49,8 +50,8 @@ pub use wit_bindgen as __wit_bindgen;
 
 pub use bindings::ipvs::policy::host::Level;
 pub use bindings::ipvs::policy::types::{
-    Decision, Endpoint, Family, ForwardMethod, Fwmark, Input, IpAddress, Protocol, RealServer,
-    Service, ServiceKey, Stats, WeightChange,
+    Decision, Endpoint, Family, ForwardMethod, Fwmark, Health, HealthState, Input, IpAddress,
+    Protocol, RealServer, Service, ServiceKey, Stats, WeightChange,
 };
 
 /// The highest weight the kernel takes.
@@ -131,6 +132,24 @@ impl RealServer {
     pub fn connections(&self) -> u64 {
         u64::from(self.active_conns) + u64::from(self.inactive_conns)
     }
+
+    /// Its health check as of this evaluation; `None` when it has none.
+    pub fn health(&self) -> Option<&Health> {
+        self.health.as_ref()
+    }
+
+    /// False only when a health check says it is down: a server without a check counts as
+    /// healthy.
+    pub fn is_healthy(&self) -> bool {
+        self.health.as_ref().is_none_or(Health::is_up)
+    }
+}
+
+impl Health {
+    /// The check's verdict is up.
+    pub fn is_up(&self) -> bool {
+        self.state == HealthState::Up
+    }
 }
 
 impl Input {
@@ -170,6 +189,19 @@ mod tests {
         assert_eq!(d.scheduler.as_deref(), Some("lc"));
         assert_eq!(d.state, Some(vec![1]));
         assert_eq!(d.reason, "why");
+    }
+
+    #[test]
+    fn health_lookups() {
+        use crate::testing::health;
+        let unchecked = server("10.0.0.2", 80).build();
+        assert_eq!(unchecked.health(), None);
+        assert!(unchecked.is_healthy());
+        let up = server("10.0.0.3", 80).health(health(true)).build();
+        assert!(up.is_healthy());
+        let down = server("10.0.0.4", 80).down("http 503").build();
+        assert!(!down.is_healthy());
+        assert_eq!(down.health().map(|h| h.reason.as_str()), Some("http 503"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use std::net::IpAddr;
 
 use crate::{
-    Endpoint, ForwardMethod, Input, IpAddress, Protocol, RealServer, Service, ServiceKey, Stats,
+    Endpoint, ForwardMethod, Health, HealthState, Input, IpAddress, Protocol, RealServer, Service,
+    ServiceKey, Stats,
 };
 
 /// A TCP service `10.0.0.1:80` with scheduler `wlc` and these real servers, at sequence 1.
@@ -45,7 +46,24 @@ pub fn zero_stats() -> Stats {
     }
 }
 
-/// A real server builder: weight 1, masquerading, no connections.
+/// A health check's verdict after three agreeing probes, 1 ms each, that has held for a
+/// minute: "ok" when `up`, else "timeout".
+pub fn health(up: bool) -> Health {
+    Health {
+        state: if up {
+            HealthState::Up
+        } else {
+            HealthState::Down
+        },
+        last_passed: up,
+        consecutive: 3,
+        last_latency_us: Some(1_000),
+        since_ms: 60_000,
+        reason: if up { "ok" } else { "timeout" }.into(),
+    }
+}
+
+/// A real server builder: weight 1, masquerading, no connections, no health check.
 pub fn server(addr: &str, port: u16) -> ServerBuilder {
     ServerBuilder(RealServer {
         name: String::new(),
@@ -70,6 +88,7 @@ pub fn server(addr: &str, port: u16) -> ServerBuilder {
         inactive_conns: 0,
         persistent_conns: 0,
         stats: zero_stats(),
+        health: None,
     })
     .named(&if addr.contains(':') {
         format!("[{addr}]:{port}")
@@ -100,6 +119,19 @@ impl ServerBuilder {
     pub fn inactive(mut self, n: u32) -> Self {
         self.0.inactive_conns = n;
         self
+    }
+
+    /// Gives it a health check with this verdict.
+    pub fn health(mut self, h: Health) -> Self {
+        self.0.health = Some(h);
+        self
+    }
+
+    /// Gives it a health check that says down, for `reason`.
+    pub fn down(self, reason: &str) -> Self {
+        let mut h = health(false);
+        h.reason = reason.to_owned();
+        self.health(h)
     }
 
     pub fn build(self) -> RealServer {

@@ -150,11 +150,25 @@ pub fn core_module(body: &str, out: &Out, extra: &str) -> String {
     )
 }
 
-/// Wraps a core module (WAT) into a component of the `ipvs:policy/policy@1.0.0` world.
+/// Wraps a core module (WAT) into a component of the `ipvs:policy/policy@1.0.0` world: the
+/// fixtures are 1.0.0 components, which the engine keeps running (they import
+/// `ipvs:policy/host@1.0.0`). [`componentize_v1_1`] makes a 1.1.0 one.
 pub fn componentize(core_wat: &str) -> Vec<u8> {
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/wit");
+    componentize_in(core_wat, &wit_dir().join("v1.0.0"))
+}
+
+/// Wraps a core module (WAT) into a component of the `ipvs:policy/policy@1.1.0` world.
+pub fn componentize_v1_1(core_wat: &str) -> Vec<u8> {
+    componentize_in(core_wat, &wit_dir())
+}
+
+fn wit_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/wit")
+}
+
+fn componentize_in(core_wat: &str, wit: &Path) -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve.push_dir(&wit).expect("the policy WIT parses");
+    let (pkg, _) = resolve.push_dir(wit).expect("the policy WIT parses");
     let world = resolve
         .select_world(&[pkg], Some("policy"))
         .expect("world policy");
@@ -215,6 +229,7 @@ pub fn input(n: usize) -> PolicyInput {
             stats: Stats::default(),
         },
         servers,
+        health: Default::default(),
         now: std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000),
         sequence: 1,
         params: Vec::new(),

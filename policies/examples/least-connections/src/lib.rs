@@ -3,9 +3,13 @@
 //! gets about half. Load counts an active connection as 256 inactive ones, as the kernel's
 //! `lc` scheduler does.
 //!
-//! Parameters: `max-weight` (1..=65535, default 100). Servers at weight 0 (quiesced by an
-//! operator) are left alone.
+//! A server whose health check says down is left out of the choice and set to weight 0; the
+//! state remembers it, so that it is weighted again once its check says up. Servers at
+//! weight 0 for any other reason (quiesced by an operator) are left alone.
+//!
+//! Parameters: `max-weight` (1..=65535, default 100).
 
+use ipvs_policy_sdk::state::{self, State};
 use ipvs_policy_sdk::{Decision, Input, MAX_WEIGHT, Policy, RealServer, export_policy, params};
 
 #[derive(Debug)]
@@ -15,26 +19,53 @@ fn load(s: &RealServer) -> u64 {
     u64::from(s.active_conns) * 256 + u64::from(s.inactive_conns)
 }
 
+/// The state's value for a server this policy set to 0 because it was down.
+const DOWN: &str = "down";
+
 impl Policy for LeastConnections {
     fn evaluate(input: &Input) -> Result<Decision, String> {
         let max = params::parse_or(&input.params, "max-weight", 100u32)?;
         if !(1..=MAX_WEIGHT).contains(&max) {
             return Err(format!("parameter max-weight: {max} is not in 1..=65535"));
         }
-        let live: Vec<&RealServer> = input.servers.iter().filter(|s| s.weight > 0).collect();
-        let Some(min) = live.iter().map(|s| load(s)).min() else {
-            return Ok(Decision::new("no real server in service"));
-        };
-        let mut d = Decision::new(format!(
-            "least-connections over {} servers, lowest load {min}",
-            live.len()
-        ));
-        for s in live {
-            // (min + 1) / (load + 1) in 0..=1, rounded, never below 1 so no server is drained.
-            let (num, den) = (u64::from(max) * (min + 1), load(s) + 1);
-            let w = (num + den / 2) / den;
-            let w = u32::try_from(w.max(1)).unwrap_or(max);
-            d = d.weight(&s.name, w);
+        let zeroed = state::decode(&input.state)?;
+        // Ours to weigh: in service, or at 0 because this policy found it down.
+        let ours = |s: &&RealServer| s.weight > 0 || zeroed.get(&s.name).is_some_and(|v| v == DOWN);
+        let (live, down): (Vec<&RealServer>, Vec<&RealServer>) = input
+            .servers
+            .iter()
+            .filter(ours)
+            .partition(|s| s.is_healthy());
+        let mut d = Decision::new(if down.is_empty() {
+            "no real server in service"
+        } else {
+            "no healthy real server"
+        });
+        if let Some(min) = live.iter().map(|s| load(s)).min() {
+            d = Decision::new(format!(
+                "least-connections over {} servers, lowest load {min}",
+                live.len()
+            ));
+            for s in &live {
+                // (min + 1) / (load + 1) in 0..=1, rounded, never below 1 so no server is
+                // drained.
+                let (num, den) = (u64::from(max) * (min + 1), load(s) + 1);
+                let w = (num + den / 2) / den;
+                let w = u32::try_from(w.max(1)).unwrap_or(max);
+                d = d.weight(&s.name, w);
+            }
+        }
+        let mut now_zeroed = State::new();
+        for s in &down {
+            d = d.weight(&s.name, 0);
+            now_zeroed.insert(s.name.clone(), DOWN.to_owned());
+        }
+        if !down.is_empty() {
+            d.reason.push_str(&format!("; {} down", down.len()));
+        }
+        let blob = state::encode(&now_zeroed);
+        if blob != input.state {
+            d = d.state(blob);
         }
         Ok(d)
     }
@@ -45,7 +76,7 @@ export_policy!(LeastConnections);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipvs_policy_sdk::testing::{input, server};
+    use ipvs_policy_sdk::testing::{health, input, server};
 
     #[test]
     fn weights_follow_inverse_load() {
@@ -93,6 +124,67 @@ mod tests {
             LeastConnections::evaluate(&i),
             Err("parameter max-weight: invalid value \"lots\"".to_owned())
         );
+    }
+
+    #[test]
+    fn down_servers_get_weight_0_until_they_are_up_again() {
+        let i = input(vec![
+            server("10.0.0.2", 80).active(1).build(),
+            server("10.0.0.3", 80).down("http 503").build(),
+            server("10.0.0.4", 80)
+                .inactive(10)
+                .health(health(true))
+                .build(),
+            // Quiesced by an operator, then down: still left alone.
+            server("10.0.0.5", 80).weight(0).down("timeout").build(),
+        ]);
+        let d = LeastConnections::evaluate(&i).expect("decision");
+        // Loads 256 and 10 among the healthy: 100 * 11 / 257 ≈ 4 and 100.
+        assert_eq!(d.weight_of("10.0.0.2:80"), Some(4));
+        assert_eq!(d.weight_of("10.0.0.3:80"), Some(0));
+        assert_eq!(d.weight_of("10.0.0.4:80"), Some(100));
+        assert_eq!(d.weight_of("10.0.0.5:80"), None);
+        assert_eq!(
+            d.reason,
+            "least-connections over 2 servers, lowest load 10; 1 down"
+        );
+        let state = d.state.expect("remembers the server it zeroed");
+        assert_eq!(state, b"10.0.0.3:80=down\n");
+
+        // Still down at weight 0: stays 0 and remembered, nothing new to store.
+        let mut next = input(vec![
+            server("10.0.0.2", 80).build(),
+            server("10.0.0.3", 80).weight(0).down("http 503").build(),
+        ]);
+        next.state = state.clone();
+        let d = LeastConnections::evaluate(&next).expect("decision");
+        assert_eq!(d.weight_of("10.0.0.3:80"), Some(0));
+        assert_eq!(d.state, None, "state unchanged");
+
+        // Up again: weighted like the others, and forgotten.
+        let mut next = input(vec![
+            server("10.0.0.2", 80).build(),
+            server("10.0.0.3", 80)
+                .weight(0)
+                .health(health(true))
+                .build(),
+        ]);
+        next.state = state;
+        let d = LeastConnections::evaluate(&next).expect("decision");
+        assert_eq!(d.weight_of("10.0.0.3:80"), Some(100));
+        assert_eq!(d.state, Some(Vec::new()));
+    }
+
+    #[test]
+    fn all_down_zeroes_all() {
+        let i = input(vec![
+            server("10.0.0.2", 80).down("timeout").build(),
+            server("10.0.0.3", 80).down("timeout").build(),
+        ]);
+        let d = LeastConnections::evaluate(&i).expect("decision");
+        assert_eq!(d.weight_of("10.0.0.2:80"), Some(0));
+        assert_eq!(d.weight_of("10.0.0.3:80"), Some(0));
+        assert_eq!(d.reason, "no healthy real server; 2 down");
     }
 
     #[test]
