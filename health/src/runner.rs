@@ -60,6 +60,44 @@ pub struct Status {
 
 type Statuses<K> = Arc<Mutex<HashMap<K, Status>>>;
 
+/// The latest status of every check, shared: a runner writes it, anyone may read it (the
+/// policies read it for their input).
+#[derive(Debug)]
+pub struct Board<K>(Statuses<K>);
+
+impl<K> Clone for Board<K> {
+    fn clone(&self) -> Self {
+        Board(self.0.clone())
+    }
+}
+
+impl<K> Default for Board<K> {
+    fn default() -> Self {
+        Board(Arc::new(Mutex::new(HashMap::new())))
+    }
+}
+
+impl<K: Clone + Eq + Hash> Board<K> {
+    pub fn get(&self, id: &K) -> Option<Status> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// The statuses whose id `keep` accepts.
+    pub fn select(&self, keep: impl Fn(&K) -> bool) -> Vec<(K, Status)> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect()
+    }
+}
+
 /// The checks of a node.
 #[derive(Debug)]
 pub struct Runner<K> {
@@ -79,12 +117,21 @@ where
         prober: Arc<Prober>,
         max_in_flight: usize,
     ) -> (Self, mpsc::UnboundedReceiver<Transition<K>>) {
+        Runner::with_board(prober, max_in_flight, Board::default())
+    }
+
+    /// As [`Runner::new`], keeping the statuses on `board`.
+    pub fn with_board(
+        prober: Arc<Prober>,
+        max_in_flight: usize,
+        board: Board<K>,
+    ) -> (Self, mpsc::UnboundedReceiver<Transition<K>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let runner = Runner {
             prober,
             slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
             running: Mutex::new(HashMap::new()),
-            statuses: Arc::new(Mutex::new(HashMap::new())),
+            statuses: board.0,
             tx,
         };
         (runner, rx)

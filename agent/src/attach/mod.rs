@@ -538,8 +538,8 @@ impl<I: IpvsOps> Runner<I> {
         let input = PolicyInput {
             service: service.clone(),
             servers,
-            // No real server has a health check yet: policies see `health: none`.
-            health: Default::default(),
+            // Servers without a check are not in it: policies see `health: none`.
+            health: health_input(self.kernel.health(), key, time),
             now: time,
             sequence: sequence + 1,
             params: self.spec.params.clone(),
@@ -657,4 +657,27 @@ fn decision_record(key: &ServiceKey, d: &Decision, applied: bool) -> DecisionRec
         reason: d.reason.clone(),
         applied,
     }
+}
+
+/// What the health checks of `service`'s real servers have found, as a policy sees it.
+fn health_input(
+    board: &ipvs_health::runner::Board<(ServiceKey, crate::state::desired::DestKey)>,
+    service: &ServiceKey,
+    now: SystemTime,
+) -> std::collections::HashMap<(std::net::IpAddr, u16), crate::policy::ServerHealth> {
+    board
+        .select(|(s, _)| s == service)
+        .into_iter()
+        .map(|((_, server), st)| {
+            let health = crate::policy::ServerHealth {
+                up: st.state == ipvs_health::check::State::Up,
+                last_passed: st.last.as_ref().is_some_and(|r| r.outcome.is_up()),
+                consecutive: st.streak,
+                last_latency: st.last.as_ref().map(|r| r.latency),
+                since: now.duration_since(st.since).unwrap_or_default(),
+                reason: st.last.map(|r| r.reason).unwrap_or_default(),
+            };
+            (server, health)
+        })
+        .collect()
 }

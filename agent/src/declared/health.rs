@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use ipvs_health::check::{OnFailure, State};
 use ipvs_health::machine::Effect;
 use ipvs_health::probe::Prober;
-use ipvs_health::runner::{Runner, Status, Target, Transition};
+use ipvs_health::runner::{Board, Runner, Status, Target, Transition};
 use tokio::sync::mpsc;
 
 use super::{Declared, EventKind, StateError};
@@ -72,8 +72,10 @@ pub struct Checks {
 }
 
 impl Checks {
-    pub fn new() -> Self {
-        let (runner, rx) = Runner::new(Arc::new(Prober::new(MAX_EXEC)), MAX_IN_FLIGHT);
+    /// Checks whose statuses go on `board`.
+    pub fn new(board: Board<CheckId>) -> Self {
+        let (runner, rx) =
+            Runner::with_board(Arc::new(Prober::new(MAX_EXEC)), MAX_IN_FLIGHT, board);
         let (dirty_tx, dirty_rx) = mpsc::unbounded_channel();
         Checks {
             runner,
@@ -105,12 +107,6 @@ impl Checks {
             .collect();
         out.sort_by_key(|v| (v.service, v.server));
         out
-    }
-}
-
-impl Default for Checks {
-    fn default() -> Self {
-        Checks::new()
     }
 }
 

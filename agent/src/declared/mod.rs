@@ -333,6 +333,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                 }
             }
         }
+        let kernel_board = kernel.health().clone();
         Ok(Declared {
             kernel,
             links,
@@ -341,7 +342,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             default_drift,
             inner: Mutex::new(inner),
             events: broadcast::channel(256).0,
-            checks: Checks::new(),
+            checks: Checks::new(kernel_board),
         })
     }
 
@@ -886,5 +887,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
     }
 }
 
+#[cfg(test)]
+mod health_tests;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::Stream;
+use ipvs_health::runner::Board;
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::ipvs::module::with_scheduler;
@@ -38,6 +39,9 @@ pub struct Kernel<I> {
     /// Never held across an await: attach and detach update it from inside a turn.
     ledger: Mutex<Ledger>,
     drains: Option<DrainStore>,
+    /// What each real server's health check has found (written by the checks, read by
+    /// policies for their input).
+    health: Board<(ServiceKey, DestKey)>,
 }
 
 /// The right to write, held by one writer at a time; dropped, the next writer goes.
@@ -97,7 +101,7 @@ pub struct PolicyWrite {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Written {
     pub weights: usize,
-    /// Servers left alone because a drain owns their weight.
+    /// Servers left alone because a drain owns their weight, or health took them out.
     pub draining: Vec<DestKey>,
     /// Servers that left the service since the policy read it.
     pub gone: Vec<DestKey>,
@@ -131,6 +135,7 @@ impl<I> Kernel<I> {
             turn: AsyncMutex::new(()),
             ledger: Mutex::new(Ledger::default()),
             drains: None,
+            health: Board::default(),
         }
     }
 
@@ -146,6 +151,7 @@ impl<I> Kernel<I> {
             turn: AsyncMutex::new(()),
             ledger: Mutex::new(ledger),
             drains: Some(store),
+            health: Board::default(),
         })
     }
 
@@ -171,6 +177,11 @@ impl<I> Kernel<I> {
     /// A copy of who owns what now.
     pub fn ledger(&self) -> Ledger {
         self.ledger_mut().clone()
+    }
+
+    /// What the real servers' health checks have found.
+    pub fn health(&self) -> &Board<(ServiceKey, DestKey)> {
+        &self.health
     }
 
     /// Changes the ledger in one step (health checks record what they hold this way).

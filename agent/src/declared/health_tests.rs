@@ -1,0 +1,325 @@
+//! Health checks with the other owners of the table, over the in-memory kernel and real
+//! probes of local listeners: drift enforcement, drains and policies never fight health.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipvs_proto::v1 as pb;
+use tokio::net::TcpListener;
+
+use super::drain::{DrainRequest, Progress};
+use super::*;
+use crate::ipvs::fake::FakeIpvs;
+use crate::ipvs::{Destination, ForwardMethod, Protocol, Scheduler, Service};
+use crate::kernel::{DecisionError, PolicyWrite};
+use crate::link::fake::FakeLinks;
+use crate::state::CheckDecl;
+
+type State = Declared<FakeIpvs, FakeLinks>;
+
+const VIP: &str = "10.0.0.1:80";
+
+fn tcp(s: &str) -> ServiceKey {
+    let sa: SocketAddr = s.parse().expect("test address");
+    ServiceKey::Endpoint {
+        protocol: Protocol::Tcp,
+        addr: sa.ip(),
+        port: sa.port(),
+    }
+}
+
+fn masq(s: &str, weight: u32) -> Destination {
+    let sa: SocketAddr = s.parse().expect("test address");
+    Destination {
+        forward: ForwardMethod::Masquerade,
+        weight,
+        ..Destination::new(sa.ip(), sa.port())
+    }
+}
+
+fn ms(n: u64) -> Option<prost_types::Duration> {
+    Some(crate::convert::duration_to_proto(Duration::from_millis(n)))
+}
+
+/// A tcp check of `server` (all servers when `None`) that probes `probe` instead, every
+/// 40 ms, up or down after one result.
+fn check(
+    server: Option<&str>,
+    probe: SocketAddr,
+    tweak: impl FnOnce(&mut pb::CheckSpec),
+) -> CheckDecl {
+    let mut spec = pb::CheckSpec {
+        service: Some(crate::convert::ipvs::key_to_proto(&tcp(VIP))),
+        server: server.unwrap_or_default().to_owned(),
+        kind: Some(pb::check_spec::Kind::Tcp(pb::TcpCheck {})),
+        interval: ms(40),
+        timeout: ms(20),
+        rise: 1,
+        fall: 1,
+        connect_ip: probe.ip().to_string(),
+        connect_port: probe.port().into(),
+        ..Default::default()
+    };
+    tweak(&mut spec);
+    let sa = server.map(|s| s.parse::<SocketAddr>().expect("server"));
+    let sorry = spec
+        .sorry_server
+        .as_ref()
+        .map(|d| crate::convert::ipvs::destination(d).expect("sorry"));
+    CheckDecl {
+        service: tcp(VIP),
+        server: sa.map(|s| (s.ip(), s.port())),
+        check: ipvs_health::spec::check(&spec).expect("check"),
+        sorry,
+        quorum: spec.quorum.max(1),
+        spec,
+    }
+}
+
+fn spec(servers: &[(&str, u32)], checks: Vec<CheckDecl>, drift: DriftMode) -> NodeSpec {
+    let table = DesiredTable::new(vec![(
+        Service::new(tcp(VIP), Scheduler::Rr),
+        servers.iter().map(|(d, w)| masq(d, *w)).collect(),
+    )])
+    .expect("table");
+    NodeSpec::new(vec![], table, vec![], Some(drift))
+        .expect("spec")
+        .with_checks(checks)
+        .expect("checks")
+}
+
+async fn open(drift: DriftMode) -> (Arc<FakeIpvs>, Arc<State>) {
+    let ipvs = Arc::new(FakeIpvs::default());
+    let kernel = Arc::new(Kernel::new(ipvs.clone()));
+    let links = Arc::new(FakeLinks::default());
+    let state = Arc::new(Declared::open(kernel, links, None, None, drift).expect("open"));
+    state.start_checks().await;
+    (ipvs, state)
+}
+
+/// The service's real servers and weights, in address order.
+async fn weights(state: &State) -> Vec<(String, u32)> {
+    let mut out: Vec<(String, u32)> = state
+        .kernel
+        .read()
+        .destinations(&tcp(VIP))
+        .await
+        .expect("destinations")
+        .into_iter()
+        .map(|d| {
+            (
+                SocketAddr::new(d.dest.addr, d.dest.port).to_string(),
+                d.dest.weight,
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Waits (up to 5 s) until the weights are `want`.
+async fn until(state: &State, want: &[(&str, u32)]) {
+    let want: Vec<(String, u32)> = want.iter().map(|(s, w)| ((*s).to_owned(), *w)).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = weights(state).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "weights are {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    (l, a)
+}
+
+/// The next health event, skipping the others.
+async fn health_event(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> HealthView {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("an event within 5 s")
+            .expect("event");
+        if let EventKind::Health(h) = e.kind {
+            return h;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_down_server_is_quiesced_and_restored_and_drift_enforcement_agrees() {
+    let (l, probe) = listener().await;
+    let (_, state) = open(DriftMode::Enforce).await;
+    let mut events = state.subscribe();
+    let s = spec(
+        &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)],
+        vec![check(Some("10.0.1.1:80"), probe, |_| {})],
+        DriftMode::Enforce,
+    );
+    state
+        .apply(s, ApplyOptions::default())
+        .await
+        .expect("apply");
+    until(&state, &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)]).await;
+    drop(l);
+    until(&state, &[("10.0.1.1:80", 0), ("10.0.1.2:80", 1)]).await;
+    let h = health_event(&mut events).await;
+    assert_eq!(
+        (h.server, h.status.state, h.weight),
+        (
+            ("10.0.1.1".parse::<IpAddr>().expect("ip"), 80),
+            ipvs_health::check::State::Down,
+            0
+        )
+    );
+    assert_eq!(
+        h.status.last.map(|r| r.reason),
+        Some("connect refused".to_owned())
+    );
+    // Health's weight is the effective state: no drift, and enforcement does not undo it.
+    assert_eq!(
+        state.check(false).await.expect("check"),
+        Vec::<String>::new()
+    );
+    assert_eq!(weights(&state).await[0].1, 0);
+    let snap = state.snapshot().await;
+    assert_eq!(snap.health.len(), 1);
+    assert_eq!(snap.health[0].status.state, ipvs_health::check::State::Down);
+    let _l = TcpListener::bind(probe).await.expect("rebind");
+    until(&state, &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)]).await;
+    assert_eq!(
+        state.check(false).await.expect("check"),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn remove_takes_the_server_out_and_the_sorry_server_stands_in_below_quorum() {
+    let (l, probe) = listener().await;
+    let (_, state) = open(DriftMode::Enforce).await;
+    let mut events = state.subscribe();
+    let s = spec(
+        &[("10.0.1.1:80", 2)],
+        vec![check(None, probe, |c| {
+            c.on_failure = pb::FailureAction::Remove.into();
+            c.quorum = 2;
+            c.sorry_server = Some(pb::Destination {
+                address: "10.0.9.9".into(),
+                port: 80,
+                forwarding: pb::ForwardingMethod::Masquerade.into(),
+                ..Default::default()
+            });
+        })],
+        DriftMode::Enforce,
+    );
+    state
+        .apply(s, ApplyOptions::default())
+        .await
+        .expect("apply");
+    until(&state, &[("10.0.1.1:80", 2)]).await;
+    drop(l);
+    until(&state, &[("10.0.9.9:80", 1)]).await;
+    let quorum = loop {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("event")
+            .expect("event");
+        if let EventKind::Quorum(q) = e.kind {
+            break q;
+        }
+    };
+    assert_eq!(
+        (quorum.lost, quorum.healthy_weight, quorum.quorum),
+        (true, 0, 2)
+    );
+    assert_eq!(
+        state.check(false).await.expect("check"),
+        Vec::<String>::new()
+    );
+    let _l = TcpListener::bind(probe).await.expect("rebind");
+    until(&state, &[("10.0.1.1:80", 2)]).await;
+}
+
+#[tokio::test]
+async fn a_drain_stays_a_drain_whatever_the_probes_say() {
+    let (_l, probe) = listener().await;
+    let (ipvs, state) = open(DriftMode::Enforce).await;
+    let s = spec(
+        &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)],
+        vec![check(None, probe, |_| {})],
+        DriftMode::Enforce,
+    );
+    state
+        .apply(s, ApplyOptions::default())
+        .await
+        .expect("apply");
+    let rip: IpAddr = "10.0.1.1".parse().expect("ip");
+    ipvs.set_active(&tcp(VIP), rip, 80, 1);
+    let mut rx = state
+        .drain(DrainRequest {
+            service: tcp(VIP),
+            addr: rip,
+            port: 80,
+            timeout: Duration::from_secs(30),
+            keep: false,
+            expected: None,
+            poll: Duration::from_millis(10),
+        })
+        .await
+        .expect("drain");
+    assert_eq!(
+        rx.recv().await.and_then(Result::ok),
+        Some(Progress::WeightZero { previous: 3 })
+    );
+    // The server answers its probes all along: it stays at 0 while the drain runs.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(weights(&state).await[0], ("10.0.1.1:80".to_owned(), 0));
+    assert_eq!(
+        state.check(false).await.expect("check"),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn a_policy_cannot_revive_a_server_its_health_check_took_out() {
+    let (l, probe) = listener().await;
+    let (_, state) = open(DriftMode::Enforce).await;
+    let s = spec(
+        &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)],
+        vec![check(Some("10.0.1.1:80"), probe, |_| {})],
+        DriftMode::Enforce,
+    );
+    state
+        .apply(s, ApplyOptions::default())
+        .await
+        .expect("apply");
+    state.kernel.hold("a1", &[tcp(VIP)]).expect("hold");
+    drop(l);
+    until(&state, &[("10.0.1.1:80", 0), ("10.0.1.2:80", 1)]).await;
+    let rip: IpAddr = "10.0.1.1".parse().expect("ip");
+    let written = state
+        .kernel
+        .write_decision(&PolicyWrite {
+            attachment: "a1".into(),
+            service: tcp(VIP),
+            weights: vec![((rip, 80), 0, 7)],
+            scheduler: None,
+        })
+        .await
+        .map_err(|e: DecisionError| e.to_string())
+        .expect("write");
+    assert_eq!(written.weights, 0);
+    assert_eq!(written.draining, vec![(rip, 80)]);
+    assert_eq!(weights(&state).await[0].1, 0);
+    // Back up, with no weight written by the policy since: the declared weight returns.
+    let _l = TcpListener::bind(probe).await.expect("rebind");
+    until(&state, &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)]).await;
+}
