@@ -45,6 +45,7 @@ fn seed_spec(drift: DriftMode) -> NodeSpec {
         }],
         attachments: vec![],
         drift: drift.into(),
+        checks: vec![],
     }
 }
 

@@ -45,6 +45,7 @@ fn spec(w1: u32, w2: u32, attachments: Vec<AttachmentSpec>) -> NodeSpec {
         }],
         attachments,
         drift: DriftMode::Unspecified.into(),
+        checks: vec![],
     }
 }
 
