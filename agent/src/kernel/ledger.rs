@@ -413,6 +413,67 @@ mod tests {
                 &[0, 1],
                 &[100, 1],
             ),
+            (
+                "health down wins over the declaration",
+                |l| l.set_health(&key(80), dk(1), Some(HealthHold::Down { remove: false })),
+                &[100, 1],
+                &[0, 1],
+            ),
+            (
+                "health down wins over the policy's written weight",
+                |l| {
+                    l.hold("a1", &[key(80)]).expect("hold");
+                    l.wrote_weight(&key(80), dk(1), 20);
+                    l.set_health(&key(80), dk(1), Some(HealthHold::Down { remove: false }));
+                },
+                &[20, 1],
+                &[0, 1],
+            ),
+            (
+                "a drain wins over health, up or down",
+                |l| {
+                    l.set_health(&key(80), dk(1), Some(HealthHold::Weight(7)));
+                    l.start_drain(drain(1));
+                },
+                &[7, 1],
+                &[0, 1],
+            ),
+            (
+                "an exec check's weight replaces the declared one",
+                |l| l.set_health(&key(80), dk(2), Some(HealthHold::Weight(9))),
+                &[100, 1],
+                &[100, 9],
+            ),
+            (
+                "a policy's written weight wins over an exec check's weight",
+                |l| {
+                    l.hold("a1", &[key(80)]).expect("hold");
+                    l.set_health(&key(80), dk(2), Some(HealthHold::Weight(9)));
+                    l.wrote_weight(&key(80), dk(2), 4);
+                },
+                &[100, 4],
+                &[100, 4],
+            ),
+            (
+                "back up under a policy that has not written since: the declared weight",
+                |l| {
+                    l.hold("a1", &[key(80)]).expect("hold");
+                    l.wrote_weight(&key(80), dk(1), 20);
+                    l.set_health(&key(80), dk(1), Some(HealthHold::Down { remove: false }));
+                    l.set_health(&key(80), dk(1), None);
+                },
+                &[0, 1],
+                &[100, 1],
+            ),
+            (
+                "health given back: the declaration again",
+                |l| {
+                    l.set_health(&key(80), dk(1), Some(HealthHold::Down { remove: false }));
+                    l.set_health(&key(80), dk(1), None);
+                },
+                &[0, 1],
+                &[100, 1],
+            ),
         ];
         for (name, setup, kernel, want) in cases {
             let mut l = Ledger::default();
@@ -420,6 +481,25 @@ mod tests {
             let eff = l.effective(&declared(&[100, 1]), &observed(kernel));
             assert_eq!(weights(&eff), *want, "{name}");
         }
+    }
+
+    #[test]
+    fn health_removes_a_down_server_and_adds_the_sorry_server() {
+        let mut l = Ledger::default();
+        l.set_health(&key(80), dk(1), Some(HealthHold::Down { remove: true }));
+        l.set_sorry(&key(80), Some(dest(9, 1)));
+        let eff = l.effective(&declared(&[100, 1]), &observed(&[100, 1]));
+        let servers: Vec<(DestKey, u32)> = eff
+            .services()
+            .flat_map(|s| s.dests.iter().map(|(k, d)| (*k, d.weight)))
+            .collect();
+        assert_eq!(servers, [(dk(2), 1), (dk(9), 1)]);
+        assert_eq!(l.weight_owner(&key(80), dk(1)), Owner::Health);
+        l.set_health(&key(80), dk(1), None);
+        l.set_sorry(&key(80), None);
+        let eff = l.effective(&declared(&[100, 1]), &observed(&[100, 1]));
+        assert_eq!(weights(&eff), [100, 1]);
+        assert_eq!(l.weight_owner(&key(80), dk(1)), Owner::Declaration);
     }
 
     #[test]
