@@ -244,6 +244,23 @@ async fn remove_takes_the_server_out_and_the_sorry_server_stands_in_below_quorum
         state.check(false).await.expect("check"),
         Vec::<String>::new()
     );
+    // The export holds what was declared, checks included, not what health did: applied
+    // back, it changes nothing and records nothing.
+    let exported = state.export().await.expect("export");
+    assert_eq!(exported.checks.len(), 1);
+    let servers: Vec<(String, u32)> = exported
+        .table
+        .services()
+        .flat_map(|s| s.dests.values())
+        .map(|d| (SocketAddr::new(d.addr, d.port).to_string(), d.weight))
+        .collect();
+    assert_eq!(servers, [("10.0.1.1:80".to_owned(), 2)]);
+    let again = state
+        .apply(exported, ApplyOptions::default())
+        .await
+        .expect("apply the export");
+    assert!(again.steps.is_empty(), "{:?}", again.steps);
+    assert!(!again.recorded);
     let _l = TcpListener::bind(probe).await.expect("rebind");
     until(&state, &[("10.0.1.1:80", 2)]).await;
 }

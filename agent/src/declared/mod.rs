@@ -26,6 +26,7 @@ use crate::attach::Attachments;
 use crate::convert::state as conv;
 use crate::ipvs::{IpvsError, IpvsOps, ServiceFlags, ServiceKey};
 use crate::kernel::Kernel;
+use crate::kernel::ledger::HealthHold;
 use crate::link::LinkOps;
 use crate::link::{Cidr, LinkError, LinkName};
 use crate::state::{
@@ -823,13 +824,48 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             })
             .map(|(n, l)| (n.clone(), l.addresses.iter().copied().collect()))
             .collect();
+        // What health holds is the checks' doing, not a declaration: a server it took out
+        // is exported as declared, a sorry server it put in is not exported.
+        let ledger = self.kernel.ledger();
         let services = obs
             .table
             .iter()
             .map(|(s, dests)| {
+                let key = s.service.key;
                 let mut svc = s.service.clone();
                 svc.flags = ServiceFlags(svc.flags.0 & ServiceFlags::USER_MASK);
-                (svc, dests.iter().map(|d| d.dest).collect())
+                let decl = declared.and_then(|d| d.table.get(&key));
+                let sorry = declared
+                    .and_then(|d| d.service_check(&key))
+                    .and_then(|c| c.sorry)
+                    .filter(|_| ledger.sorry(&key).is_some())
+                    .map(|d| (d.addr, d.port));
+                let mut out: Vec<crate::ipvs::Destination> = dests
+                    .iter()
+                    .map(|d| d.dest)
+                    .filter(|d| Some((d.addr, d.port)) != sorry)
+                    .map(|mut d| {
+                        let dk = (d.addr, d.port);
+                        if ledger.health(&key, dk).is_some()
+                            && let Some(w) = decl.and_then(|s| s.dests.get(&dk)).map(|d| d.weight)
+                        {
+                            d.weight = w;
+                        }
+                        d
+                    })
+                    .collect();
+                if let Some(decl) = decl {
+                    out.extend(
+                        decl.dests
+                            .iter()
+                            .filter(|(dk, _)| {
+                                ledger.health(&key, **dk) == Some(HealthHold::Down { remove: true })
+                                    && !dests.iter().any(|d| (d.dest.addr, d.dest.port) == **dk)
+                            })
+                            .map(|(_, d)| *d),
+                    );
+                }
+                (svc, out)
             })
             .collect();
         let table = DesiredTable::new(services).map_err(|e| StateError::Export(e.to_string()))?;
@@ -839,7 +875,22 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             .filter(|(id, _)| obs.attachments.contains_key(*id))
             .map(|(_, s)| s.clone())
             .collect();
+        // The declared checks of what the export holds.
+        let checks = declared
+            .map(|d| {
+                d.checks
+                    .iter()
+                    .filter(|c| {
+                        table
+                            .get(&c.service)
+                            .is_some_and(|s| c.server.is_none_or(|dk| s.dests.contains_key(&dk)))
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
         NodeSpec::new(links, table, attachments, declared.and_then(|s| s.drift))
+            .and_then(|s| s.with_checks(checks))
             .map_err(|e| StateError::Export(e.to_string()))
     }
 
