@@ -107,6 +107,7 @@ fn node_spec() -> pb::NodeSpec {
         }],
         attachments: vec![],
         drift: pb::DriftMode::Enforce.into(),
+        checks: vec![],
     }
 }
 
