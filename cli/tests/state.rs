@@ -107,6 +107,7 @@ fn node_spec() -> pb::NodeSpec {
         }],
         attachments: vec![],
         drift: pb::DriftMode::Enforce.into(),
+        checks: vec![],
     }
 }
 
@@ -852,4 +853,38 @@ async fn a_closed_stdout_ends_a_stream_quietly() {
         (out.status.code(), text(&out.stderr)),
         (Some(0), String::new())
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_lists_the_checked_servers() {
+    let agent = support::agent().await;
+    let out = ipvsctl(&agent, &["health"], "").await;
+    assert_eq!(result(&out), ok("no health checks are declared\n"));
+    let checked = NODE_YAML.replace(
+        "services:\n",
+        "services:\n  - tcp: 10.0.0.2:80\n    check: {tcp: {}, interval: 1m, initial: down}\n    servers:\n      - address: 10.0.2.1:8080\n        forward: masq\n",
+    );
+    assert_ne!(checked, NODE_YAML);
+    let path = file(&agent, "node.yaml", &checked);
+    let out = ipvsctl(&agent, &["apply", "-f", &path], "").await;
+    assert_eq!(result(&out).0, Some(0), "{:?}", result(&out));
+    let out = ipvsctl(&agent, &["health"], "").await;
+    let (code, stdout, stderr) = result(&out);
+    assert_eq!((code, stderr), (Some(0), String::new()));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with("SERVICE / SERVER "), "{stdout}");
+    assert_eq!(lines[1], "TCP 10.0.0.2:80");
+    assert!(
+        lines[2].starts_with("  10.0.2.1:8080            tcp    down "),
+        "{stdout}"
+    );
+    let out = ipvsctl(&agent, &["health", "-o", "json"], "").await;
+    let (code, stdout, _) = result(&out);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(v["declared_checks"], 1);
+    assert_eq!(v["servers"][0]["server"], "10.0.2.1:8080");
+    assert_eq!(v["servers"][0]["state"], "down");
+    assert_eq!(v["servers"][0]["service"], "TCP 10.0.0.2:80");
 }

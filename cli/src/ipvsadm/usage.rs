@@ -34,6 +34,7 @@ pub fn help(program: &str) -> String {
   {p} apply -f FILE [--prune] [--dry-run] [--revision N] | diff -f FILE [--prune]
   {p} export [-f FILE] [--format yaml|toml]
   {p} state | state revisions | state rollback [REVISION] [--dry-run] | state events
+  {p} health
   {p} drain -t|-u|--sctp-service|-f service -r server[:port] [--timeout 5m] [--keep]
 
 Commands:
@@ -152,6 +153,7 @@ mod tests {
             "export [-f FILE]",
             "state | state revisions",
             "drain -t",
+            "health",
         ] {
             assert!(
                 h.contains(&format!("\n  /usr/local/bin/ipvsctl {command}")),

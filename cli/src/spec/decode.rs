@@ -14,8 +14,9 @@ use ipvs_proto::v1 as pb;
 use ipvs_types::{Cidr, LinkName};
 
 use super::document::{
-    AttachmentEntry, ChecksumWord, DriftWord, FamilyWord, ForwardWord, LinkEntry, ModeWord,
-    NodeFile, ServerEntry, ServiceEntry, TunnelEntry, TunnelWord,
+    AttachmentEntry, CheckEntry, ChecksumWord, DnsWord, DriftWord, FailureWord, FamilyWord,
+    ForwardWord, HealthWord, HttpEntry, LinkEntry, ModeWord, NodeFile, ServerEntry, ServiceEntry,
+    SorryEntry, TunnelEntry, TunnelWord,
 };
 use super::error::Invalid;
 use super::scalar::Scalar;
@@ -61,8 +62,9 @@ pub fn node(doc: &NodeFile) -> Result<pb::NodeSpec, Invalid> {
     // Where each key was declared: a scan per service would grow with the square of the file.
     let mut declared_at: HashMap<ServiceKey, usize> = HashMap::new();
     let mut services = Vec::new();
+    let mut checks = Vec::new();
     for (i, entry) in doc.services.iter().enumerate() {
-        let (key, svc) = service(&format!("services[{i}]"), entry)?;
+        let (key, svc) = service(&format!("services[{i}]"), entry, &mut checks)?;
         if let Some(&j) = declared_at.get(&key) {
             return Err(Invalid::new(
                 format!("services[{i}]"),
@@ -91,6 +93,7 @@ pub fn node(doc: &NodeFile) -> Result<pb::NodeSpec, Invalid> {
             Some(DriftWord::Enforce) => pb::DriftMode::Enforce,
         }
         .into(),
+        checks,
     })
 }
 
@@ -308,7 +311,11 @@ fn sched_flags(at: &str, scheduler: &str, words: &[String]) -> Result<SchedFlags
     Ok(flags)
 }
 
-fn service(at: &str, s: &ServiceEntry) -> Result<(ServiceKey, pb::Service), Invalid> {
+fn service(
+    at: &str,
+    s: &ServiceEntry,
+    checks: &mut Vec<pb::CheckSpec>,
+) -> Result<(ServiceKey, pb::Service), Invalid> {
     let key = service_key(at, s)?;
     let scheduler = s.scheduler.as_deref().unwrap_or(DEFAULT_SCHEDULER);
     if request::scheduler(scheduler).is_none() {
@@ -355,10 +362,36 @@ fn service(at: &str, s: &ServiceEntry) -> Result<(ServiceKey, pb::Service), Inva
         persistence_engine: s.pe.clone(),
     };
     let mut svc = request::service(&spec).map_err(|r| Invalid::new(at, r))?;
+    let pb_key = request::service_key(&key);
+    let mut default_check = match &s.check {
+        Some(c) => Some(check(&format!("{at}.check"), c)?),
+        None => {
+            for (field, given) in [
+                ("sorry-server", s.sorry_server.is_some()),
+                ("quorum", s.quorum.is_some()),
+            ] {
+                if given {
+                    return Err(Invalid::new(
+                        format!("{at}.{field}"),
+                        "is only for a service with a check of its own (check: on the service)",
+                    ));
+                }
+            }
+            None
+        }
+    };
+    let mut server_checks = Vec::new();
     let mut seen: Vec<(IpAddr, u32)> = Vec::new();
     for (j, entry) in s.servers.iter().enumerate() {
         let path = format!("{at}.servers[{j}]");
         let (addr, dest) = server(&path, &key, entry)?;
+        let port = u16::try_from(dest.port).unwrap_or(u16::MAX);
+        if let Some(c) = &entry.check {
+            let mut spec = check(&format!("{path}.check"), c)?;
+            spec.service = Some(pb_key.clone());
+            spec.server = text::endpoint_text(addr, port);
+            server_checks.push(spec);
+        }
         if let Some(k) = seen.iter().position(|d| *d == (addr, dest.port)) {
             let port = u16::try_from(dest.port).unwrap_or(u16::MAX);
             return Err(Invalid::new(
@@ -372,7 +405,356 @@ fn service(at: &str, s: &ServiceEntry) -> Result<(ServiceKey, pb::Service), Inva
         seen.push((addr, dest.port));
         svc.destinations.push(dest);
     }
+    // A server without a port (of a fwmark service) is probed on the check's connect-port.
+    for (j, (&(addr, port), entry)) in seen.iter().zip(&s.servers).enumerate() {
+        if port != 0 {
+            continue;
+        }
+        let (path, connect_port) = match &entry.check {
+            Some(_) => {
+                let server = text::endpoint_text(addr, 0);
+                let c = server_checks.iter().find(|c| c.server == server);
+                (
+                    format!("{at}.servers[{j}].check"),
+                    c.map(|c| c.connect_port),
+                )
+            }
+            None => (
+                format!("{at}.check"),
+                default_check.as_ref().map(|c| c.connect_port),
+            ),
+        };
+        if connect_port == Some(0) {
+            return Err(Invalid::new(
+                format!("{path}.connect-port"),
+                format!("is needed: real server {addr} ({at}.servers[{j}]) has no port to probe"),
+            ));
+        }
+    }
+    if let Some(c) = &mut default_check {
+        c.service = Some(pb_key);
+        if let Some(sorry) = &s.sorry_server {
+            let path = format!("{at}.sorry-server");
+            let entry = match sorry {
+                SorryEntry::Address(a) => ServerEntry {
+                    address: a.clone(),
+                    forward: None,
+                    weight: None,
+                    upper: None,
+                    lower: None,
+                    tunnel: None,
+                    check: None,
+                },
+                SorryEntry::Server(e) => e.clone(),
+            };
+            if entry.check.is_some() {
+                return Err(Invalid::new(
+                    format!("{path}.check"),
+                    "a sorry server is not checked",
+                ));
+            }
+            let (addr, dest) = server(&path, &key, &entry)?;
+            if let Some(k) = seen.iter().position(|d| *d == (addr, dest.port)) {
+                return Err(Invalid::new(
+                    path,
+                    format!("is the real server declared at {at}.servers[{k}]"),
+                ));
+            }
+            c.sorry_server = Some(dest);
+        }
+        match s.quorum {
+            Some(0) => {
+                return Err(Invalid::new(
+                    format!("{at}.quorum"),
+                    "must be at least 1 (leave it out for 1)",
+                ));
+            }
+            Some(q) => c.quorum = q,
+            None => {}
+        }
+    }
+    checks.extend(default_check);
+    checks.extend(server_checks);
     Ok((key, svc))
+}
+
+/// A check's duration: as an attachment's interval, in whole milliseconds.
+fn check_duration(path: &str, value: &Scalar) -> Result<u64, Invalid> {
+    let text = match value {
+        Scalar::Text(t) => t.clone(),
+        Scalar::Int(n) => n.to_string(),
+        Scalar::Bool(b) => {
+            return Err(Invalid::new(
+                path,
+                format!("expected a duration such as 2s, not `{b}'"),
+            ));
+        }
+    };
+    let d = crate::policy::parse_interval(&text).map_err(|_| {
+        Invalid::new(
+            path,
+            format!("invalid duration {text:?} (e.g. 2s, 500ms, 1m)"),
+        )
+    })?;
+    u64::try_from(d.as_millis())
+        .map_err(|_| Invalid::new(path, format!("duration {text:?} is too long")))
+}
+
+/// A status code or range of `expect`: `200`, `"200"`, `"200-299"`.
+fn status_range(path: &str, value: &Scalar) -> Result<pb::StatusRange, Invalid> {
+    let bad = || {
+        Invalid::new(
+            path,
+            format!("`{value}' is not a status code or range (e.g. 200, \"200-299\")"),
+        )
+    };
+    let code = |t: &str| t.trim().parse::<u32>().map_err(|_| bad());
+    match value {
+        Scalar::Int(n) => {
+            let n = u32::try_from(*n).map_err(|_| bad())?;
+            Ok(pb::StatusRange { first: n, last: n })
+        }
+        Scalar::Text(t) => match t.split_once('-') {
+            Some((a, b)) => Ok(pb::StatusRange {
+                first: code(a)?,
+                last: code(b)?,
+            }),
+            None => {
+                let n = code(t)?;
+                Ok(pb::StatusRange { first: n, last: n })
+            }
+        },
+        Scalar::Bool(_) => Err(bad()),
+    }
+}
+
+fn tls_options(
+    sni: &Option<String>,
+    skip_verify: bool,
+    ca_file: &Option<String>,
+) -> pb::TlsOptions {
+    pb::TlsOptions {
+        sni: sni.clone().unwrap_or_default(),
+        skip_verify,
+        ca_file: ca_file.clone().unwrap_or_default(),
+    }
+}
+
+fn http_check(at: &str, h: &HttpEntry, tls: bool) -> Result<pb::HttpCheck, Invalid> {
+    if !tls {
+        for (field, given) in [
+            ("sni", h.sni.is_some()),
+            ("skip-verify", h.skip_verify),
+            ("ca-file", h.ca_file.is_some()),
+        ] {
+            if given {
+                return Err(Invalid::new(
+                    format!("{at}.{field}"),
+                    "is only for https checks",
+                ));
+            }
+        }
+    }
+    if h.body.is_some() && h.body_regex.is_some() {
+        return Err(Invalid::new(
+            format!("{at}.body-regex"),
+            "give body or body-regex, not both",
+        ));
+    }
+    let expect = h
+        .expect
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, v)| status_range(&format!("{at}.expect[{i}]"), v))
+        .collect::<Result<_, _>>()?;
+    Ok(pb::HttpCheck {
+        method: h.method.clone().unwrap_or_default(),
+        path: h.path.clone().unwrap_or_default(),
+        host: h.host.clone().unwrap_or_default(),
+        expect,
+        body_contains: h.body.clone().unwrap_or_default(),
+        body_regex: h.body_regex.clone().unwrap_or_default(),
+        tls: tls.then(|| tls_options(&h.sni, h.skip_verify, &h.ca_file)),
+    })
+}
+
+/// The node file's name of a `CheckSpec` field the health crate refused, under `at` (the
+/// check's path); `kind` is the kind key written (`https` for an HTTP check over TLS).
+fn check_field(at: &str, kind: &str, field: &str) -> String {
+    if field.is_empty() {
+        return at.to_owned();
+    }
+    let field = field.replace("body_contains", "body").replace('_', "-");
+    let field = match field.strip_prefix("http.") {
+        Some(rest) => format!("{kind}.{rest}"),
+        None => field,
+    };
+    format!("{at}.{field}")
+}
+
+/// A `check:` as a `CheckSpec` of no service yet, refused as the agent would refuse it.
+fn check(at: &str, c: &CheckEntry) -> Result<pb::CheckSpec, Invalid> {
+    use pb::check_spec::Kind;
+    let given: Vec<&str> = [
+        ("tcp", c.tcp.is_some()),
+        ("http", c.http.is_some()),
+        ("https", c.https.is_some()),
+        ("udp", c.udp.is_some()),
+        ("dns", c.dns.is_some()),
+        ("grpc", c.grpc.is_some()),
+        ("exec", c.exec.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(name, _)| *name)
+    .collect();
+    let kind_word = match given.as_slice() {
+        [] => {
+            return Err(Invalid::new(
+                at,
+                "needs one of tcp, http, https, udp, dns, grpc or exec",
+            ));
+        }
+        [one] => *one,
+        [a, b, ..] => {
+            return Err(Invalid::new(
+                at,
+                format!("has both {a} and {b}; a check has one kind"),
+            ));
+        }
+    };
+    let kind = if c.tcp.is_some() {
+        Kind::Tcp(pb::TcpCheck {})
+    } else if let Some(h) = &c.http {
+        Kind::Http(http_check(&format!("{at}.http"), h, false)?)
+    } else if let Some(h) = &c.https {
+        Kind::Http(http_check(&format!("{at}.https"), h, true)?)
+    } else if let Some(u) = &c.udp {
+        Kind::Udp(pb::UdpCheck {
+            send: u.send.clone().unwrap_or_default().into_bytes(),
+            expect: u.expect.clone().map(String::into_bytes),
+        })
+    } else if let Some(d) = &c.dns {
+        Kind::Dns(pb::DnsCheck {
+            name: d.name.clone(),
+            r#type: match d.kind {
+                None => pb::DnsType::Unspecified,
+                Some(DnsWord::A) => pb::DnsType::A,
+                Some(DnsWord::Aaaa) => pb::DnsType::Aaaa,
+            }
+            .into(),
+            expect: d.expect.clone(),
+        })
+    } else if let Some(g) = &c.grpc {
+        if !g.tls {
+            for (field, given) in [
+                ("sni", g.sni.is_some()),
+                ("skip-verify", g.skip_verify),
+                ("ca-file", g.ca_file.is_some()),
+            ] {
+                if given {
+                    return Err(Invalid::new(
+                        format!("{at}.grpc.{field}"),
+                        "is only with tls: true",
+                    ));
+                }
+            }
+        }
+        Kind::Grpc(pb::GrpcCheck {
+            service: g.service.clone().unwrap_or_default(),
+            tls: g
+                .tls
+                .then(|| tls_options(&g.sni, g.skip_verify, &g.ca_file)),
+        })
+    } else if let Some(e) = &c.exec {
+        Kind::Exec(pb::ExecCheck {
+            command: e.command.clone(),
+        })
+    } else {
+        return Err(Invalid::new(
+            at,
+            "needs one of tcp, http, https, udp, dns, grpc or exec",
+        ));
+    };
+    fn duration<'a>(
+        at: &str,
+        field: &str,
+        value: Option<&'a Scalar>,
+    ) -> Result<Option<(&'a Scalar, u64)>, Invalid> {
+        value
+            .map(|v| check_duration(&format!("{at}.{field}"), v).map(|ms| (v, ms)))
+            .transpose()
+    }
+    let interval = match duration(at, "interval", c.interval.as_ref())? {
+        Some((v, ms)) if u128::from(ms) < ipvs_health::spec::MIN_INTERVAL.as_millis() => {
+            return Err(Invalid::new(
+                format!("{at}.interval"),
+                format!(
+                    "{v} is below the minimum {}",
+                    ipvs_health::spec::show(ipvs_health::spec::MIN_INTERVAL)
+                ),
+            ));
+        }
+        Some((_, ms)) => durations::from_millis(ms),
+        None => None,
+    };
+    let timeout = match duration(at, "timeout", c.timeout.as_ref())? {
+        Some((v, 0)) => {
+            return Err(Invalid::new(
+                format!("{at}.timeout"),
+                format!("{v} is under 1ms (leave it out for the default)"),
+            ));
+        }
+        Some((_, ms)) => durations::from_millis(ms),
+        None => None,
+    };
+    let jitter =
+        duration(at, "jitter", c.jitter.as_ref())?.and_then(|(_, ms)| durations::from_millis(ms));
+    let spec = pb::CheckSpec {
+        service: None,
+        server: String::new(),
+        kind: Some(kind),
+        interval,
+        timeout,
+        rise: c.rise.unwrap_or(0),
+        fall: c.fall.unwrap_or(0),
+        initial: match c.initial {
+            None => pb::HealthState::Unspecified,
+            Some(HealthWord::Up) => pb::HealthState::Up,
+            Some(HealthWord::Down) => pb::HealthState::Down,
+        }
+        .into(),
+        jitter,
+        connect_ip: c.connect_ip.clone().unwrap_or_default(),
+        connect_port: c.connect_port.unwrap_or(0),
+        on_failure: match c.on_failure {
+            None => pb::FailureAction::Unspecified,
+            Some(FailureWord::Quiesce) => pb::FailureAction::Quiesce,
+            Some(FailureWord::Remove) => pb::FailureAction::Remove,
+        }
+        .into(),
+        sorry_server: None,
+        quorum: 0,
+    };
+    for (field, value) in [
+        ("rise", c.rise),
+        ("fall", c.fall),
+        ("connect-port", c.connect_port),
+    ] {
+        if value == Some(0) {
+            return Err(Invalid::new(
+                format!("{at}.{field}"),
+                "must be above 0 (leave it out for the default)",
+            ));
+        }
+    }
+    if c.connect_ip.as_deref() == Some("") {
+        return Err(Invalid::new(format!("{at}.connect-ip"), "is empty"));
+    }
+    ipvs_health::spec::check(&spec)
+        .map_err(|e| Invalid::new(check_field(at, kind_word, &e.field), e.reason))?;
+    Ok(spec)
 }
 
 fn family_name(ipv6: bool) -> &'static str {

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::scalar::{Params, Scalar};
+use super::scalar::{OneOrMany, Params, Scalar};
 
 /// A closed set of words (`drift: enforce`), read from strings only so that a value of the
 /// wrong type is reported with the words expected.
@@ -132,6 +132,15 @@ pub struct ServiceEntry {
     /// ipvsadm --pe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pe: Option<String>,
+    /// The health check of each real server without a check of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckEntry>,
+    /// Added while the service is below its quorum; needs `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<SorryEntry>,
+    /// The least healthy weight; 1 when absent; needs `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<ServerEntry>,
 }
@@ -166,6 +175,181 @@ pub struct ServerEntry {
     /// Encapsulation of a `tunnel` server; plain IP-in-IP when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<TunnelEntry>,
+    /// This server's health check, instead of the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Box<CheckEntry>>,
+}
+
+/// A service's `sorry-server`: a real server entry, or just its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SorryEntry {
+    Address(String),
+    Server(ServerEntry),
+}
+
+impl Serialize for SorryEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SorryEntry::Address(a) => s.serialize_str(a),
+            SorryEntry::Server(e) => e.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SorryEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Sorry;
+        impl<'de> serde::de::Visitor<'de> for Sorry {
+            type Value = SorryEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an address or a server entry ({address, forward, weight, ...})")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SorryEntry, E> {
+                Ok(SorryEntry::Address(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SorryEntry, A::Error> {
+                ServerEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(SorryEntry::Server)
+            }
+        }
+        d.deserialize_any(Sorry)
+    }
+}
+
+/// A health check (docs/health.md): exactly one kind key and the common settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CheckEntry {
+    /// `{}`: a TCP connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<Empty>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpEntry>,
+    /// `http` over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<HttpEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<UdpEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecEntry>,
+    /// Durations as an attachment's `interval`: `500ms`, `2s`, `1m`, or seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rise: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fall: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<HealthWord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_port: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<FailureWord>,
+}
+
+/// `tcp: {}`: a kind without settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+words! {
+    /// A check's `initial:`.
+    HealthWord { Up = "up", Down = "down" }
+}
+
+words! {
+    /// A check's `on-failure:`.
+    FailureWord { Quiesce = "quiesce", Remove = "remove" }
+}
+
+/// `http:` / `https:`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HttpEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Status codes: `200`, `"200-299"`, or a list of them.
+    #[serde(default, skip_serializing_if = "OneOrMany::is_empty")]
+    pub expect: OneOrMany,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<String>,
+    /// `https` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_verify: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// `udp:`: text sent, text the reply must contain.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct UdpEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
+}
+
+/// `dns:`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DnsEntry {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<DnsWord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<String>,
+}
+
+words! {
+    /// `dns: {type: ...}`.
+    DnsWord { A = "A", Aaaa = "AAAA" }
+}
+
+/// `grpc:`: `sni`, `skip-verify` and `ca-file` go with `tls: true`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GrpcEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skip_verify: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// `exec: {command: [PROGRAM, ARG, ...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ExecEntry {
+    #[serde(default)]
+    pub command: Vec<String>,
 }
 
 words! {

@@ -45,6 +45,25 @@ const KEYS: &[&str] = &[
     "interval",
     "mode",
     "quarantine-after",
+    "check",
+    "sorry-server",
+    "quorum",
+    "http",
+    "https",
+    "dns",
+    "grpc",
+    "exec",
+    "command",
+    "expect",
+    "path",
+    "timeout",
+    "rise",
+    "fall",
+    "initial",
+    "jitter",
+    "connect-port",
+    "on-failure",
+    "body-regex",
     "bogus",
     "",
 ];
@@ -195,6 +214,56 @@ fn check_read(text: &str, format: Format) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A valid check of no service yet: a kind, timings, and a port to probe (fwmark services'
+/// servers may have none).
+fn check() -> impl Strategy<Value = pb::CheckSpec> {
+    use pb::check_spec::Kind;
+    let kind = prop_oneof![
+        Just(Kind::Tcp(pb::TcpCheck {})),
+        (
+            proptest::sample::select(&["", "GET", "HEAD"][..]),
+            proptest::collection::vec((100u32..=599, 0u32..50), 0..3),
+            any::<bool>(),
+        )
+            .prop_map(|(method, expect, tls)| Kind::Http(pb::HttpCheck {
+                method: method.into(),
+                expect: expect
+                    .into_iter()
+                    .map(|(first, span)| pb::StatusRange {
+                        first,
+                        last: (first + span).min(599),
+                    })
+                    .collect(),
+                tls: tls.then(pb::TlsOptions::default),
+                ..Default::default()
+            })),
+        Just(Kind::Exec(pb::ExecCheck {
+            command: vec!["/bin/true".into()],
+        })),
+    ];
+    (
+        kind,
+        10u64..100_000,
+        0u32..5,
+        0u32..5,
+        0i32..3,
+        0i32..3,
+        1u32..65536,
+    )
+        .prop_map(
+            |(kind, interval, rise, fall, initial, on_failure, connect_port)| pb::CheckSpec {
+                kind: Some(kind),
+                interval: durations::from_millis(interval),
+                rise,
+                fall,
+                initial,
+                on_failure,
+                connect_port,
+                ..Default::default()
+            },
+        )
+}
+
 /// A valid spec: an ipvsadm table with links, attachments and a drift mode.
 fn spec() -> impl Strategy<Value = pb::NodeSpec> {
     let links = proptest::collection::vec(proptest::collection::btree_set(1u32..=32, 0..3), 0..3);
@@ -211,8 +280,16 @@ fn spec() -> impl Strategy<Value = pb::NodeSpec> {
         links,
         proptest::collection::vec(attachment, 0..3),
         0i32..3,
+        proptest::collection::vec(
+            (
+                proptest::option::of(check()),
+                proptest::option::of(check()),
+                0u32..3,
+            ),
+            0..4,
+        ),
     )
-        .prop_map(|(table, local, links, attachments, drift)| {
+        .prop_map(|(table, local, links, attachments, drift, checked)| {
             let services: Vec<pb::Service> = table
                 .iter()
                 .zip(local.iter().chain(std::iter::repeat(&false)))
@@ -232,6 +309,30 @@ fn spec() -> impl Strategy<Value = pb::NodeSpec> {
                 .iter()
                 .map(|(s, _)| request::service_key(&s.key))
                 .collect();
+            // The first services get a default check and one for their first server.
+            let mut checks = Vec::new();
+            for ((service, key), (default, own, quorum)) in services.iter().zip(&keys).zip(checked)
+            {
+                if let Some(c) = default {
+                    checks.push(pb::CheckSpec {
+                        service: Some(key.clone()),
+                        quorum,
+                        ..c
+                    });
+                }
+                if let (Some(c), Some(d)) = (own, service.destinations.first()) {
+                    let addr: std::net::IpAddr = d
+                        .address
+                        .parse()
+                        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                    checks.push(pb::CheckSpec {
+                        service: Some(key.clone()),
+                        server: std::net::SocketAddr::new(addr, u16::try_from(d.port).unwrap_or(0))
+                            .to_string(),
+                        ..c
+                    });
+                }
+            }
             pb::NodeSpec {
                 links: links
                     .into_iter()
@@ -270,6 +371,7 @@ fn spec() -> impl Strategy<Value = pb::NodeSpec> {
                 },
                 services,
                 drift,
+                checks,
             }
         })
 }

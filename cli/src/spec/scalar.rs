@@ -70,6 +70,66 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// One value or a list of them (`expect: 200`, `expect: [200, "300-399"]`); written back as
+/// the value alone when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OneOrMany(pub Vec<Scalar>);
+
+impl OneOrMany {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for OneOrMany {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+struct OneOrManyVisitor;
+
+impl<'de> Visitor<'de> for OneOrManyVisitor {
+    type Value = OneOrMany;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, an integer, or a list of them")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+        ScalarVisitor.visit_str(v).map(|s| OneOrMany(vec![s]))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<OneOrMany, E> {
+        ScalarVisitor.visit_i64(v).map(|s| OneOrMany(vec![s]))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<OneOrMany, E> {
+        ScalarVisitor.visit_u64(v).map(|s| OneOrMany(vec![s]))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<OneOrMany, E> {
+        ScalarVisitor.visit_bool(v).map(|s| OneOrMany(vec![s]))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element::<Scalar>()? {
+            out.push(v);
+        }
+        Ok(OneOrMany(out))
+    }
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OneOrManyVisitor)
+    }
+}
+
 /// Policy parameters: `key: value` pairs in the order written, values kept as text.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Params(pub Vec<(String, String)>);

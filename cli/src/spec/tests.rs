@@ -246,6 +246,7 @@ fn example_spec() -> pb::NodeSpec {
             quarantine_after: 5,
         }],
         drift: pb::DriftMode::Enforce.into(),
+        checks: vec![],
     }
 }
 
@@ -317,6 +318,7 @@ fn canonical_specs() -> Vec<pb::NodeSpec> {
     vec![
         pb::NodeSpec::default(),
         example_spec(),
+        checks_spec(),
         pb::NodeSpec {
             drift: pb::DriftMode::Report.into(),
             links: vec![pb::LinkSpec {
@@ -332,6 +334,7 @@ fn canonical_specs() -> Vec<pb::NodeSpec> {
                 mode: pb::PolicyMode::Enforce.into(),
                 quarantine_after: 0,
             }],
+            checks: vec![],
         },
     ]
 }
@@ -495,7 +498,7 @@ fn bad_files_are_refused_with_the_place_and_the_reason() {
         ("drift: sometimes\n".into(), "node.yaml:1:8: drift: unknown variant `sometimes`, expected `report` or `enforce`"),
         ("drift: [enforce]\n".into(), "node.yaml:1:8: drift: invalid type: sequence, expected `report` or `enforce`"),
         (one_service("tcp: 10.0.0.1:80\nservers:\n  - address: 10.0.1.1\n    forward: nat"), "node.yaml:5:18: services[0].servers[0].forward: unknown variant `nat`, expected one of `masq`, `route`, `tunnel`, `local`"),
-        ("services:\n  - tcp: 10.0.0.1:80\n    weight: 3\n".into(), "node.yaml:3:5: services[0]: unknown field `weight`, expected one of `tcp`, `udp`, `sctp`, `fwmark`, `family`, `scheduler`, `persistent`, `netmask`, `one-packet`, `sched-flags`, `pe`, `servers`"),
+        ("services:\n  - tcp: 10.0.0.1:80\n    weight: 3\n".into(), "node.yaml:3:5: services[0]: unknown field `weight`, expected one of `tcp`, `udp`, `sctp`, `fwmark`, `family`, `scheduler`, `persistent`, `netmask`, `one-packet`, `sched-flags`, `pe`, `check`, `sorry-server`, `quorum`, `servers`"),
         (one_service("tcp: 10.0.0.1:80\nservers:\n  - address: 10.0.1.1\n    weight: heavy"), "node.yaml:5:17: services[0].servers[0].weight: invalid type: string \"heavy\", expected u32"),
         (one_service("tcp: 10.0.0.1:80\nservers:\n  - weight: 2"), "node.yaml:4:9: services[0].servers[0]: missing field `address`"),
         ("links:\n  - addresses: [10.0.0.1/32]\n".into(), "node.yaml:2:5: links[0]: missing field `name`"),
@@ -563,7 +566,7 @@ fn toml_errors_name_the_line_and_column() {
         ),
         (
             "[[services]]\ntcp = \"10.0.0.1:80\"\nbogus = 1\n",
-            "node.toml:3:1: unknown field `bogus`, expected one of `tcp`, `udp`, `sctp`, `fwmark`, `family`, `scheduler`, `persistent`, `netmask`, `one-packet`, `sched-flags`, `pe`, `servers`",
+            "node.toml:3:1: unknown field `bogus`, expected one of `tcp`, `udp`, `sctp`, `fwmark`, `family`, `scheduler`, `persistent`, `netmask`, `one-packet`, `sched-flags`, `pe`, `check`, `sorry-server`, `quorum`, `servers`",
         ),
         (
             "[[services]]\ntcp = \"10.0.0.1:80\"\n[[services.servers]]\naddress = \"10.0.1.1\"\nweight = -1\n",
@@ -709,4 +712,418 @@ fn the_documented_example_parses_the_same_in_both_formats() {
         parse("node.toml", fenced(doc, "toml"), Format::Toml),
         Ok(want)
     );
+}
+
+fn ms(n: u64) -> Option<prost_types::Duration> {
+    crate::durations::from_millis(n)
+}
+
+const CHECKS_YAML: &str = r#"
+services:
+  - tcp: 10.0.0.1:80
+    check:
+      http: {path: /healthz, expect: ["200-299", 301]}
+      interval: 1s
+      timeout: 500ms
+      rise: 2
+      fall: 3
+    sorry-server: {address: 10.0.9.9:80, forward: masq}
+    quorum: 2
+    servers:
+      - address: 10.0.1.1:8080
+        forward: masq
+      - address: 10.0.1.2:8080
+        check:
+          tcp: {}
+          connect-port: 9000
+          initial: down
+          on-failure: remove
+          jitter: 100ms
+      - address: 10.0.1.3:8080
+        forward: masq
+        check:
+          https: {method: HEAD, host: web, sni: web.example, skip-verify: true, ca-file: /etc/ca.pem, body-regex: "ok|fine"}
+          interval: 1m
+  - udp: 10.0.0.1:53
+    check:
+      dns: {name: example.org, type: AAAA, expect: ["2001:db8::53"]}
+    sorry-server: 10.0.9.10
+    servers:
+      - address: 10.0.2.1
+        check:
+          udp: {send: ping, expect: pong}
+          connect-ip: 10.0.2.100
+  - fwmark: 3
+    check:
+      grpc: {service: web, tls: true, sni: grpc.example}
+      connect-port: 50051
+    servers:
+      - address: 10.0.3.1
+        check:
+          exec: {command: [/usr/local/bin/check, --fast]}
+          connect-port: 8080
+      - address: 10.0.3.2
+        check:
+          http: {body: ok, expect: 204}
+          connect-port: 80
+"#;
+
+/// What CHECKS_YAML means.
+fn checks_spec() -> pb::NodeSpec {
+    use pb::check_spec::Kind;
+    let web = endpoint(pb::Protocol::Tcp, v4(10, 0, 0, 1), 80);
+    let dns = endpoint(pb::Protocol::Udp, v4(10, 0, 0, 1), 53);
+    let fw = fwmark(3, pb::AddressFamily::Inet);
+    let mut web_svc = service(web.clone(), pb::Scheduler::Wlc);
+    web_svc.destinations = vec![
+        dest(v4(10, 0, 1, 1), 8080, pb::ForwardingMethod::Masquerade, 1),
+        // Direct routing: the service's port.
+        dest(v4(10, 0, 1, 2), 80, pb::ForwardingMethod::DirectRoute, 1),
+        dest(v4(10, 0, 1, 3), 8080, pb::ForwardingMethod::Masquerade, 1),
+    ];
+    let mut dns_svc = service(dns.clone(), pb::Scheduler::Wlc);
+    dns_svc.destinations = vec![dest(
+        v4(10, 0, 2, 1),
+        53,
+        pb::ForwardingMethod::DirectRoute,
+        1,
+    )];
+    let mut fw_svc = service(fw.clone(), pb::Scheduler::Wlc);
+    fw_svc.destinations = vec![
+        dest(v4(10, 0, 3, 1), 0, pb::ForwardingMethod::DirectRoute, 1),
+        dest(v4(10, 0, 3, 2), 0, pb::ForwardingMethod::DirectRoute, 1),
+    ];
+    let range = |first, last| pb::StatusRange { first, last };
+    pb::NodeSpec {
+        services: vec![web_svc, dns_svc, fw_svc],
+        checks: vec![
+            pb::CheckSpec {
+                service: Some(web.clone()),
+                kind: Some(Kind::Http(pb::HttpCheck {
+                    path: "/healthz".into(),
+                    expect: vec![range(200, 299), range(301, 301)],
+                    ..Default::default()
+                })),
+                interval: ms(1000),
+                timeout: ms(500),
+                rise: 2,
+                fall: 3,
+                sorry_server: Some(dest(
+                    v4(10, 0, 9, 9),
+                    80,
+                    pb::ForwardingMethod::Masquerade,
+                    1,
+                )),
+                quorum: 2,
+                ..Default::default()
+            },
+            pb::CheckSpec {
+                service: Some(web.clone()),
+                server: "10.0.1.2:80".into(),
+                kind: Some(Kind::Tcp(pb::TcpCheck {})),
+                connect_port: 9000,
+                initial: pb::HealthState::Down.into(),
+                on_failure: pb::FailureAction::Remove.into(),
+                jitter: ms(100),
+                ..Default::default()
+            },
+            pb::CheckSpec {
+                service: Some(web),
+                server: "10.0.1.3:8080".into(),
+                kind: Some(Kind::Http(pb::HttpCheck {
+                    method: "HEAD".into(),
+                    host: "web".into(),
+                    body_regex: "ok|fine".into(),
+                    tls: Some(pb::TlsOptions {
+                        sni: "web.example".into(),
+                        skip_verify: true,
+                        ca_file: "/etc/ca.pem".into(),
+                    }),
+                    ..Default::default()
+                })),
+                interval: ms(60_000),
+                ..Default::default()
+            },
+            pb::CheckSpec {
+                service: Some(dns.clone()),
+                kind: Some(Kind::Dns(pb::DnsCheck {
+                    name: "example.org".into(),
+                    r#type: pb::DnsType::Aaaa.into(),
+                    expect: vec!["2001:db8::53".into()],
+                })),
+                sorry_server: Some(dest(
+                    v4(10, 0, 9, 10),
+                    53,
+                    pb::ForwardingMethod::DirectRoute,
+                    1,
+                )),
+                ..Default::default()
+            },
+            pb::CheckSpec {
+                service: Some(dns),
+                server: "10.0.2.1:53".into(),
+                kind: Some(Kind::Udp(pb::UdpCheck {
+                    send: b"ping".to_vec(),
+                    expect: Some(b"pong".to_vec()),
+                })),
+                connect_ip: "10.0.2.100".into(),
+                ..Default::default()
+            },
+            pb::CheckSpec {
+                service: Some(fw.clone()),
+                kind: Some(Kind::Grpc(pb::GrpcCheck {
+                    service: "web".into(),
+                    tls: Some(pb::TlsOptions {
+                        sni: "grpc.example".into(),
+                        ..Default::default()
+                    }),
+                })),
+                connect_port: 50051,
+                ..Default::default()
+            },
+            pb::CheckSpec {
+                service: Some(fw.clone()),
+                server: "10.0.3.1:0".into(),
+                kind: Some(Kind::Exec(pb::ExecCheck {
+                    command: vec!["/usr/local/bin/check".into(), "--fast".into()],
+                })),
+                connect_port: 8080,
+                ..Default::default()
+            },
+            pb::CheckSpec {
+                service: Some(fw),
+                server: "10.0.3.2:0".into(),
+                kind: Some(Kind::Http(pb::HttpCheck {
+                    body_contains: "ok".into(),
+                    expect: vec![range(204, 204)],
+                    ..Default::default()
+                })),
+                connect_port: 80,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn checks_mean_their_check_specs_and_round_trip() {
+    let spec = parse("node.yaml", CHECKS_YAML, Format::Yaml).expect("parses");
+    assert_eq!(spec, checks_spec());
+    for format in [Format::Yaml, Format::Toml] {
+        let text = render(&spec, format).expect("renders");
+        assert_eq!(
+            parse("exported", &text, format),
+            Ok(spec.clone()),
+            "{format}:\n{text}"
+        );
+    }
+    // Exported, a check says only what differs from the defaults.
+    let one = pb::NodeSpec {
+        services: vec![spec.services[1].clone()],
+        checks: spec.checks[3..5].to_vec(),
+        ..Default::default()
+    };
+    assert_eq!(
+        render(&one, Format::Yaml).expect("renders"),
+        "services:\n\
+         - udp: 10.0.0.1:53\n  \
+           check:\n    \
+             dns:\n      \
+               name: example.org\n      \
+               type: AAAA\n      \
+               expect:\n      \
+               - 2001:db8::53\n  \
+           sorry-server: 10.0.9.10:53\n  \
+           servers:\n  \
+           - address: 10.0.2.1:53\n    \
+             check:\n      \
+               udp:\n        \
+                 send: ping\n        \
+                 expect: pong\n      \
+               connect-ip: 10.0.2.100\n"
+    );
+}
+
+#[test]
+fn checks_the_file_cannot_place_are_refused_on_export() {
+    let mut spec = checks_spec();
+    spec.checks[1].server = "10.0.1.9:80".into();
+    assert_eq!(
+        render(&spec, Format::Yaml).map_err(|e| e.to_string()),
+        Err("cannot write the spec as a node file: checks[1].server: 10.0.1.9:80 is not a real server of services[0]".into())
+    );
+    let mut spec = checks_spec();
+    spec.checks[1].server = String::new();
+    assert_eq!(
+        render(&spec, Format::Yaml).map_err(|e| e.to_string()),
+        Err("cannot write the spec as a node file: checks[1]: a second check of service services[0]".into())
+    );
+    let mut spec = checks_spec();
+    spec.checks[0].service = Some(endpoint(pb::Protocol::Tcp, v4(10, 0, 0, 9), 80));
+    assert_eq!(
+        render(&spec, Format::Yaml).map_err(|e| e.to_string()),
+        Err("cannot write the spec as a node file: checks[0].service: tcp:10.0.0.9:80 is not a service of the spec".into())
+    );
+}
+
+#[test]
+fn bad_checks_are_refused_with_the_place_and_the_reason() {
+    let with = |check: &str| {
+        one_service(&format!(
+            "tcp: 10.0.0.1:80\nservers:\n  - address: 10.0.1.1\n    check: {check}"
+        ))
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with("{tcpp: {}}"),
+            "node.yaml:5:17: services[0].servers[0].check: unknown field `tcpp`, expected one of `tcp`, `http`, `https`, `udp`, `dns`, `grpc`, `exec`, `interval`, `timeout`, `rise`, `fall`, `initial`, `jitter`, `connect-ip`, `connect-port`, `on-failure`",
+        ),
+        (
+            with("{interval: 2s}"),
+            "node.yaml: services[0].servers[0].check: needs one of tcp, http, https, udp, dns, grpc or exec",
+        ),
+        (
+            with("{tcp: {}, http: {}}"),
+            "node.yaml: services[0].servers[0].check: has both tcp and http; a check has one kind",
+        ),
+        (
+            with("{tcp: {port: 1}}"),
+            "node.yaml:5:23: services[0].servers[0].check.tcp: unknown field `port`, there are no fields",
+        ),
+        (
+            with("{tcp: {}, interval: 0}"),
+            "node.yaml: services[0].servers[0].check.interval: 0 is below the minimum 10ms",
+        ),
+        (
+            with("{tcp: {}, interval: 5ms}"),
+            "node.yaml: services[0].servers[0].check.interval: 5ms is below the minimum 10ms",
+        ),
+        (
+            with("{tcp: {}, interval: soon}"),
+            "node.yaml: services[0].servers[0].check.interval: invalid duration \"soon\" (e.g. 2s, 500ms, 1m)",
+        ),
+        (
+            with("{tcp: {}, interval: 2s, timeout: 2s}"),
+            "node.yaml: services[0].servers[0].check.timeout: 2s is not below the interval 2s",
+        ),
+        (
+            with("{tcp: {}, timeout: 6}"),
+            "node.yaml: services[0].servers[0].check.timeout: 6s is not below the interval 5s",
+        ),
+        (
+            with("{tcp: {}, timeout: 0}"),
+            "node.yaml: services[0].servers[0].check.timeout: 0 is under 1ms (leave it out for the default)",
+        ),
+        (
+            with("{tcp: {}, jitter: 5s}"),
+            "node.yaml: services[0].servers[0].check.jitter: 5s is not below the interval 5s",
+        ),
+        (
+            with("{tcp: {}, rise: 1001}"),
+            "node.yaml: services[0].servers[0].check.rise: 1001 is above the maximum 1000",
+        ),
+        (
+            with("{tcp: {}, fall: 0}"),
+            "node.yaml: services[0].servers[0].check.fall: must be above 0 (leave it out for the default)",
+        ),
+        (
+            with("{tcp: {}, initial: sideways}"),
+            "node.yaml:5:35: services[0].servers[0].check.initial: unknown variant `sideways`, expected `up` or `down`",
+        ),
+        (
+            with("{tcp: {}, connect-ip: 10.0.0}"),
+            "node.yaml: services[0].servers[0].check.connect-ip: \"10.0.0\" is not an IP address",
+        ),
+        (
+            with("{tcp: {}, connect-port: 70000}"),
+            "node.yaml: services[0].servers[0].check.connect-port: 70000 is above the maximum 65535",
+        ),
+        (
+            with("{http: {expect: [\"200-299\", \"500-404\"]}}"),
+            "node.yaml: services[0].servers[0].check.http.expect[1]: 500-404 is not a range of status codes (100..599, first <= last)",
+        ),
+        (
+            with("{https: {expect: 700}}"),
+            "node.yaml: services[0].servers[0].check.https.expect[0]: 700-700 is not a range of status codes (100..599, first <= last)",
+        ),
+        (
+            with("{http: {expect: [ok]}}"),
+            "node.yaml: services[0].servers[0].check.http.expect[0]: `ok' is not a status code or range (e.g. 200, \"200-299\")",
+        ),
+        (
+            with("{http: {body-regex: \"ok(\"}}"),
+            "node.yaml: services[0].servers[0].check.http.body-regex: does not compile: regex parse error: ok( ^ error: unclosed group",
+        ),
+        (
+            with("{http: {body: ok, body-regex: ok}}"),
+            "node.yaml: services[0].servers[0].check.http.body-regex: give body or body-regex, not both",
+        ),
+        (
+            with("{http: {path: healthz}}"),
+            "node.yaml: services[0].servers[0].check.http.path: \"healthz\" is not a request path (it starts with / and has no spaces)",
+        ),
+        (
+            with("{http: {skip-verify: true}}"),
+            "node.yaml: services[0].servers[0].check.http.skip-verify: is only for https checks",
+        ),
+        (
+            with("{grpc: {sni: x}}"),
+            "node.yaml: services[0].servers[0].check.grpc.sni: is only with tls: true",
+        ),
+        (
+            with("{exec: {command: []}}"),
+            "node.yaml: services[0].servers[0].check.exec.command: is empty: name a program to run",
+        ),
+        (
+            with("{dns: {name: \"a..b\"}}"),
+            "node.yaml: services[0].servers[0].check.dns.name: \"a..b\" is not a domain name",
+        ),
+        (
+            with("{dns: {name: example.org, expect: [\"2001:db8::1\"]}}"),
+            "node.yaml: services[0].servers[0].check.dns.expect[0]: 2001:db8::1 cannot be the answer to a query of type A",
+        ),
+        (
+            one_service("tcp: 10.0.0.1:80\nquorum: 1"),
+            "node.yaml: services[0].quorum: is only for a service with a check of its own (check: on the service)",
+        ),
+        (
+            one_service(
+                "tcp: 10.0.0.1:80\nsorry-server: 10.0.9.9\nservers:\n  - address: 10.0.1.1\n    check: {tcp: {}}",
+            ),
+            "node.yaml: services[0].sorry-server: is only for a service with a check of its own (check: on the service)",
+        ),
+        (
+            one_service("tcp: 10.0.0.1:80\ncheck: {tcp: {}}\nquorum: 0"),
+            "node.yaml: services[0].quorum: must be at least 1 (leave it out for 1)",
+        ),
+        (
+            one_service(
+                "tcp: 10.0.0.1:80\ncheck: {tcp: {}}\nsorry-server: {address: 10.0.9.9, weight: 70000}",
+            ),
+            "node.yaml: services[0].sorry-server.weight: 70000 is out of range 0..65535",
+        ),
+        (
+            one_service(
+                "tcp: 10.0.0.1:80\ncheck: {tcp: {}}\nsorry-server: 10.0.1.1\nservers:\n  - address: 10.0.1.1",
+            ),
+            "node.yaml: services[0].sorry-server: is the real server declared at services[0].servers[0]",
+        ),
+        (
+            one_service("tcp: 10.0.0.1:80\ncheck: {tcp: {}}\nsorry-server: [10.0.9.9]"),
+            "node.yaml:4:19: services[0].sorry-server: invalid type: sequence, expected an address or a server entry ({address, forward, weight, ...})",
+        ),
+        (
+            one_service("fwmark: 1\ncheck: {tcp: {}}\nservers:\n  - address: 10.0.1.1"),
+            "node.yaml: services[0].check.connect-port: is needed: real server 10.0.1.1 (services[0].servers[0]) has no port to probe",
+        ),
+    ];
+    let mut bad = Vec::new();
+    for (text, want) in &cases {
+        let got = parse("node.yaml", text, Format::Yaml).map_err(|e| e.to_string());
+        if got != Err(want.to_string()) {
+            bad.push(format!("{got:?}\n{want:?}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n\n"));
 }

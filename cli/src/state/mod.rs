@@ -1,4 +1,4 @@
-//! `ipvsctl apply|diff|export|state|drain`: the node's declared state on the agent
+//! `ipvsctl apply|diff|export|state|drain|health`: the node's declared state on the agent
 //! (`ipvs.agent.v1.StateService`), from and to node files (see [`crate::spec`]).
 //!
 //! - [`view`]: answers as text lines or JSON, pure.
@@ -26,7 +26,7 @@ use drain::{DrainArgs, ServiceArg};
 #[derive(Debug, Parser)]
 #[command(
     name = "ipvsctl",
-    about = "The node's declared state: apply node files, diff, export, revisions, drift, drain",
+    about = "The node's declared state: apply node files, diff, export, revisions, drift, drain, health",
     after_help = exit::HELP
 )]
 pub struct StateCli {
@@ -86,6 +86,15 @@ pub enum StateCommand {
         #[command(subcommand)]
         command: Option<StateSub>,
     },
+    /// The health of every checked real server: check, state, since when, last result.
+    #[command(
+        long_about = "The health of every checked real server (docs/health.md): per service, each \
+                      checked server with its check, its state (up or down), how long it has \
+                      been in it, the last probe's result and latency. With -o json, \
+                      {\"declared_checks\": N, \"servers\": [...]} with `since` as RFC 3339 \
+                      time. Prints `no health checks are declared` (exit 0) when there are none."
+    )]
+    Health,
     /// Drains a real server: weight 0, wait for its connections to end, remove it.
     #[command(group(ArgGroup::new("service").required(true).multiple(false)))]
     Drain {
@@ -150,7 +159,7 @@ pub enum StateSub {
         #[arg(long = "revision", value_name = "N")]
         revision: Option<u64>,
     },
-    /// Streams applies, drift found and drift repaired until interrupted.
+    /// Streams applies, drift found and repaired, health and quorum changes until interrupted.
     Events,
 }
 
@@ -161,7 +170,7 @@ pub fn is_state_command(args: &[String]) -> bool {
         match a.as_str() {
             "--agent" | "--output" | "-o" => i += 2,
             s if s.starts_with("--agent=") || s.starts_with("--output=") => i += 1,
-            "apply" | "diff" | "export" | "state" | "drain" => return true,
+            "apply" | "diff" | "export" | "state" | "drain" | "health" => return true,
             _ => return false,
         }
     }

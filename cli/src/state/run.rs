@@ -274,6 +274,24 @@ pub async fn run(
                 },
             )
         }
+        StateCommand::Health => {
+            let s = api
+                .get_state(pb::GetStateRequest {})
+                .await
+                .map_err(refusal(agent, "GetState"))?
+                .into_inner();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            emit(
+                out,
+                &if json_out {
+                    to_json(&view::health_json(&s))
+                } else {
+                    view::health_text(&s, now)
+                },
+            )
+        }
         StateCommand::State {
             command: Some(StateSub::Revisions),
         } => {

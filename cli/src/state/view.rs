@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use super::clock::rfc3339;
 use crate::durations;
-use crate::spec::text::endpoint_text;
+use crate::ipvsadm::command::ServiceKey;
+use crate::ipvsadm::resolve::L4;
+use crate::spec::text::{self, endpoint_text};
 
 /// One change of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -248,6 +250,161 @@ fn drift_list(d: &[pb::Drift]) -> Vec<String> {
     d.iter().map(|d| d.description.clone()).collect()
 }
 
+/// A service as listings name it: `TCP 10.0.0.1:80`, `FWM 7`, `FWM 7 IPv6`.
+pub fn service_text(key: Option<&pb::ServiceKey>) -> String {
+    match text::key_from_pb(key) {
+        Ok(ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        }) => {
+            let p = match protocol {
+                L4::Tcp => "TCP",
+                L4::Udp => "UDP",
+                L4::Sctp => "SCTP",
+            };
+            format!("{p} {}", endpoint_text(addr, port))
+        }
+        Ok(ServiceKey::Fwmark { mark, ipv6: false }) => format!("FWM {mark}"),
+        Ok(ServiceKey::Fwmark { mark, ipv6: true }) => format!("FWM {mark} IPv6"),
+        Err(e) => format!("({e})"),
+    }
+}
+
+fn health_word(state: i32) -> &'static str {
+    match pb::HealthState::try_from(state) {
+        Ok(pb::HealthState::Up) => "up",
+        Ok(pb::HealthState::Down) => "down",
+        _ => "unknown",
+    }
+}
+
+/// A probe's latency: `0.4ms`, `1.2ms`, `35ms`, `1.5s`.
+pub fn latency_text(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1}ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{:.1}s", ms / 1000.0)
+    }
+}
+
+/// How long ago `since` was at `now` (seconds since the epoch), in its largest unit:
+/// `12s`, `3m`, `5h`, `2d`.
+pub fn age_text(since: &prost_types::Timestamp, now: i64) -> String {
+    let secs = now.saturating_sub(since.seconds).max(0);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// One checked real server, as `ipvsctl health` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthRow {
+    /// `TCP 10.0.0.1:80`.
+    pub service: String,
+    /// `10.0.1.1:8080`.
+    pub server: String,
+    /// `tcp`, `http`, `https`, `udp`, `dns`, `grpc`, `exec`.
+    pub check: String,
+    /// What is probed (the server, or the check's connect-ip/connect-port).
+    pub target: String,
+    /// `up` or `down`.
+    pub state: &'static str,
+    /// RFC 3339, since when it is in that state.
+    pub since: Option<String>,
+    /// Results in a row agreeing with the last one.
+    pub streak: u32,
+    /// The last probe's result (`http 200`, `connect refused`); empty before the first.
+    pub last_result: String,
+    /// The last probe's latency in milliseconds; null before the first.
+    pub latency_ms: Option<f64>,
+    /// The weight its health gives it (0 when down).
+    pub weight: Option<u32>,
+}
+
+impl From<&pb::ServerHealth> for HealthRow {
+    fn from(h: &pb::ServerHealth) -> Self {
+        HealthRow {
+            service: service_text(h.service.as_ref()),
+            server: h.server.clone(),
+            check: h.check.clone(),
+            target: h.target.clone(),
+            state: health_word(h.state),
+            since: h.since.as_ref().map(rfc3339),
+            streak: h.streak,
+            last_result: h.last_result.clone(),
+            latency_ms: h
+                .last_latency
+                .as_ref()
+                .map(|d| (durations::to_std(Some(d)).as_secs_f64() * 1_000_000.0).round() / 1000.0),
+            weight: h.weight,
+        }
+    }
+}
+
+const NO_CHECKS: &str = "no health checks are declared\n";
+
+/// `ipvsctl health` as text at `now` (seconds since the epoch): per service, a line with the
+/// service and one line per checked real server.
+pub fn health_text(s: &pb::GetStateResponse, now: i64) -> String {
+    let declared = s.spec.as_ref().map_or(0, |spec| spec.checks.len());
+    if declared == 0 && s.health.is_empty() {
+        return NO_CHECKS.to_string();
+    }
+    if s.health.is_empty() {
+        return format!(
+            "{} declared, no real server checked\n",
+            plural(declared, "health check", "health checks")
+        );
+    }
+    let mut out = format!(
+        "{:<26} {:<6} {:<5} {:>6}  {:<24} {:>8}\n",
+        "SERVICE / SERVER", "CHECK", "STATE", "SINCE", "LAST RESULT", "LATENCY"
+    );
+    let mut service: Option<String> = None;
+    for h in &s.health {
+        let row = HealthRow::from(h);
+        if service.as_deref() != Some(row.service.as_str()) {
+            let _ = writeln!(out, "{}", row.service);
+            service = Some(row.service.clone());
+        }
+        let since = h
+            .since
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |t| age_text(t, now));
+        let last = if row.last_result.is_empty() {
+            "-"
+        } else {
+            row.last_result.as_str()
+        };
+        let latency = h.last_latency.as_ref().map_or_else(
+            || "-".to_string(),
+            |d| latency_text(durations::to_std(Some(d))),
+        );
+        let _ = writeln!(
+            out,
+            "  {:<24} {:<6} {:<5} {:>6}  {:<24} {:>8}",
+            row.server, row.check, row.state, since, last, latency
+        );
+    }
+    out
+}
+
+/// `ipvsctl -o json health`: `{"declared_checks": N, "servers": [HealthRow, ...]}`.
+pub fn health_json(s: &pb::GetStateResponse) -> Value {
+    let rows: Vec<HealthRow> = s.health.iter().map(HealthRow::from).collect();
+    json!({
+        "declared_checks": s.spec.as_ref().map_or(0, |spec| spec.checks.len()),
+        "servers": rows,
+    })
+}
+
 /// One event as a line: `TIME applied revision 7 (apply)`, `TIME drift found: A; B`.
 pub fn event_text(e: &pb::WatchStateEventsResponse) -> String {
     use pb::watch_state_events_response::Event;
@@ -257,6 +414,33 @@ pub fn event_text(e: &pb::WatchStateEventsResponse) -> String {
         Some(Event::DriftFound(d)) => format!("drift found: {}", drift_list(&d.drift).join("; ")),
         Some(Event::DriftRepaired(d)) => {
             format!("drift repaired: {}", drift_list(&d.drift).join("; "))
+        }
+        Some(Event::HealthChanged(h)) => {
+            let h = h.health.clone().unwrap_or_default();
+            let why = if h.last_result.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", h.last_result)
+            };
+            format!(
+                "health {} {} {}{why}",
+                service_text(h.service.as_ref()),
+                h.server,
+                health_word(h.state)
+            )
+        }
+        Some(Event::QuorumChanged(q)) => {
+            let (word, cmp) = if q.lost {
+                ("lost", "<")
+            } else {
+                ("back", ">=")
+            };
+            format!(
+                "quorum {} {word} (healthy weight {} {cmp} quorum {})",
+                service_text(q.service.as_ref()),
+                q.healthy_weight,
+                q.quorum
+            )
         }
         None => "unknown event".to_string(),
     };
@@ -277,6 +461,24 @@ pub fn event_json(e: &pb::WatchStateEventsResponse) -> String {
         Some(Event::DriftRepaired(d)) => {
             json!({"time": time, "event": "drift-repaired", "drift": drift_list(&d.drift)})
         }
+        Some(Event::HealthChanged(h)) => {
+            let row = HealthRow::from(&h.health.clone().unwrap_or_default());
+            let mut v = json!({"time": time, "event": "health-changed"});
+            if let (Value::Object(out), Ok(Value::Object(fields))) =
+                (&mut v, serde_json::to_value(&row))
+            {
+                out.extend(fields);
+            }
+            v
+        }
+        Some(Event::QuorumChanged(q)) => json!({
+            "time": time,
+            "event": "quorum-changed",
+            "service": service_text(q.service.as_ref()),
+            "lost": q.lost,
+            "healthy_weight": q.healthy_weight,
+            "quorum": q.quorum,
+        }),
         None => json!({"time": time, "event": "unknown"}),
     };
     format!("{v}\n")

@@ -175,6 +175,7 @@ fn declared() -> pb::NodeSpec {
         }],
         attachments: vec![],
         drift: pb::DriftMode::Enforce.into(),
+        checks: vec![],
     }
 }
 
@@ -187,6 +188,7 @@ fn state_shows_revision_drift_mode_and_last_check() {
         drift_mode: pb::DriftMode::Enforce.into(),
         last_check: at(T0 + 59),
         drift: vec![],
+        health: vec![],
     };
     assert_eq!(
         state_text(&s),
@@ -417,4 +419,250 @@ fn drains_print_each_step() {
     );
     assert_eq!(server_text(IpAddr::V6(Ipv6Addr::LOCALHOST), 80), "[::1]:80");
     assert_eq!(server_text(IpAddr::V6(Ipv6Addr::LOCALHOST), 0), "::1");
+}
+
+fn tcp_key(port: u32) -> pb::ServiceKey {
+    pb::ServiceKey {
+        protocol: pb::Protocol::Tcp.into(),
+        address: "10.0.0.1".into(),
+        port,
+        family: pb::AddressFamily::Inet.into(),
+        fwmark: 0,
+    }
+}
+
+fn server_health(
+    server: &str,
+    check: &str,
+    state: pb::HealthState,
+    since: i64,
+    last: &str,
+    latency_us: Option<i32>,
+) -> pb::ServerHealth {
+    pb::ServerHealth {
+        service: Some(tcp_key(80)),
+        server: server.into(),
+        check: check.into(),
+        target: server.into(),
+        state: state.into(),
+        since: at(since),
+        streak: 3,
+        last_result: last.into(),
+        last_latency: latency_us.map(|us| prost_types::Duration {
+            seconds: 0,
+            nanos: us * 1000,
+        }),
+        weight: Some(if state == pb::HealthState::Up { 1 } else { 0 }),
+    }
+}
+
+#[test]
+fn health_events_print_one_line_each() {
+    use pb::watch_state_events_response::Event;
+    let down = pb::WatchStateEventsResponse {
+        time: at(T0),
+        event: Some(Event::HealthChanged(pb::HealthChanged {
+            health: Some(server_health(
+                "10.0.1.1:8080",
+                "http",
+                pb::HealthState::Down,
+                T0,
+                "http 503",
+                Some(1200),
+            )),
+        })),
+    };
+    assert_eq!(
+        event_text(&down),
+        "2026-11-25T10:00:00Z health TCP 10.0.0.1:80 10.0.1.1:8080 down (http 503)\n"
+    );
+    assert_eq!(
+        event_json(&down),
+        "{\"check\":\"http\",\"event\":\"health-changed\",\"last_result\":\"http 503\",\"latency_ms\":1.2,\"server\":\"10.0.1.1:8080\",\"service\":\"TCP 10.0.0.1:80\",\"since\":\"2026-11-25T10:00:00Z\",\"state\":\"down\",\"streak\":3,\"target\":\"10.0.1.1:8080\",\"time\":\"2026-11-25T10:00:00Z\",\"weight\":0}\n"
+    );
+    // Before any probe (initial: down) there is no result to give.
+    let unprobed = pb::WatchStateEventsResponse {
+        time: at(T0),
+        event: Some(Event::HealthChanged(pb::HealthChanged {
+            health: Some(server_health(
+                "10.0.1.2:8080",
+                "tcp",
+                pb::HealthState::Up,
+                T0,
+                "",
+                None,
+            )),
+        })),
+    };
+    assert_eq!(
+        event_text(&unprobed),
+        "2026-11-25T10:00:00Z health TCP 10.0.0.1:80 10.0.1.2:8080 up\n"
+    );
+    let quorum = |lost: bool, healthy_weight: u32| pb::WatchStateEventsResponse {
+        time: at(T0 + 1),
+        event: Some(Event::QuorumChanged(pb::QuorumChanged {
+            service: Some(tcp_key(80)),
+            lost,
+            healthy_weight,
+            quorum: 1,
+        })),
+    };
+    assert_eq!(
+        event_text(&quorum(true, 0)),
+        "2026-11-25T10:00:01Z quorum TCP 10.0.0.1:80 lost (healthy weight 0 < quorum 1)\n"
+    );
+    assert_eq!(
+        event_text(&quorum(false, 2)),
+        "2026-11-25T10:00:01Z quorum TCP 10.0.0.1:80 back (healthy weight 2 >= quorum 1)\n"
+    );
+    assert_eq!(
+        event_json(&quorum(true, 0)),
+        "{\"event\":\"quorum-changed\",\"healthy_weight\":0,\"lost\":true,\"quorum\":1,\"service\":\"TCP 10.0.0.1:80\",\"time\":\"2026-11-25T10:00:01Z\"}\n"
+    );
+}
+
+#[test]
+fn services_latencies_and_ages_read_short() {
+    assert_eq!(service_text(Some(&tcp_key(80))), "TCP 10.0.0.1:80");
+    let fw6 = pb::ServiceKey {
+        fwmark: 7,
+        family: pb::AddressFamily::Inet6.into(),
+        ..Default::default()
+    };
+    assert_eq!(service_text(Some(&fw6)), "FWM 7 IPv6");
+    assert_eq!(service_text(None), "(no service key)");
+    let d = std::time::Duration::from_micros;
+    assert_eq!(latency_text(d(350)), "0.3ms");
+    assert_eq!(latency_text(d(1200)), "1.2ms");
+    assert_eq!(latency_text(d(35_400)), "35ms");
+    assert_eq!(latency_text(d(1_500_000)), "1.5s");
+    let t = |s| prost_types::Timestamp {
+        seconds: s,
+        nanos: 0,
+    };
+    for (since, want) in [
+        (T0, "0s"),
+        (T0 - 12, "12s"),
+        (T0 - 200, "3m"),
+        (T0 - 7300, "2h"),
+        (T0 - 3 * 86_400, "3d"),
+        (T0 + 5, "0s"),
+    ] {
+        assert_eq!(age_text(&t(since), T0), want, "{since}");
+    }
+}
+
+fn checked() -> pb::GetStateResponse {
+    let mut spec = declared();
+    spec.checks = vec![pb::CheckSpec {
+        service: Some(tcp_key(80)),
+        kind: Some(pb::check_spec::Kind::Tcp(pb::TcpCheck {})),
+        ..Default::default()
+    }];
+    pb::GetStateResponse {
+        revision: 4,
+        spec: Some(spec),
+        health: vec![
+            server_health(
+                "10.0.1.1:8080",
+                "http",
+                pb::HealthState::Up,
+                T0 - 12,
+                "http 200",
+                Some(1200),
+            ),
+            server_health(
+                "10.0.1.2:8080",
+                "tcp",
+                pb::HealthState::Down,
+                T0 - 200,
+                "connect refused",
+                Some(350),
+            ),
+            pb::ServerHealth {
+                service: Some(tcp_key(443)),
+                ..server_health("10.0.1.3:443", "https", pb::HealthState::Up, T0, "", None)
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn health_prints_a_table_per_service() {
+    assert_eq!(
+        health_text(&checked(), T0),
+        "SERVICE / SERVER           CHECK  STATE  SINCE  LAST RESULT               LATENCY\n\
+         TCP 10.0.0.1:80\n  \
+           10.0.1.1:8080            http   up       12s  http 200                    1.2ms\n  \
+           10.0.1.2:8080            tcp    down      3m  connect refused             0.3ms\n\
+         TCP 10.0.0.1:443\n  \
+           10.0.1.3:443             https  up        0s  -                               -\n"
+    );
+    let none = pb::GetStateResponse {
+        spec: Some(declared()),
+        ..Default::default()
+    };
+    assert_eq!(health_text(&none, T0), "no health checks are declared\n");
+    let unchecked = pb::GetStateResponse {
+        health: vec![],
+        ..checked()
+    };
+    assert_eq!(
+        health_text(&unchecked, T0),
+        "1 health check declared, no real server checked\n"
+    );
+}
+
+#[test]
+fn health_json_has_one_object_per_checked_server() {
+    assert_eq!(
+        health_json(&checked()),
+        json!({
+            "declared_checks": 1,
+            "servers": [
+                {
+                    "service": "TCP 10.0.0.1:80",
+                    "server": "10.0.1.1:8080",
+                    "check": "http",
+                    "target": "10.0.1.1:8080",
+                    "state": "up",
+                    "since": "2026-11-25T09:59:48Z",
+                    "streak": 3,
+                    "last_result": "http 200",
+                    "latency_ms": 1.2,
+                    "weight": 1,
+                },
+                {
+                    "service": "TCP 10.0.0.1:80",
+                    "server": "10.0.1.2:8080",
+                    "check": "tcp",
+                    "target": "10.0.1.2:8080",
+                    "state": "down",
+                    "since": "2026-11-25T09:56:40Z",
+                    "streak": 3,
+                    "last_result": "connect refused",
+                    "latency_ms": 0.35,
+                    "weight": 0,
+                },
+                {
+                    "service": "TCP 10.0.0.1:443",
+                    "server": "10.0.1.3:443",
+                    "check": "https",
+                    "target": "10.0.1.3:443",
+                    "state": "up",
+                    "since": "2026-11-25T10:00:00Z",
+                    "streak": 3,
+                    "last_result": "",
+                    "latency_ms": null,
+                    "weight": 1,
+                },
+            ],
+        })
+    );
+    let none = pb::GetStateResponse::default();
+    assert_eq!(
+        to_json(&health_json(&none)),
+        "{\n  \"declared_checks\": 0,\n  \"servers\": []\n}\n"
+    );
 }
