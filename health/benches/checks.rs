@@ -14,12 +14,14 @@
 //! Environment: `HEALTH_BENCH_SIZES` (default `2500,10000`), `HEALTH_BENCH_SECONDS` (measured
 //! window, default 10), `HEALTH_BENCH_WARMUP` (default 3), `HEALTH_BENCH_REPEAT` (runs per
 //! case, the median shown; default 3), `HEALTH_BENCH_KINDS` (`tcp,http`),
-//! `HEALTH_BENCH_RUNTIMES` (`multi,current`: multi-thread with one worker, current-thread).
+//! `HEALTH_BENCH_RUNTIMES` (`floor,multi,current`: see [`floor_once`]; multi-thread with one
+//! worker; current-thread).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ipvs_health::check::{Check, Http, Kind, State};
@@ -210,6 +212,7 @@ fn runtime(flavour: &str) -> tokio::runtime::Runtime {
 fn flavour_name(flavour: &str) -> &'static str {
     match flavour {
         "multi" => "multi-thread, 1 worker",
+        "floor" => "floor: blocking probes, no runner",
         _ => "current-thread",
     }
 }
@@ -222,6 +225,9 @@ fn measure_once(
     warmup: Duration,
     window: Duration,
 ) -> Measure {
+    if flavour == "floor" {
+        return floor_once(kind, n, ports, warmup, window);
+    }
     let rt = runtime(flavour);
     let m = rt.block_on(async {
         let (runner, _rx) = Runner::new(Arc::new(Prober::new(4)), MAX_IN_FLIGHT);
@@ -263,6 +269,71 @@ fn measure_once(
     m
 }
 
+/// The same probes without the runner or any runtime: one thread making them blocking, paced
+/// in 1 ms batches at `n` per second. What the kernel alone charges a prober for them on
+/// loopback (both ends of each handshake run in the prober's system calls there), so that
+/// "runner − floor" is what the runner and tokio add.
+fn floor_once(kind: &str, n: usize, ports: &[u16], warmup: Duration, window: Duration) -> Measure {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let addrs: Vec<SocketAddr> = ports
+        .iter()
+        .map(|&p| SocketAddr::from(([127, 0, 0, 1], p)))
+        .collect();
+    let http = kind == "http";
+    let worker = {
+        let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut i: u64 = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let due = (start.elapsed().as_nanos() * n as u128 / 1_000_000_000) as u64;
+                while i < due {
+                    if !floor_probe(addrs[i as usize % addrs.len()], http) {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 1;
+                    done.store(i, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    std::thread::sleep(warmup);
+    let (p0, f0) = (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (c0, t0) = (cpu_time(), Instant::now());
+    std::thread::sleep(window);
+    let (c1, t1) = (cpu_time(), Instant::now());
+    let (p1, f1) = (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    stop.store(true, Ordering::Relaxed);
+    worker.join().expect("floor thread");
+    let wall = (t1 - t0).as_secs_f64();
+    Measure {
+        probes_per_s: (p1 - p0) as f64 / wall,
+        cpu_pct: (c1 - c0).as_secs_f64() / wall * 100.0,
+        failing: (f1 - f0) as usize,
+    }
+}
+
+/// One blocking probe: a connect, and for http the request and the status line.
+fn floor_probe(addr: SocketAddr, http: bool) -> bool {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    if !http {
+        return true;
+    }
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: ipvs-health\r\n\
+         Accept: */*\r\n\r\n"
+    );
+    let mut buf = [0u8; 1024];
+    s.write_all(request.as_bytes()).is_ok()
+        && s.read(&mut buf)
+            .is_ok_and(|n| buf[..n].starts_with(b"HTTP/1.1 200"))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -274,7 +345,7 @@ fn bench() {
         .map(|s| s.parse().expect("HEALTH_BENCH_SIZES: numbers"))
         .collect();
     let kinds = env_list("HEALTH_BENCH_KINDS", "tcp,http");
-    let flavours = env_list("HEALTH_BENCH_RUNTIMES", "multi,current");
+    let flavours = env_list("HEALTH_BENCH_RUNTIMES", "floor,multi,current");
     let window = Duration::from_secs(env_num("HEALTH_BENCH_SECONDS", 10));
     let warmup = Duration::from_secs(env_num("HEALTH_BENCH_WARMUP", 3));
     let repeat = env_num("HEALTH_BENCH_REPEAT", 3).max(1) as usize;
@@ -307,6 +378,8 @@ fn bench() {
     let mut rows = Vec::new();
     let mut over = false;
     for kind in &kinds {
+        // Per size: the floor's CPU share, when measured (it comes first).
+        let mut floors = std::collections::HashMap::new();
         for flavour in &flavours {
             let mut at = Vec::new();
             for &n in &sizes {
@@ -344,7 +417,16 @@ fn bench() {
                 } else {
                     String::new()
                 };
-                let budget = if n == BUDGET_CHECKS && m.cpu_pct >= BUDGET {
+                if flavour == "floor" {
+                    floors.insert(n, m.cpu_pct);
+                }
+                let own = match floors.get(&n) {
+                    Some(f) if flavour != "floor" => {
+                        format!(", floor {f:.1} % → runner's own {:.1} %", m.cpu_pct - f)
+                    }
+                    _ => String::new(),
+                };
+                let budget = if flavour != "floor" && n == BUDGET_CHECKS && m.cpu_pct >= BUDGET {
                     over = true;
                     " OVER BUDGET"
                 } else {
@@ -356,8 +438,8 @@ fn bench() {
                     String::new()
                 };
                 println!(
-                    "{kind} {n} checks @1s ({}): {:.0} probes/s, {:.1} % of one core{linear}\
-                     {failing}{budget}",
+                    "{kind} {n} checks @1s ({}): {:.0} probes/s, {:.1} % of one core{own}\
+                     {linear}{failing}{budget}",
                     flavour_name(flavour),
                     m.probes_per_s,
                     m.cpu_pct
