@@ -280,30 +280,40 @@ async fn run<K>(
             // Behind (a long wait for a slot): skip the slots missed rather than burst.
             next = now + check.interval;
         }
-        let effect = machine.record(check.rise, check.fall, result.clone(), now.into_std());
-        let wall = SystemTime::now();
+        // The result moves into the machine; the status copies it in place (its reason's
+        // buffer reused) and only a transition, rare, clones it: no allocation per probe
+        // beyond the probe's own.
+        let effect = machine.record(check.rise, check.fall, result, now.into_std());
+        let Some(result) = machine.last() else {
+            continue;
+        };
+        let wall = effect.as_ref().map(|_| SystemTime::now());
         if let Some(s) = statuses
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(&t.id)
         {
-            if effect
-                .as_ref()
-                .is_some_and(|e| matches!(e, Effect::Went { .. }))
-            {
+            if let (Some(Effect::Went { .. }), Some(wall)) = (&effect, wall) {
                 s.since = wall;
             }
             s.state = machine.state();
             s.streak = machine.streak();
-            s.last = Some(result.clone());
+            match &mut s.last {
+                Some(last) => {
+                    last.outcome = result.outcome;
+                    last.reason.clone_from(&result.reason);
+                    last.latency = result.latency;
+                }
+                None => s.last = Some(result.clone()),
+            }
             s.weight = machine.weight();
         }
-        if let Some(effect) = effect
+        if let (Some(effect), Some(wall)) = (effect, wall)
             && tx
                 .send(Transition {
                     id: t.id.clone(),
                     effect,
-                    result,
+                    result: result.clone(),
                     at: wall,
                 })
                 .is_err()
