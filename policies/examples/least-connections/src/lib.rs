@@ -36,7 +36,9 @@ impl Policy for LeastConnections {
             .iter()
             .filter(ours)
             .partition(|s| s.is_healthy());
-        let mut d = Decision::new(if down.is_empty() {
+        // Every server its check says is down, whoever set its weight: for the reason.
+        let unhealthy = input.servers.iter().filter(|s| !s.is_healthy()).count();
+        let mut d = Decision::new(if unhealthy == 0 {
             "no real server in service"
         } else {
             "no healthy real server"
@@ -60,8 +62,8 @@ impl Policy for LeastConnections {
             d = d.weight(&s.name, 0);
             now_zeroed.insert(s.name.clone(), DOWN.to_owned());
         }
-        if !down.is_empty() {
-            d.reason.push_str(&format!("; {} down", down.len()));
+        if unhealthy > 0 {
+            d.reason.push_str(&format!("; {unhealthy} down"));
         }
         let blob = state::encode(&now_zeroed);
         if blob != input.state {
@@ -146,7 +148,7 @@ mod tests {
         assert_eq!(d.weight_of("10.0.0.5:80"), None);
         assert_eq!(
             d.reason,
-            "least-connections over 2 servers, lowest load 10; 1 down"
+            "least-connections over 2 servers, lowest load 10; 2 down"
         );
         let state = d.state.expect("remembers the server it zeroed");
         assert_eq!(state, b"10.0.0.3:80=down\n");
