@@ -9,9 +9,10 @@ use ipvs_proto::v1 as pb;
 use tokio::net::TcpListener;
 
 use super::drain::{DrainRequest, Progress};
+use super::tests::{masq, tcp};
 use super::*;
 use crate::ipvs::fake::FakeIpvs;
-use crate::ipvs::{Destination, ForwardMethod, Protocol, Scheduler, Service};
+use crate::ipvs::{Scheduler, Service};
 use crate::kernel::{DecisionError, PolicyWrite};
 use crate::link::fake::FakeLinks;
 use crate::state::CheckDecl;
@@ -19,24 +20,6 @@ use crate::state::CheckDecl;
 type State = Declared<FakeIpvs, FakeLinks>;
 
 const VIP: &str = "10.0.0.1:80";
-
-fn tcp(s: &str) -> ServiceKey {
-    let sa: SocketAddr = s.parse().expect("test address");
-    ServiceKey::Endpoint {
-        protocol: Protocol::Tcp,
-        addr: sa.ip(),
-        port: sa.port(),
-    }
-}
-
-fn masq(s: &str, weight: u32) -> Destination {
-    let sa: SocketAddr = s.parse().expect("test address");
-    Destination {
-        forward: ForwardMethod::Masquerade,
-        weight,
-        ..Destination::new(sa.ip(), sa.port())
-    }
-}
 
 fn ms(n: u64) -> Option<prost_types::Duration> {
     Some(crate::convert::duration_to_proto(Duration::from_millis(n)))
@@ -89,12 +72,18 @@ fn spec(servers: &[(&str, u32)], checks: Vec<CheckDecl>, drift: DriftMode) -> No
         .expect("checks")
 }
 
-async fn open(drift: DriftMode) -> (Arc<FakeIpvs>, Arc<State>) {
+/// A node with its checks running, and `servers` with `checks` applied (drift: enforce).
+async fn node(servers: &[(&str, u32)], checks: Vec<CheckDecl>) -> (Arc<FakeIpvs>, Arc<State>) {
     let ipvs = Arc::new(FakeIpvs::default());
     let kernel = Arc::new(Kernel::new(ipvs.clone()));
     let links = Arc::new(FakeLinks::default());
+    let drift = DriftMode::Enforce;
     let state = Arc::new(Declared::open(kernel, links, None, None, drift).expect("open"));
     state.start_checks().await;
+    state
+        .apply(spec(servers, checks, drift), ApplyOptions::default())
+        .await
+        .expect("apply");
     (ipvs, state)
 }
 
@@ -157,17 +146,12 @@ async fn health_event(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Healt
 #[tokio::test]
 async fn a_down_server_is_quiesced_and_restored_and_drift_enforcement_agrees() {
     let (l, probe) = listener().await;
-    let (_, state) = open(DriftMode::Enforce).await;
-    let mut events = state.subscribe();
-    let s = spec(
+    let (_, state) = node(
         &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)],
         vec![check(Some("10.0.1.1:80"), probe, |_| {})],
-        DriftMode::Enforce,
-    );
-    state
-        .apply(s, ApplyOptions::default())
-        .await
-        .expect("apply");
+    )
+    .await;
+    let mut events = state.subscribe();
     until(&state, &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)]).await;
     drop(l);
     until(&state, &[("10.0.1.1:80", 0), ("10.0.1.2:80", 1)]).await;
@@ -204,9 +188,7 @@ async fn a_down_server_is_quiesced_and_restored_and_drift_enforcement_agrees() {
 #[tokio::test]
 async fn remove_takes_the_server_out_and_the_sorry_server_stands_in_below_quorum() {
     let (l, probe) = listener().await;
-    let (_, state) = open(DriftMode::Enforce).await;
-    let mut events = state.subscribe();
-    let s = spec(
+    let (_, state) = node(
         &[("10.0.1.1:80", 2)],
         vec![check(None, probe, |c| {
             c.on_failure = pb::FailureAction::Remove.into();
@@ -218,12 +200,9 @@ async fn remove_takes_the_server_out_and_the_sorry_server_stands_in_below_quorum
                 ..Default::default()
             });
         })],
-        DriftMode::Enforce,
-    );
-    state
-        .apply(s, ApplyOptions::default())
-        .await
-        .expect("apply");
+    )
+    .await;
+    let mut events = state.subscribe();
     until(&state, &[("10.0.1.1:80", 2)]).await;
     drop(l);
     until(&state, &[("10.0.9.9:80", 1)]).await;
@@ -268,16 +247,11 @@ async fn remove_takes_the_server_out_and_the_sorry_server_stands_in_below_quorum
 #[tokio::test]
 async fn a_drain_stays_a_drain_whatever_the_probes_say() {
     let (_l, probe) = listener().await;
-    let (ipvs, state) = open(DriftMode::Enforce).await;
-    let s = spec(
+    let (ipvs, state) = node(
         &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)],
         vec![check(None, probe, |_| {})],
-        DriftMode::Enforce,
-    );
-    state
-        .apply(s, ApplyOptions::default())
-        .await
-        .expect("apply");
+    )
+    .await;
     let rip: IpAddr = "10.0.1.1".parse().expect("ip");
     ipvs.set_active(&tcp(VIP), rip, 80, 1);
     let mut rx = state
@@ -308,16 +282,11 @@ async fn a_drain_stays_a_drain_whatever_the_probes_say() {
 #[tokio::test]
 async fn a_policy_cannot_revive_a_server_its_health_check_took_out() {
     let (l, probe) = listener().await;
-    let (_, state) = open(DriftMode::Enforce).await;
-    let s = spec(
+    let (_, state) = node(
         &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)],
         vec![check(Some("10.0.1.1:80"), probe, |_| {})],
-        DriftMode::Enforce,
-    );
-    state
-        .apply(s, ApplyOptions::default())
-        .await
-        .expect("apply");
+    )
+    .await;
     state.kernel.hold("a1", &[tcp(VIP)]).expect("hold");
     drop(l);
     until(&state, &[("10.0.1.1:80", 0), ("10.0.1.2:80", 1)]).await;

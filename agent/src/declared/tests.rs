@@ -11,7 +11,7 @@ use crate::ipvs::fake::{FakeIpvs, Write};
 use crate::ipvs::{Destination, ForwardMethod, IpvsOp, Protocol, Scheduler, Service};
 use crate::link::fake::FakeLinks;
 
-fn tcp(s: &str) -> ServiceKey {
+pub(super) fn tcp(s: &str) -> ServiceKey {
     let sa: SocketAddr = s.parse().expect("test address");
     ServiceKey::Endpoint {
         protocol: Protocol::Tcp,
@@ -20,7 +20,7 @@ fn tcp(s: &str) -> ServiceKey {
     }
 }
 
-fn masq(s: &str, weight: u32) -> Destination {
+pub(super) fn masq(s: &str, weight: u32) -> Destination {
     let sa: SocketAddr = s.parse().expect("test address");
     Destination {
         forward: ForwardMethod::Masquerade,
