@@ -233,6 +233,11 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             }
         }
         let wanted: BTreeSet<CheckId> = targets.iter().map(|t| (t.service, t.server)).collect();
+        // Keyed: a scan of the targets per started check would grow with the square of them.
+        let initial: BTreeMap<CheckId, State> = targets
+            .iter()
+            .map(|t| ((t.service, t.server), t.decl.check.initial))
+            .collect();
         let started = self.checks.runner.set(
             targets
                 .iter()
@@ -251,10 +256,7 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
                     .get(&id.0)
                     .and_then(|i| i.on_failure.get(&id.1).copied())
                     .unwrap_or_default();
-                let initial = targets
-                    .iter()
-                    .find(|t| (t.service, t.server) == *id)
-                    .map_or(State::Up, |t| t.decl.check.initial);
+                let initial = initial.get(id).copied().unwrap_or(State::Up);
                 l.set_health(&id.0, id.1, hold(initial, None, on_failure));
                 touched.insert(id.0);
             }
@@ -285,16 +287,17 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
         let Some(info) = lock(&self.checks.services).get(service).cloned() else {
             return;
         };
-        let ledger = self.kernel.ledger();
-        let healthy: u32 = info
-            .weights
-            .iter()
-            .map(|(dk, w)| match ledger.health(service, *dk) {
-                Some(HealthHold::Down { .. }) => 0,
-                Some(HealthHold::Weight(w)) => w,
-                None => *w,
-            })
-            .sum();
+        // Read in place: a copy of the whole ledger per service would grow with the node.
+        let healthy: u32 = self.kernel.update_ledger(|ledger| {
+            info.weights
+                .iter()
+                .map(|(dk, w)| match ledger.health(service, *dk) {
+                    Some(HealthHold::Down { .. }) => 0,
+                    Some(HealthHold::Weight(w)) => w,
+                    None => *w,
+                })
+                .sum()
+        });
         let lost = healthy < info.quorum.max(1);
         let was = lock(&self.checks.lost).contains(service);
         if lost != was {
@@ -334,7 +337,6 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             return Ok(());
         };
         let turn = self.kernel.turn().await;
-        let ledger = self.kernel.ledger();
         let mut observed = Vec::new();
         let mut wanted = Vec::new();
         for key in services {
@@ -353,7 +355,10 @@ impl<I: IpvsOps, L: LinkOps> Declared<I, L> {
             ));
         }
         let declared = DesiredTable::new(wanted).map_err(|e| StateError::Export(e.to_string()))?;
-        let effective = ledger.effective(&declared, &observed);
+        // Only the touched services: no copy of the whole ledger per write.
+        let effective = self
+            .kernel
+            .update_ledger(|l| l.effective(&declared, &observed));
         let changes: Vec<Change> = state::plan_with(&observed, &effective, |k, d| {
             // A declared server health took out, or a sorry server no longer needed.
             d.is_some_and(|d| {
