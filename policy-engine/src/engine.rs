@@ -941,8 +941,9 @@ mod tests {
     }
 
     /// The engine's `evaluate` (`wire`: the fast lowering with `fast-lowering`, the derived
-    /// one without) against the generated bindings' `call_evaluate`, for each contract
-    /// version: the guest must be handed the same bytes either way.
+    /// one without) and the engine's call with the derived lowering, against the generated
+    /// bindings' `call_evaluate`, for each contract version: the guest must be handed the
+    /// same bytes every way.
     #[test]
     fn the_engine_lowers_the_input_as_the_bindings_do() {
         for version in Version::ALL {
@@ -966,20 +967,24 @@ mod tests {
 
         // The same call through the generated bindings.
         let limits = &engine.inner.limits;
-        let mut store = Store::new(
-            &engine.inner.engine,
-            HostState {
-                limiter: Limiter {
-                    inner: limits.store_limits(),
-                    memory_hit: false,
+        let new_store = || {
+            let mut store = Store::new(
+                &engine.inner.engine,
+                HostState {
+                    limiter: Limiter {
+                        inner: limits.store_limits(),
+                        memory_hit: false,
+                    },
+                    wasi: None,
+                    table: ResourceTable::new(),
+                    log: LogBuffer::new(0),
                 },
-                wasi: None,
-                table: ResourceTable::new(),
-                log: LogBuffer::new(0),
-            },
-        );
-        store.set_fuel(limits.fuel).expect("fuel");
-        store.set_epoch_deadline(limits.deadline_ticks());
+            );
+            store.set_fuel(limits.fuel).expect("fuel");
+            store.set_epoch_deadline(limits.deadline_ticks());
+            store
+        };
+        let mut store = new_store();
         let bindings_side = match version {
             Version::V1_0 => {
                 v1_0::PolicyPre::new(policy.pre.clone())
@@ -1023,6 +1028,28 @@ mod tests {
             .zip(&bindings_side)
             .position(|(a, b)| a != b);
         assert_eq!(first_difference, None);
+
+        // The derived lowering (`wire::derived`, all a build without `fast-lowering` has)
+        // through the engine's own call and answer checks: the same bytes again.
+        let mut store = new_store();
+        let instance = policy.pre.instantiate(&mut store).expect("instantiates");
+        let caps = Caps::new(limits, input.servers.len());
+        let derived = answer::with_caps(caps, || match version {
+            Version::V1_0 => {
+                let wire_input = wire::derived::input_v1_0(&input);
+                call_with(&mut store, instance, &policy, &wire_input, &input, limits)
+            }
+            Version::V1_1 => {
+                let wire_input = wire::derived::input_v1_1(&input);
+                call_with(&mut store, instance, &policy, &wire_input, &input, limits)
+            }
+        });
+        let derived_side = derived.expect("a decision").state.expect("the memory dump");
+        let first_difference = derived_side
+            .iter()
+            .zip(&bindings_side)
+            .position(|(a, b)| a != b);
+        assert_eq!((derived_side.len(), first_difference), (32768, None));
     }
 
     #[test]

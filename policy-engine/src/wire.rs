@@ -7,13 +7,14 @@
 //! no stability promise; without it the generated record is lowered by wasmtime's derived
 //! code (`derived`): slower, but on wasmtime's public API only, for when `__internal` has
 //! changed under a wasmtime bump. Both have the generated type check and write the same
-//! bytes (`the_engine_lowers_the_input_as_the_bindings_do` in `engine.rs`, for each version),
-//! so a policy sees no difference.
+//! bytes (`the_engine_lowers_the_input_as_the_bindings_do` in `engine.rs`, for each version,
+//! runs both through the engine's call in the default build), so a policy sees no difference.
 
 use wasmtime::component::{ComponentType, Lower};
 
-#[cfg(not(feature = "fast-lowering"))]
-mod derived;
+// Also in test builds with `fast-lowering`, where the engine's tests hold it to the same bytes.
+#[cfg(any(test, not(feature = "fast-lowering")))]
+pub(crate) mod derived;
 #[cfg(feature = "fast-lowering")]
 mod fast;
 
