@@ -316,11 +316,17 @@ fn floor_once(kind: &str, n: usize, ports: &[u16], warmup: Duration, window: Dur
     }
 }
 
-/// One blocking probe: a connect, and for http the request and the status line.
+/// One blocking probe as the probes make it: a connect that closes with a reset
+/// (`SO_LINGER` 0), and for http the request and the status line.
 fn floor_probe(addr: SocketAddr, http: bool) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+    let Ok(socket) = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+    else {
         return false;
     };
+    if socket.set_linger(Some(Duration::ZERO)).is_err() || socket.connect(&addr.into()).is_err() {
+        return false;
+    }
+    let mut s = std::net::TcpStream::from(socket);
     if !http {
         return true;
     }

@@ -13,7 +13,6 @@ use std::task::{Context, Poll};
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tonic::Code;
 use tonic::codegen::Service;
 use tonic::transport::{Endpoint, Uri};
@@ -22,11 +21,11 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::tls::{self, Alpn, Configs};
-use super::{Verdict, io_reason};
+use super::{Verdict, connect, io_reason};
 use crate::check::Grpc;
 
 pub(super) async fn probe(configs: &Configs, g: &Grpc, target: SocketAddr) -> Verdict {
-    let tcp = match TcpStream::connect(target).await {
+    let tcp = match connect(target).await {
         Ok(s) => s,
         Err(e) => return Verdict::down(io_reason(&e)),
     };

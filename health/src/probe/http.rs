@@ -11,10 +11,9 @@
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::tls::{self, Alpn};
-use super::{Prober, Verdict, io_reason};
+use super::{Prober, Verdict, connect, io_reason};
 use crate::check::{BodyMatch, Http};
 
 /// How much of a body is read for a body match.
@@ -23,7 +22,7 @@ pub(super) const BODY_CAP: usize = 64 * 1024;
 const HEAD_CAP: usize = 16 * 1024;
 
 pub(super) async fn probe(prober: &Prober, h: &Http, target: SocketAddr) -> Verdict {
-    let tcp = match TcpStream::connect(target).await {
+    let tcp = match connect(target).await {
         Ok(s) => s,
         Err(e) => return Verdict::down(io_reason(&e)),
     };

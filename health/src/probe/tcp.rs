@@ -3,13 +3,11 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpStream;
-
-use super::{Verdict, io_reason};
+use super::{Verdict, connect, io_reason};
 
 pub(super) async fn probe(target: SocketAddr) -> Verdict {
-    match TcpStream::connect(target).await {
-        // Dropped at once: a close right after the handshake.
+    match connect(target).await {
+        // Dropped at once: a reset right after the handshake (see `connect`).
         Ok(_) => Verdict::up("connected"),
         Err(e) => Verdict::down(io_reason(&e)),
     }
