@@ -888,3 +888,79 @@ async fn health_lists_the_checked_servers() {
     assert_eq!(v["servers"][0]["state"], "down");
     assert_eq!(v["servers"][0]["service"], "TCP 10.0.0.2:80");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fleet_health_merges_each_node_s_table() {
+    let checked = |vip: &str| {
+        NODE_YAML.replace(
+            "services:\n",
+            &format!("services:\n  - tcp: {vip}:80\n    check: {{tcp: {{}}, interval: 1m, initial: down}}\n    servers:\n      - address: 10.0.2.1:8080\n        forward: masq\n"),
+        )
+    };
+    let (a, c) = (support::agent().await, support::agent().await);
+    for (agent, vip) in [(&a, "10.0.0.2"), (&c, "10.0.0.3")] {
+        let path = file(agent, "node.yaml", &checked(vip));
+        let out = ipvsctl(agent, &["apply", "-f", &path], "").await;
+        assert_eq!(result(&out).0, Some(0), "{:?}", result(&out));
+    }
+    let agents = format!("{},{}", a.address(), c.address());
+    let out = support::ipvsctl(None, &["--agents", &agents, "health"]).await;
+    let (code, stdout, stderr) = result(&out);
+    assert_eq!(
+        (code, stderr),
+        (
+            Some(0),
+            format!(
+                "{}: ok\n{}: ok\nfleet: 2 of 2 nodes ok\n",
+                a.address(),
+                c.address()
+            )
+        )
+    );
+    // Each node's table, every line under the node's name, in the order given.
+    let (na, nc) = (a.address(), c.address());
+    let mut lines = stdout.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.starts_with("NODE ") && header.contains(" SERVICE / SERVER "),
+        "{stdout}"
+    );
+    let rows: Vec<(&str, &str)> = lines
+        .map(|l| {
+            [na.as_str(), nc.as_str()]
+                .into_iter()
+                .find_map(|n| l.strip_prefix(n).map(|rest| (n, rest.trim_start())))
+                .unwrap_or_else(|| panic!("a line under no node: {l:?}\n{stdout}"))
+        })
+        .collect();
+    let services: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|(_, l)| l.starts_with("TCP "))
+        .copied()
+        .collect();
+    assert_eq!(
+        services,
+        [
+            (na.as_str(), "TCP 10.0.0.2:80"),
+            (nc.as_str(), "TCP 10.0.0.3:80")
+        ],
+        "{stdout}"
+    );
+    let down: Vec<&str> = rows
+        .iter()
+        .filter(|(_, l)| l.starts_with("10.0.2.1:8080") && l.contains(" down "))
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(down, [na.as_str(), nc.as_str()], "{stdout}");
+
+    let out = support::ipvsctl(None, &["--agents", &agents, "health", "-o", "json"]).await;
+    let (code, stdout, _) = result(&out);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    for (i, (node, vip)) in [(&na, "10.0.0.2"), (&nc, "10.0.0.3")].iter().enumerate() {
+        assert_eq!(v[i]["node"], serde_json::json!(node), "{stdout}");
+        let servers = &v[i]["result"]["servers"];
+        assert_eq!(servers[0]["service"], format!("TCP {vip}:80"), "{stdout}");
+        assert_eq!(servers[0]["state"], "down", "{stdout}");
+    }
+}

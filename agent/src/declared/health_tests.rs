@@ -309,3 +309,98 @@ async fn a_policy_cannot_revive_a_server_its_health_check_took_out() {
     let _l = TcpListener::bind(probe).await.expect("rebind");
     until(&state, &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)]).await;
 }
+
+/// An HTTP server whose every answer is the next status `script` gives it; the number of
+/// requests answered so far.
+async fn scripted_http(
+    mut script: impl FnMut(u64) -> u16 + Send + 'static,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (l, addr) = listener().await;
+    let served = Arc::new(AtomicU64::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let status = script(count.load(Ordering::SeqCst));
+            let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            let _ = s.write_all(reply.as_bytes()).await;
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (addr, served)
+}
+
+/// Waits (up to 5 s) until `served` has answered `n` more requests than `from`.
+async fn served_at_least(served: &std::sync::atomic::AtomicU64, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while served.load(std::sync::atomic::Ordering::SeqCst) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {n} probes"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_flapping_server_held_by_rise_and_fall_causes_no_kernel_write() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Alternating answers (200, 503, 200, ...) under rise 2 / fall 2: no two alike in a row,
+    // so the state never changes. Then a steady 503, then a steady 200 again.
+    let mode = Arc::new(AtomicU16::new(0));
+    let m = mode.clone();
+    let (probe, served) = scripted_http(move |n| match m.load(Ordering::SeqCst) {
+        0 if n % 2 == 0 => 200,
+        0 => 503,
+        steady => steady,
+    })
+    .await;
+    let http = |spec: &mut pb::CheckSpec| {
+        spec.kind = Some(pb::check_spec::Kind::Http(pb::HttpCheck::default()));
+        spec.rise = 2;
+        spec.fall = 2;
+    };
+    let (ipvs, state) = node(
+        &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)],
+        vec![check(Some("10.0.1.1:80"), probe, http)],
+    )
+    .await;
+    until(&state, &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)]).await;
+    let applied = ipvs.writes().len();
+    served_at_least(&served, 12).await;
+    assert_eq!(ipvs.writes()[applied..], [], "flapping wrote to the kernel");
+    assert_eq!(weights(&state).await[0].1, 3);
+
+    // Down for good: one write (weight 0), and none for the failures after it.
+    mode.store(503, Ordering::SeqCst);
+    until(&state, &[("10.0.1.1:80", 0), ("10.0.1.2:80", 1)]).await;
+    let down = served.load(Ordering::SeqCst);
+    served_at_least(&served, down + 6).await;
+    let rip: IpAddr = "10.0.1.1".parse().expect("ip");
+    let quiesced: Vec<(IpAddr, u32)> = ipvs.writes()[applied..]
+        .iter()
+        .map(|w| match w {
+            crate::ipvs::fake::Write::SetDest(_, d) => (d.addr, d.weight),
+            other => panic!("not a weight change: {other:?}"),
+        })
+        .collect();
+    assert_eq!(quiesced, [(rip, 0)]);
+
+    // Up for good: the declared weight back, in one write.
+    mode.store(200, Ordering::SeqCst);
+    until(&state, &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)]).await;
+    let up = served.load(Ordering::SeqCst);
+    served_at_least(&served, up + 6).await;
+    assert_eq!(
+        ipvs.writes().len(),
+        applied + 2,
+        "{:?}",
+        &ipvs.writes()[applied..]
+    );
+}
