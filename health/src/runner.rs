@@ -106,6 +106,8 @@ pub struct Runner<K> {
     running: Mutex<HashMap<K, (Target<K>, AbortHandle)>>,
     statuses: Statuses<K>,
     tx: mpsc::UnboundedSender<Transition<K>>,
+    /// Where the checks' tasks run; the caller's runtime when `None`.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<K> Runner<K>
@@ -133,8 +135,16 @@ where
             running: Mutex::new(HashMap::new()),
             statuses: board.0,
             tx,
+            runtime: None,
         };
         (runner, rx)
+    }
+
+    /// Runs the checks started from now on on `runtime` (a runtime of their own keeps probes
+    /// and the caller's other work from delaying each other).
+    pub fn on_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// Runs exactly `targets` from now on. Returns the ids that (re)started, whose state is
@@ -169,13 +179,17 @@ where
                     weight: None,
                 },
             );
-            let handle = tokio::spawn(run(
+            let task = run(
                 t.clone(),
                 self.prober.clone(),
                 self.slots.clone(),
                 self.statuses.clone(),
                 self.tx.clone(),
-            ))
+            );
+            let handle = match &self.runtime {
+                Some(rt) => rt.spawn(task),
+                None => tokio::spawn(task),
+            }
             .abort_handle();
             started.push(id.clone());
             running.insert(id, (t, handle));

@@ -126,3 +126,37 @@ fn spread_stays_within_its_bound_and_differs_between_checks() {
     assert!(xs.iter().any(|d| *d > max / 2) && xs.iter().any(|d| *d < max / 2));
     assert_eq!(a.within(Duration::ZERO), Duration::ZERO);
 }
+
+#[tokio::test]
+async fn checks_run_on_the_runtime_given_and_only_while_it_runs() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // A runtime nobody drives yet: its tasks do not run.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (runner, _rx) = Runner::new(Arc::new(Prober::new(4)), 16);
+    let runner = runner.on_runtime(rt.handle().clone());
+    runner.set(vec![Target {
+        id: 1u32,
+        check: tcp(20, 1, 1),
+        addr,
+    }]);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        runner.status(&1).map(|s| s.streak),
+        Some(0),
+        "probed elsewhere"
+    );
+    // Driven on its own thread: the probes start.
+    let driver = std::thread::spawn(move || {
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(400)).await });
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = runner.status(&1).expect("status");
+    assert!(s.streak >= 3, "{s:?}");
+    driver.join().expect("driver thread");
+}
