@@ -39,27 +39,19 @@ fn probe_runtime() -> Option<tokio::runtime::Handle> {
     static RUNTIME: OnceLock<Option<tokio::runtime::Handle>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::warn!("health checks run on the main runtime: {e}");
-                    return None;
-                }
+            let start = || -> std::io::Result<tokio::runtime::Handle> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let handle = rt.handle().clone();
+                std::thread::Builder::new()
+                    .name("health".into())
+                    .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+                Ok(handle)
             };
-            let handle = rt.handle().clone();
-            let spawned = std::thread::Builder::new()
-                .name("health".into())
-                .spawn(move || rt.block_on(std::future::pending::<()>()));
-            match spawned {
-                Ok(_) => Some(handle),
-                Err(e) => {
-                    tracing::warn!("health checks run on the main runtime: {e}");
-                    None
-                }
-            }
+            start()
+                .inspect_err(|e| tracing::warn!("health checks run on the main runtime: {e}"))
+                .ok()
         })
         .clone()
 }

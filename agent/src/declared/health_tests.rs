@@ -404,3 +404,38 @@ async fn a_flapping_server_held_by_rise_and_fall_causes_no_kernel_write() {
         &ipvs.writes()[applied..]
     );
 }
+
+#[tokio::test]
+async fn an_exec_check_runs_and_is_reaped_on_the_probe_runtime() {
+    // The probe is the command; what it connects to does not matter.
+    let (_l, probe) = listener().await;
+    let exec = |fails: bool| {
+        move |spec: &mut pb::CheckSpec| {
+            let code = if fails { "exit 1" } else { "exit 0" };
+            spec.kind = Some(pb::check_spec::Kind::Exec(pb::ExecCheck {
+                command: vec!["sh".into(), "-c".into(), code.into()],
+            }));
+        }
+    };
+    let (_, state) = node(
+        &[("10.0.1.1:80", 3), ("10.0.1.2:80", 1)],
+        vec![
+            check(Some("10.0.1.1:80"), probe, exec(true)),
+            check(Some("10.0.1.2:80"), probe, exec(false)),
+        ],
+    )
+    .await;
+    until(&state, &[("10.0.1.1:80", 0), ("10.0.1.2:80", 1)]).await;
+    let snap = state.snapshot().await;
+    let reasons: Vec<Option<String>> = snap
+        .health
+        .iter()
+        .map(|h| h.status.last.as_ref().map(|r| r.reason.clone()))
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.as_deref().is_some_and(|r| r.starts_with("exit "))),
+        "{reasons:?}"
+    );
+}
